@@ -1,0 +1,1 @@
+"""Complaint Handling Code engine: domain core, CLI and dev tooling."""

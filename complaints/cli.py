@@ -1,0 +1,241 @@
+"""The ``complaints`` command line.
+
+Errors a user can act on are printed as one line (what went wrong, how to fix it) with a
+non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from complaints.policies import (
+    PolicyError,
+    check_against_code,
+    load_policy,
+    shipped_policy_names,
+)
+from complaints.workdays import WorkingCalendar
+from models.policy import Nation
+
+
+class IsoDate(click.ParamType):
+    """A calendar date written YYYY-MM-DD."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> dt.date:
+        """Parse ``value`` or fail with a one-line usage error."""
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-23",
+                      param, ctx)
+
+
+ISO_DATE = IsoDate()
+NATIONS = click.Choice([n.value for n in Nation])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Complaint handling to the Housing Ombudsman's Complaint Handling Code."""
+
+
+@cli.command()
+@click.option("--from", "start", type=ISO_DATE, required=True,
+              help="The day the clock starts (day 0), e.g. the day a complaint was received.")
+@click.option("--working-days", type=click.IntRange(min=0, max=10_000), required=True,
+              help="How many working days are allowed.")
+@click.option("--nation", type=NATIONS, default=None,
+              help="Whose bank holidays count (default: the policy's, else england-and-wales).")
+@click.option("--policy", "policy_name", default=None,
+              help="A policy name or file whose nation and closure days apply.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def deadlines(start: dt.date, working_days: int, nation: str | None, policy_name: str | None,
+              as_json: bool) -> None:
+    """Print the due date of "within N working days of D" (D is day 0)."""
+    extra: tuple[dt.date, ...] = ()
+    chosen = Nation(nation) if nation else Nation.ENGLAND_AND_WALES
+    if policy_name is not None:
+        policy = _load(policy_name)
+        extra = policy.non_working_days()
+        chosen = Nation(nation) if nation else policy.nation
+    calendar = WorkingCalendar(chosen, extra)
+    deadline = calendar.deadline(start, working_days)
+    skipped = _skipped(calendar, start, deadline.due)
+    if as_json:
+        click.echo(json.dumps({
+            "from": start.isoformat(), "working_days": working_days, "nation": chosen.value,
+            "policy": policy_name, "due": deadline.due.isoformat(),
+            "ends_at": deadline.ends_at.isoformat().replace("+00:00", "Z"),
+            "skipped": [{"date": d.isoformat(), "reason": r} for d, r in skipped],
+        }))
+        return
+    click.echo(f"due: {deadline.due.isoformat()} ({deadline.due:%A %-d %B %Y})")
+    click.echo(f"ends: {deadline.ends_at.isoformat()} (23:59:59 Europe/London)")
+    holidays = [(d, r) for d, r in skipped if r not in ("Saturday", "Sunday")]
+    if holidays:
+        click.echo("not counted: " + "; ".join(f"{d:%a %-d %b %Y} {r}" for d, r in holidays))
+
+
+def _skipped(calendar: WorkingCalendar, start: dt.date,
+             due: dt.date) -> list[tuple[dt.date, str]]:
+    """The non-working days passed over between ``start`` and ``due`` (for people to read)."""
+    if (due - start).days > 366:
+        return []  # Too long a list to be useful; the due date speaks for itself.
+    days = (start + dt.timedelta(days=i) for i in range(1, (due - start).days + 1))
+    return [(d, r) for d in days if (r := calendar.non_working_reason(d)) is not None]
+
+
+@cli.group()
+def policy() -> None:
+    """Check and show landlord complaints policies."""
+
+
+@policy.command("check")
+@click.argument("name_or_path")
+def policy_check(name_or_path: str) -> None:
+    """Exit 0 if the policy meets the Code; otherwise list the provisions it breaks."""
+    loaded = _load(name_or_path)
+    breaches = check_against_code(loaded)
+    if not breaches:
+        click.echo(f"{loaded.name}: complies with the Complaint Handling Code 2024")
+        return
+    click.echo(f"{loaded.name}: refused, it breaks the Complaint Handling Code 2024 "
+               f"({len(breaches)} provision{'s' if len(breaches) > 1 else ''}):", err=True)
+    for breach in breaches:
+        click.echo(f"  - {breach}", err=True)
+    sys.exit(1)
+
+
+@policy.command("show")
+@click.argument("name_or_path")
+@click.option("--json", "as_json", is_flag=True, help="Print the policy as JSON.")
+def policy_show(name_or_path: str, as_json: bool) -> None:
+    """Print the effective policy and whether it meets the Code."""
+    loaded = _load(name_or_path)
+    breaches = check_against_code(loaded)
+    if as_json:
+        data = loaded.model_dump(mode="json")
+        data["code_breaches"] = [{"provision": b.provision, "message": b.message}
+                                 for b in breaches]
+        click.echo(json.dumps(data, indent=2))
+        return
+    limits = loaded.limits
+    window = loaded.escalation_window
+    rows = [
+        ("policy", loaded.name), ("landlord", loaded.landlord), ("nation", loaded.nation.value),
+        ("stages", f"{loaded.stages}{' + informal stage' if loaded.informal_stage else ''}"),
+        ("early contact", f"{limits.early_contact} WD" if limits.early_contact else "-"),
+        ("stage 1 acknowledgement", f"{limits.stage1_acknowledgement} WD of receipt"),
+        ("stage 1 response", f"{limits.stage1_response} WD of {limits.stage1_response_from}"),
+        ("stage 1 extension cap", f"{limits.stage1_extension_cap} WD"),
+        ("stage 2 acknowledgement", f"{limits.stage2_acknowledgement} WD of the request"),
+        ("stage 2 response", f"{limits.stage2_response} WD of {limits.stage2_response_from}"),
+        ("stage 2 extension cap", f"{limits.stage2_extension_cap} WD"),
+        ("reminder lead", f"{limits.reminder_lead} WD before each due date"),
+        ("escalation window", f"{window.length} {window.unit.replace('_', ' ')} after the "
+                              f"{window.runs_from.replace('_', ' ')}"),
+        ("exclusion window", f"{loaded.exclusion_window_months} months"),
+        ("closure days", ", ".join(d.isoformat() for d in loaded.closure_days) or "-"),
+        ("one-off bank holidays",
+         ", ".join(d.isoformat() for d in loaded.one_off_bank_holidays) or "-"),
+        ("homes owned", f"{loaded.homes_owned:,}"),
+        ("Ombudsman", f"{loaded.ombudsman.name}, {loaded.ombudsman.phone}, "
+                      f"{loaded.ombudsman.online_form}"),
+        ("Code 2024", "complies" if not breaches else
+         "REFUSED: " + "; ".join(str(b) for b in breaches)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+@policy.command("list")
+def policy_list() -> None:
+    """List the shipped policies and whether each meets the Code."""
+    for name in shipped_policy_names():
+        breaches = check_against_code(load_policy(name))
+        verdict = "complies" if not breaches else "refused: " + ", ".join(
+            b.provision for b in breaches)
+        click.echo(f"{name:<14} {verdict}")
+
+
+@cli.command()
+@click.option("--received", type=ISO_DATE, default=None,
+              help="The day a complaint was received (default: today).")
+@click.option("--policy", "policy_name", default="connexus", show_default=True,
+              help="The policy to time the complaint with.")
+def demo(received: dt.date | None, policy_name: str) -> None:
+    """Show the shipped policies and the Code's deadlines for one complaint."""
+    click.echo("Shipped policies, checked against the Complaint Handling Code 2024:")
+    for name in shipped_policy_names():
+        breaches = check_against_code(load_policy(name))
+        click.echo(f"  {name:<14} " + ("complies" if not breaches else
+                                       "refused: " + "; ".join(str(b) for b in breaches)))
+    chosen = _load(policy_name)
+    start = received or dt.date.today()
+    calendar = WorkingCalendar.for_policy(chosen)
+    limits = chosen.limits
+    ack = calendar.deadline(start, limits.stage1_acknowledgement)
+    response_from = ack.due if limits.stage1_response_from == "acknowledgement" else start
+    response = calendar.deadline(response_from, limits.stage1_response)
+    extended = calendar.deadline(response.due, limits.stage1_extension_cap)
+    click.echo(f"\nA complaint received on {start:%A %-d %B %Y} under {chosen.name} "
+               f"({chosen.nation.value}):")
+    rows = [(f"acknowledge within {limits.stage1_acknowledgement} WD (6.2)", ack.due)]
+    if limits.early_contact:
+        rows.insert(0, (f"early contact within {limits.early_contact} WD",
+                        calendar.add_working_days(start, limits.early_contact)))
+    rows += [(f"stage 1 response {limits.stage1_response} WD after (6.3)", response.due),
+             (f"latest with a {limits.stage1_extension_cap} WD extension (6.4)", extended.due)]
+    for label, due in rows:
+        click.echo(f"  {label:<46} {due:%a %-d %b %Y}")
+
+
+@cli.command()
+@click.option("--write", "readme", type=click.Path(dir_okay=False), default=None,
+              help="Replace the lifecycle block in this README instead of printing.")
+def diagram(readme: str | None) -> None:
+    """Print the lifecycle as a Mermaid diagram generated from the transition table."""
+    from workflows.complaint import mermaid_diagram
+
+    block = f"<!-- lifecycle:start -->\n```mermaid\n{mermaid_diagram()}```\n<!-- lifecycle:end -->"
+    if readme is None:
+        click.echo(block)
+        return
+    path = Path(readme)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    pattern = re.compile(r"<!-- lifecycle:start -->.*?<!-- lifecycle:end -->", re.S)
+    if not pattern.search(text):
+        raise click.ClickException(
+            f"{readme} has no '<!-- lifecycle:start -->' ... '<!-- lifecycle:end -->' block: "
+            "add the two markers where the diagram belongs")
+    path.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
+    click.echo(f"updated the lifecycle diagram in {readme}")
+
+
+def _load(name_or_path: str) -> Any:
+    try:
+        return load_policy(name_or_path)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="complaints")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""A landlord's complaints policy, as data.
+
+A policy is loaded from a TOML file (see ``complaints/policies/``) and checked against the
+Housing Ombudsman's Complaint Handling Code (2024) before it may drive a case: stricter
+than the Code is fine, looser is refused with the provision it breaks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+
+class Nation(StrEnum):
+    """The UK jurisdictions whose bank holidays differ."""
+
+    ENGLAND_AND_WALES = "england-and-wales"
+    SCOTLAND = "scotland"
+    NORTHERN_IRELAND = "northern-ireland"
+
+
+class ResponseClock(StrEnum):
+    """The event a stage response time limit is counted from."""
+
+    ACKNOWLEDGEMENT = "acknowledgement"
+    RECEIPT = "receipt"
+
+
+class EscalationWindowUnit(StrEnum):
+    """Units an escalation window can be written in."""
+
+    WORKING_DAYS = "working_days"
+    CALENDAR_DAYS = "calendar_days"
+    CALENDAR_MONTHS = "calendar_months"
+
+
+class EscalationWindowStart(StrEnum):
+    """What an escalation window runs from."""
+
+    RESPONSE = "response"
+    ACTIONS_COMPLETED = "actions_completed"
+
+
+class EscalationWindow(BaseModel):
+    """How long after stage 1 a resident may ask for stage 2 (policy, not Code)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    length: PositiveInt
+    unit: EscalationWindowUnit
+    runs_from: EscalationWindowStart = EscalationWindowStart.RESPONSE
+
+
+class OmbudsmanDetails(BaseModel):
+    """The Housing Ombudsman's contact details as printed in letters (Code 3.7, 6.5, 6.16)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "Housing Ombudsman Service"
+    address: str = "PO Box 1484, Unit D, Preston, PR2 0ET"
+    phone: str = "0300 111 3000"
+    phone_hours: str = "9am-5pm, Monday to Friday"
+    online_form: str = "https://www.housing-ombudsman.org.uk/residents/make-a-complaint/"
+    email: str | None = "info@housing-ombudsman.org.uk"
+    email_new_cases_until: dt.date | None = Field(
+        default=dt.date(2026, 1, 13),
+        description="From this date the Ombudsman takes no new case enquiries by email.",
+    )
+
+    def email_takes_new_cases(self, on: dt.date) -> bool:
+        """Whether residents may still open a case by email on ``on``."""
+        if self.email is None:
+            return False
+        return self.email_new_cases_until is None or on < self.email_new_cases_until
+
+
+class TimeLimits(BaseModel):
+    """Every time limit of the policy, in working days."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage1_acknowledgement: PositiveInt
+    early_contact: PositiveInt | None = None
+    stage1_response: PositiveInt
+    stage1_response_from: ResponseClock = ResponseClock.ACKNOWLEDGEMENT
+    stage1_extension_cap: PositiveInt
+    stage2_acknowledgement: PositiveInt
+    stage2_response: PositiveInt
+    stage2_response_from: ResponseClock = ResponseClock.ACKNOWLEDGEMENT
+    stage2_extension_cap: PositiveInt
+    reminder_lead: int = Field(default=2, ge=0, description="Working days before a due date.")
+
+
+class Policy(BaseModel):
+    """A landlord's complaints policy.
+
+    Attributes:
+        name: Short name the policy is addressed by (``code-2024``, ``connexus``...).
+        landlord: The landlord's name as printed in letters.
+        nation: Whose bank holidays count.
+        stages: Formal complaint stages; the Code allows exactly two (5.3).
+        informal_stage: Whether an "informal"/"stage 0" step comes first (5.2 forbids it).
+        written_complaints_only: Whether only written complaints are accepted (1.2, 3.2).
+        limits: Time limits in working days.
+        escalation_window: How long after stage 1 escalation is accepted.
+        exclusion_window_months: Complaints about issues this old may be excluded (2.3).
+        closure_days: Days the landlord is closed (e.g. a Christmas shutdown).
+        one_off_bank_holidays: Proclaimed one-off bank holidays not yet in holiday data.
+        ombudsman: Contact details printed in letters.
+        homes_owned: Homes owned, for reporting per 1,000 homes (CH01).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    landlord: str
+    nation: Nation
+    stages: PositiveInt = 2
+    informal_stage: bool = False
+    written_complaints_only: bool = False
+    limits: TimeLimits
+    escalation_window: EscalationWindow
+    exclusion_window_months: PositiveInt = 12
+    closure_days: tuple[dt.date, ...] = ()
+    one_off_bank_holidays: tuple[dt.date, ...] = ()
+    ombudsman: OmbudsmanDetails = OmbudsmanDetails()
+    homes_owned: int = Field(default=0, ge=0)
+    landlord_contact: str = ""
+    source: str = ""
+
+    def extension_cap(self, stage: int) -> int:
+        """The extension cap in working days at ``stage`` (6.4 for 1, 6.15 for 2)."""
+        return self.limits.stage1_extension_cap if stage == 1 else self.limits.stage2_extension_cap
+
+    def non_working_days(self) -> tuple[dt.date, ...]:
+        """The landlord's own non-working days on top of the nation's bank holidays."""
+        return tuple(sorted(set(self.closure_days) | set(self.one_off_bank_holidays)))

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Sets up .venv (see bootstrap.sh) and runs the whole test suite. Extra args go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+exec .venv/bin/python -m pytest "$@"
