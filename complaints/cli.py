@@ -21,6 +21,7 @@ from complaints.policies import (
     load_policy,
     shipped_policy_names,
 )
+from complaints.staff import register as register_staff_commands
 from complaints.workdays import WorkingCalendar
 from models.policy import Nation
 
@@ -223,6 +224,44 @@ def diagram(readme: str | None) -> None:
             "add the two markers where the diagram belongs")
     path.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
     click.echo(f"updated the lifecycle diagram in {readme}")
+
+
+@cli.command()
+@click.option("--no-demo", is_flag=True, help="Do not lodge the demo complaint.")
+def dev(no_demo: bool) -> None:
+    """Run everything locally: Temporal dev server + UI, database, worker (Ctrl-C stops)."""
+    import asyncio
+
+    from complaints.dev import run_dev
+    from complaints.logs import configure_logging
+    from complaints.settings import Settings
+
+    settings = Settings()
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    asyncio.run(run_dev(settings, demo=not no_demo))
+
+
+@cli.group()
+def db() -> None:
+    """The complaints database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations (Alembic) to DATABASE_URL."""
+    from complaints.db import upgrade
+    from complaints.settings import Settings
+
+    url = Settings().effective_database_url()
+    try:
+        upgrade(url)
+    except Exception as exc:  # noqa: BLE001 - any failure is reported on one line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise click.ClickException(f"cannot migrate {url.split('@')[-1]}: {first}") from None
+    click.echo(f"database at {url.split('@')[-1]} is at the latest schema")
+
+
+register_staff_commands(cli, ISO_DATE)
 
 
 def _load(name_or_path: str) -> Any:

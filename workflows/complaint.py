@@ -745,9 +745,7 @@ class ComplaintWorkflow:
 
     def _finished(self) -> bool:
         state = self.machine.state
-        if state is S.WITHDRAWN:
-            return True
-        if state in (S.CLOSED, S.DECLINED) and not self.case.open_actions():
+        if state in (S.CLOSED, S.DECLINED, S.WITHDRAWN) and not self.case.open_actions():
             ended = self.case.closed_at or (self.case.declined.at if self.case.declined else None)
             return ended is not None and workflow.now() >= ended + RETENTION
         return False
@@ -945,7 +943,9 @@ class ComplaintWorkflow:
         else:
             await self._letter(FinalResponse(**self._letter_base(today), **common), 2)
         for item in action.outstanding_actions:
-            await self._plan(DeadlineKind.ACTION, stage, item.due_by, working_days=0,
+            # Counted from the response so that a reminder falls before the due date.
+            await self._plan(DeadlineKind.ACTION, stage, today,
+                             calendar_days=max((item.due_by - today).days, 0),
                              key=f"action:{item.action_id}",
                              label=f"Action {item.action_id}")
         if stage == 1:
@@ -1038,7 +1038,7 @@ class ComplaintWorkflow:
             elif not d.lead_notified and d.kind is not DeadlineKind.ESCALATION_WINDOW:
                 moments.append((d.escalate_at, f"tell complaints lead: {when} breached"))
         ended = self.case.closed_at or (self.case.declined.at if self.case.declined else None)
-        if ended is not None and self.machine.state in (S.CLOSED, S.DECLINED):
+        if ended is not None and self.machine.state in (S.CLOSED, S.DECLINED, S.WITHDRAWN):
             moments.append((ended + RETENTION, "retention: Ombudsman referral window ends"))
         if not moments:
             return None, None
@@ -1120,19 +1120,24 @@ class ComplaintWorkflow:
     async def _sync(self) -> None:
         """Write the read model and new audit events, and refresh what operators see."""
         view = self.view()
-        new_events = self.case.audit[self.audit_recorded:]
+        # Handlers may append events while the activity runs: record exactly this slice.
+        upto = len(self.case.audit)
+        new_events = self.case.audit[self.audit_recorded:upto]
         if new_events:
             await workflow.execute_activity(
                 "record_audit", AuditBatch(reference=self.case.reference,
                                            events=tuple(new_events)),
                 start_to_close_timeout=SHORT, retry_policy=RETRY)
-            self.audit_recorded = len(self.case.audit)
+            self.audit_recorded = upto
         await workflow.execute_activity(
             "record_snapshot", CaseSnapshot(
                 reference=view.reference, landlord=view.landlord, policy_name=view.policy_name,
                 state=view.state, stage=view.stage, handler_id=self._handler(),
                 next_deadline=view.next_deadline, overdue=view.overdue,
-                updated_at=workflow.now(), case=self.case, deadlines=tuple(self.deadlines)),
+                updated_at=workflow.now(),
+                # The audit trail travels in AuditBatch; keep the snapshot small.
+                case=self.case.model_copy(update={"audit": []}),
+                deadlines=tuple(self.deadlines)),
             start_to_close_timeout=SHORT, retry_policy=RETRY)
         self._operator_view(view)
 

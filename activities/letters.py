@@ -1,0 +1,239 @@
+"""Sending letters to residents: render, store, deliver, each exactly once per letter id.
+
+A letter is rendered from its content model, stored (``LetterRow``: the record of
+correspondence, Code 5.12), then delivered over every configured channel: always the
+outbox (a ``.txt`` and an ``.html`` file per letter, for printing and posting or for a
+document system to pick up) and, when a mailer is configured, an email to every recipient
+who has an address. Each delivery is recorded (``DeliveryRow``) and skipped when the
+activity runs again, so a retried activity never sends a letter twice. The one window
+left open is a crash after the SMTP server accepted a message but before its delivery
+row was written; the retry then sends it again with the same Message-ID, which receiving
+systems use to recognise a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.mail import Mailer, message_id_for
+from complaints.letters import DEFAULT_TEMPLATE_SET, TEMPLATES_DIR, render_letter
+from models.letters import RenderedLetter
+from models.messages import LetterReceipt, SendLetterInput
+from models.tables import DeliveryRow, LetterRow
+
+__all__ = ["OUTBOX", "SMTP", "LetterActivities", "outbox_paths"]
+
+log = structlog.get_logger(__name__)
+
+#: Delivery channel names, as stored in ``DeliveryRow.channel``.
+OUTBOX = "outbox"
+SMTP = "smtp"
+#: The recipient recorded for an outbox delivery.
+OUTBOX_RECIPIENT = "file"
+
+_TEMPLATE_SET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def outbox_paths(outbox_dir: Path, reference: str, letter_id: str) -> tuple[Path, Path]:
+    """Return where a letter's text and HTML files go in the outbox.
+
+    Args:
+        outbox_dir: The outbox folder.
+        reference: The complaint reference (one sub-folder per complaint).
+        letter_id: The letter id; ``:`` (and anything else unsafe in a file name) becomes
+            ``_``.
+
+    Returns:
+        ``<outbox>/<reference>/<letter_id>.txt`` and ``.html``.
+
+    """
+    stem = _UNSAFE_FILE_CHARS.sub("_", letter_id.replace(":", "_")).lstrip(".") or "letter"
+    folder = outbox_dir / _UNSAFE_FILE_CHARS.sub("_", reference)
+    return folder / f"{stem}.txt", folder / f"{stem}.html"
+
+
+def _write_atomically(path: Path, content: str) -> None:
+    """Write ``content`` to ``path`` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class LetterActivities:
+    """Render, store and deliver letters."""
+
+    def __init__(self, session_factory: Callable[[], Session], outbox_dir: Path,
+                 mailer: Mailer | None = None) -> None:
+        """Configure where letters are stored and how they are delivered.
+
+        Args:
+            session_factory: Opens a database session.
+            outbox_dir: The folder letters are written to as files.
+            mailer: Sends letters by email; None to deliver to the outbox only.
+
+        """
+        self.session_factory = session_factory
+        self.outbox_dir = Path(outbox_dir)
+        self.mailer = mailer
+
+    @activity.defn
+    def send_letter(self, input: SendLetterInput) -> LetterReceipt:
+        """Render, store and deliver one letter, exactly once per ``letter_id``.
+
+        Running it again with the same ``letter_id`` re-sends nothing that was delivered:
+        the stored letter is reused and recorded deliveries are skipped.
+
+        Args:
+            input: The letter id, the complaint reference, stage and sequence, the
+                landlord's template set (the default set when it has no folder) and the
+                letter's content.
+
+        Returns:
+            The receipt: the subject, the channels delivered to (``"outbox"``, and
+            ``"smtp:<n>"`` for ``n`` email recipients) and the SHA-256 of the text.
+
+        Raises:
+            ApplicationError: Non-retryable, of type ``LetterMismatch``, when the letter
+                is for another complaint than ``input.reference``.
+
+        """
+        with structlog.contextvars.bound_contextvars(reference=input.reference,
+                                                     letter_id=input.letter_id):
+            if input.letter.reference != input.reference:
+                raise ApplicationError(
+                    f"letter {input.letter_id!r} is addressed for another complaint",
+                    type="LetterMismatch", non_retryable=True)
+            rendered = render_letter(input.letter, self._template_set(input.template_set))
+            row = self._store(input, rendered)
+            delivered = [self._deliver_to_outbox(input, row)]
+            if self.mailer is not None:
+                sent = self._deliver_by_email(input, row, self.mailer)
+                if sent:
+                    delivered.append(f"{SMTP}:{sent}")
+            log.info("letter_sent", kind=input.letter.kind.value, stage=input.stage,
+                     seq=input.seq, channels=delivered)
+            return LetterReceipt(letter_id=row.letter_id, subject=row.subject,
+                                 delivered_to=tuple(delivered), sha256=row.sha256)
+
+    @staticmethod
+    def _template_set(name: str) -> str:
+        """Return ``name`` if it is a template folder, else the default set."""
+        if _TEMPLATE_SET_NAME.fullmatch(name) and (TEMPLATES_DIR / name).is_dir():
+            return name
+        log.info("template_set_fallback", template_set=name)
+        return DEFAULT_TEMPLATE_SET
+
+    def _store(self, input: SendLetterInput, rendered: RenderedLetter) -> LetterRow:
+        """Store the letter once; on a repeat return what was stored (and sent) before."""
+        digest = _sha256(rendered.text)
+        with self.session_factory() as session:
+            row = session.get(LetterRow, input.letter_id)
+            if row is not None and row.sha256 != digest:
+                delivered = session.exec(
+                    select(DeliveryRow.id).where(DeliveryRow.letter_id == input.letter_id)
+                ).first()
+                if delivered is not None:
+                    # Keep the record identical to what the resident already received.
+                    log.warning("letter_render_changed_after_delivery",
+                                stored_sha256=row.sha256, new_sha256=digest)
+                    return row
+                row.subject, row.text, row.html, row.sha256 = (
+                    rendered.subject, rendered.text, rendered.html, digest)
+                session.add(row)
+                session.commit()
+                log.info("letter_rerendered", sha256=digest)
+                return row
+            if row is not None:
+                return row
+            row = LetterRow(
+                letter_id=input.letter_id, reference=input.reference,
+                kind=input.letter.kind.value, stage=input.stage, seq=input.seq,
+                subject=rendered.subject, text=rendered.text, html=rendered.html,
+                sha256=digest, created_at=dt.datetime.now(dt.UTC),
+            )
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:
+                # Another attempt stored it first: use that one.
+                session.rollback()
+                existing = session.get(LetterRow, input.letter_id)
+                if existing is None:
+                    raise
+                return existing
+            log.info("letter_stored", kind=row.kind, sha256=digest)
+            return row
+
+    def _delivered(self, letter_id: str, channel: str, recipient: str) -> bool:
+        with self.session_factory() as session:
+            found = session.exec(
+                select(DeliveryRow.id).where(DeliveryRow.letter_id == letter_id,
+                                             DeliveryRow.channel == channel,
+                                             DeliveryRow.recipient == recipient)
+            ).first()
+            return found is not None
+
+    def _record_delivery(self, letter_id: str, channel: str, recipient: str) -> None:
+        with self.session_factory() as session:
+            session.add(DeliveryRow(letter_id=letter_id, channel=channel, recipient=recipient,
+                                    status="sent", delivered_at=dt.datetime.now(dt.UTC)))
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # recorded by a concurrent attempt: same outcome
+
+    def _deliver_to_outbox(self, input: SendLetterInput, row: LetterRow) -> str:
+        """Write the letter's files once; return the channel name."""
+        if not self._delivered(row.letter_id, OUTBOX, OUTBOX_RECIPIENT):
+            text_path, html_path = outbox_paths(self.outbox_dir, input.reference, row.letter_id)
+            _write_atomically(text_path, row.text)
+            _write_atomically(html_path, row.html)
+            self._record_delivery(row.letter_id, OUTBOX, OUTBOX_RECIPIENT)
+            log.info("letter_written_to_outbox")
+        return OUTBOX
+
+    def _deliver_by_email(self, input: SendLetterInput, row: LetterRow, mailer: Mailer) -> int:
+        """Email every recipient with an address once; return how many have it."""
+        addresses: list[str] = []
+        seen: set[str] = set()
+        for party in input.letter.recipients:
+            if party.email and party.email.strip().casefold() not in seen:
+                seen.add(party.email.strip().casefold())
+                addresses.append(party.email.strip())
+        message_id = message_id_for(row.letter_id)
+        newly_sent = 0
+        for address in addresses:
+            if self._delivered(row.letter_id, SMTP, address):
+                continue
+            mailer.send(to=address, subject=row.subject, text=row.text, html=row.html,
+                        message_id=message_id)
+            self._record_delivery(row.letter_id, SMTP, address)
+            newly_sent += 1
+            activity.heartbeat(newly_sent)
+        log.info("letter_emailed", recipients=len(addresses), newly_sent=newly_sent)
+        return len(addresses)

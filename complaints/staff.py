@@ -1,0 +1,533 @@
+"""Staff commands: lodge complaints and move them on through the workflow's updates.
+
+Every command talks to Temporal; a refused action prints the workflow's reason on one line
+and exits 1. Bad input (a malformed date, a missing field, an unknown reference) is a
+one-line error with exit 2 (usage) or 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import BaseModel, ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from complaints.settings import Settings
+from models.actions import (
+    ACTION_BY_TRIGGER,
+    Action,
+)
+from models.case import Adjustment, Party, PartyRole
+from models.messages import CaseView, ComplaintInput, Intake
+
+T = TypeVar("T")
+
+
+class StaffError(click.ClickException):
+    """A one-line error for staff: what went wrong and how to fix it."""
+
+
+def one_line(exc: ValidationError) -> str:
+    """A pydantic error as one line naming each field."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
+                     for e in exc.errors())
+
+
+def run_async(fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+    """Run an async click command, turning Temporal errors into one-line messages."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return asyncio.run(fn(*args, **kwargs))
+        except ValidationError as exc:
+            raise StaffError(f"invalid input: {one_line(exc)}") from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise StaffError(f"not found: {exc.message}; check the reference with "
+                                 "`complaints list`") from None
+            raise StaffError(f"Temporal refused the request: {exc.message}") from None
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise StaffError(f"refused: {message}") from None
+        except (ConnectionError, OSError) as exc:
+            raise StaffError(f"cannot reach Temporal: {exc}") from None
+        except RuntimeError as exc:
+            if "connect" in str(exc).lower():
+                settings = Settings()
+                raise StaffError(
+                    f"cannot reach Temporal at {settings.temporal_address}: start it with "
+                    "`complaints dev` or set TEMPORAL_ADDRESS") from None
+            raise
+
+    return wrapper
+
+
+async def client_from_settings() -> Client:
+    """Connect to Temporal as the worker does."""
+    from worker import connect
+
+    settings = Settings()
+    try:
+        return await asyncio.wait_for(connect(settings), timeout=10)
+    except (TimeoutError, RuntimeError) as exc:
+        raise StaffError(f"cannot reach Temporal at {settings.temporal_address} ({exc}): "
+                         "start it with `complaints dev` or set TEMPORAL_ADDRESS") from None
+
+
+def load_json(path: str) -> Any:
+    """Read JSON from a file, or standard input for ``-``."""
+    try:
+        text = click.get_text_stream("stdin").read() if path == "-" else \
+            Path(path).read_text(encoding="utf-8")
+        return json.loads(text)
+    except FileNotFoundError:
+        raise StaffError(f"no such file: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise StaffError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+
+
+# --- lodging ----------------------------------------------------------------------------
+
+
+def static_summary(intake: Intake) -> str:
+    """What the Web UI shows for the workflow: no personal data."""
+    return (f"Complaint {intake.reference} ({intake.category}) via {intake.channel.value}, "
+            f"received {intake.received_on.isoformat()}, policy {intake.policy_name}")
+
+
+async def lodge_intake(client: Client, intake: Intake, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """Start the complaint's workflow, or return the running one for the same reference.
+
+    The workflow id is the reference, and ``USE_EXISTING`` makes lodging idempotent: the
+    same intake lodged twice (same channel reference, hence same reference) is one case.
+    """
+    from complaints.policies import load_compliant_policy
+    from workflows.complaint import SA_LANDLORD, SA_STAGE, SA_STATE, ComplaintWorkflow
+
+    policy = load_compliant_policy(intake.policy_name)
+    return await client.start_workflow(
+        ComplaintWorkflow.run, ComplaintInput(intake=intake), id=intake.reference,
+        task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=static_summary(intake),
+        static_details=f"Landlord: {policy.landlord}. Deadlines and state are in the "
+                       "search attributes and current details.",
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(SA_STATE, "received"), SearchAttributePair(SA_STAGE, 0),
+            SearchAttributePair(SA_LANDLORD, policy.landlord)]),
+    )
+
+
+def intake_from_options(data: dict[str, Any], options: dict[str, Any]) -> Intake:
+    """Merge an intake JSON file with command-line options (options win)."""
+    merged = dict(data)
+    parties: list[dict[str, Any]] = list(merged.get("parties", []))
+    if options["resident"]:
+        parties.append(Party(role=PartyRole.RESIDENT, name=options["resident"],
+                             address=tuple(options["address"]), email=options["email"],
+                             phone=options["phone"]).model_dump())
+    if options["representative"]:
+        parties.append({"role": "representative", "name": options["representative"]})
+    parties += [{"role": "group_member", "name": n} for n in options["group_member"]]
+    if parties:
+        merged["parties"] = parties
+    simple = {"channel": "channel", "channel_reference": "channel_reference",
+              "received": "received_on", "issue_date": "issue_occurred_on",
+              "category": "category", "description": "description", "policy": "policy_name",
+              "manager": "manager_id", "reference": "reference"}
+    for option, field in simple.items():
+        if options.get(option) is not None:
+            value = options[option]
+            merged[field] = value.isoformat() if isinstance(value, dt.date) else value
+    if options["outcome"]:
+        merged["outcomes_sought"] = list(options["outcome"])
+    if options["adjustment"]:
+        merged["adjustments"] = [Adjustment(description=a).model_dump()
+                                 for a in options["adjustment"]]
+    if "reference" not in merged:
+        merged["reference"] = allocate_reference(
+            str(merged.get("channel", "other")), merged.get("channel_reference"),
+            dt.date.fromisoformat(str(merged.get("received_on") or dt.date.today())).year)
+    return Intake.model_validate(merged)
+
+
+def allocate_reference(channel: str, channel_reference: str | None, year: int) -> str:
+    """The next CMP-YYYY-NNNNNN reference, or the one already given to this channel reference."""
+    from complaints.db import allocate_reference as allocate
+    from complaints.db import ensure_schema, make_engine
+
+    settings = Settings()
+    url = settings.effective_database_url()
+    ensure_schema(url)
+    return allocate(make_engine(url), channel, channel_reference, year)
+
+
+# --- acting on a case -------------------------------------------------------------------
+
+
+async def act(reference: str, action: Action) -> CaseView:
+    """Send one staff action as a validated update and return the case afterwards."""
+    client = await client_from_settings()
+    handle = client.get_workflow_handle(reference)
+    return await handle.execute_update(action.trigger, action, result_type=CaseView)
+
+
+def build_action(trigger: str, payload: dict[str, Any]) -> Action:
+    """Validate a payload as the action model for ``trigger``."""
+    model = ACTION_BY_TRIGGER[trigger]
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise StaffError(f"invalid {trigger}: {one_line(exc)}") from None
+
+
+def summarise(view: CaseView) -> str:
+    """A short human summary of a case (no personal data)."""
+    nxt = min((d for d in view.deadlines if d.status == "pending"), key=lambda d: d.ends_at,
+              default=None)
+    parts = [f"{view.reference}: {view.state} (stage {view.stage})"]
+    if nxt is not None:
+        parts.append(f"next: {nxt.label} due {nxt.due.isoformat()}")
+    if view.overdue:
+        parts.append("OVERDUE")
+    return ", ".join(parts)
+
+
+def model_json(model: BaseModel) -> str:
+    """A model as indented JSON."""
+    return model.model_dump_json(indent=2)
+
+
+async def _query(reference: str) -> CaseView:
+    client = await client_from_settings()
+    return await client.get_workflow_handle(reference).query("case_view", result_type=CaseView)
+
+
+# --- the click commands -----------------------------------------------------------------
+
+BY = click.option("--by", required=True, help="Your staff id (recorded in the audit trail).")
+PAYLOAD = click.option("--json", "json_path", default=None,
+                       help="Read the action's fields from a JSON file (or - for stdin).")
+
+
+def _payload(json_path: str | None, **fields: Any) -> dict[str, Any]:
+    data: dict[str, Any] = load_json(json_path) if json_path else {}
+    data.update({k: v for k, v in fields.items() if v not in (None, (), [])})
+    return data
+
+
+def _split(value: str, parts: int, what: str) -> list[str]:
+    pieces = [p.strip() for p in value.split("::")]
+    if len(pieces) < parts:
+        raise StaffError(f"{what} {value!r} needs {parts} parts separated by '::'")
+    return pieces
+
+
+def _send(reference: str, trigger: str, payload: dict[str, Any], as_json: bool = False) -> None:
+    action = build_action(trigger, payload)
+    view = run_async(act)(reference, action)
+    click.echo(model_json(view) if as_json else summarise(view))
+
+
+def register(cli: click.Group, date_type: click.ParamType) -> None:
+    """Add the staff commands to the ``complaints`` group."""
+
+    @cli.command()
+    @click.option("--file", "file_path", default=None, help="An intake JSON file.")
+    @click.option("--reference", default=None, help="Use this reference (CMP-YYYY-NNNNNN).")
+    @click.option("--channel", default=None, help="phone, email, letter, web_form, ...")
+    @click.option("--channel-reference", default=None,
+                  help="The channel's own id (email id, call id): lodging it twice is one case.")
+    @click.option("--received", type=date_type, default=None)
+    @click.option("--issue-date", type=date_type, default=None,
+                  help="When the issue happened (for the 12-month rule, Code 2.3).")
+    @click.option("--resident", default=None)
+    @click.option("--address", multiple=True)
+    @click.option("--email", default=None)
+    @click.option("--phone", default=None)
+    @click.option("--representative", default=None)
+    @click.option("--group-member", multiple=True)
+    @click.option("--description", default=None)
+    @click.option("--outcome", multiple=True, help="An outcome sought (repeatable).")
+    @click.option("--adjustment", multiple=True, help="A reasonable adjustment (repeatable).")
+    @click.option("--category", default=None)
+    @click.option("--policy", default=None, help="Policy name (default code-2024).")
+    @click.option("--manager", default=None, help="The responsible manager's staff id.")
+    def lodge(file_path: str | None, **options: Any) -> None:
+        """Lodge a complaint from flags or a JSON file; prints its reference."""
+        data = load_json(file_path) if file_path else {}
+        if not isinstance(data, dict):
+            raise StaffError(f"{file_path} must hold a JSON object with the intake fields")
+        try:
+            intake = intake_from_options(data, options)
+        except ValidationError as exc:
+            raise StaffError(f"cannot lodge: {one_line(exc)}") from None
+
+        async def start() -> str:
+            client = await client_from_settings()
+            handle = await lodge_intake(client, intake, Settings().temporal_task_queue)
+            return handle.id
+
+        click.echo(run_async(start)())
+
+    @cli.command()
+    @click.argument("reference")
+    @BY
+    @PAYLOAD
+    @click.option("--handler", default=None, help="Handler's staff id (default: --by).")
+    @click.option("--summary", default=None)
+    @click.option("--point", multiple=True, help="A point of the complaint definition.")
+    @click.option("--outcome", multiple=True, help="An outcome the resident seeks.")
+    @click.option("--responsible-for", multiple=True)
+    @click.option("--not-responsible-for", multiple=True)
+    def acknowledge(reference: str, by: str, json_path: str | None, handler: str | None,
+                    summary: str | None, point: tuple[str, ...], outcome: tuple[str, ...],
+                    responsible_for: tuple[str, ...], not_responsible_for: tuple[str, ...]) -> None:
+        """Acknowledge and define a stage 1 complaint (Code 5.6, 6.2)."""
+        definition = {k: v for k, v in {
+            "summary": summary, "points": list(point), "outcomes_sought": list(outcome),
+            "responsible_for": list(responsible_for),
+            "not_responsible_for": list(not_responsible_for)}.items() if v}
+        _send(reference, "acknowledge", _payload(json_path, by=by, handler_id=handler or by,
+                                                 definition=definition or None))
+
+    @cli.command("acknowledge-escalation")
+    @click.argument("reference")
+    @BY
+    @PAYLOAD
+    @click.option("--handler", default=None, help="Stage 2 reviewer (default: --by).")
+    @click.option("--summary", default=None)
+    @click.option("--point", multiple=True)
+    @click.option("--outcome", multiple=True)
+    def acknowledge_escalation(reference: str, by: str, json_path: str | None,
+                               handler: str | None, summary: str | None,
+                               point: tuple[str, ...], outcome: tuple[str, ...]) -> None:
+        """Acknowledge and define a stage 2 request (Code 6.11, 6.13)."""
+        definition = {k: v for k, v in {"summary": summary, "points": list(point),
+                                        "outcomes_sought": list(outcome)}.items() if v}
+        _send(reference, "acknowledge_escalation",
+              _payload(json_path, by=by, handler_id=handler or by,
+                       definition=definition or None))
+
+    @cli.command()
+    @click.argument("reference")
+    @BY
+    @PAYLOAD
+    @click.option("--ground", multiple=True, help="An exclusion ground (Code section 2).")
+    @click.option("--explanation", default=None)
+    @click.option("--discretion", default=None, help="How discretion was considered (2.3).")
+    def decline(reference: str, by: str, json_path: str | None, ground: tuple[str, ...],
+                explanation: str | None, discretion: str | None) -> None:
+        """Decline a complaint on a section 2 ground, with reasons (Code 2.1-2.5)."""
+        _send(reference, "decline", _payload(json_path, by=by, grounds=list(ground),
+                                             explanation=explanation,
+                                             discretion_considered=discretion))
+
+    @cli.command()
+    @click.argument("reference")
+    @BY
+    @PAYLOAD
+    @click.option("--working-days", type=int, default=None)
+    @click.option("--reason", default=None)
+    @click.option("--good-reason", default=None, help="Needed beyond the cap (6.4, 6.15).")
+    @click.option("--update-interval", default=None, help="How often the resident hears (5.9).")
+    def extend(reference: str, by: str, json_path: str | None, working_days: int | None,
+               reason: str | None, good_reason: str | None,
+               update_interval: str | None) -> None:
+        """Extend the response time; the letter gives the Ombudsman's details (6.5)."""
+        _send(reference, "extend", _payload(json_path, by=by, working_days=working_days,
+                                            reason=reason, good_reason=good_reason,
+                                            update_interval=update_interval))
+
+    @cli.command()
+    @click.argument("reference")
+    @BY
+    @PAYLOAD
+    @click.option("--decision", type=click.Choice(["upheld", "partly_upheld", "not_upheld"]),
+                  default=None)
+    @click.option("--finding", multiple=True, help="POINT::FINDING::REASON (repeatable).")
+    @click.option("--remedy", multiple=True,
+                  help="KIND::DESCRIPTION[::AMOUNT[::DUE YYYY-MM-DD]] (repeatable).")
+    @click.option("--action", "actions", multiple=True,
+                  help="ID::DESCRIPTION::DUE YYYY-MM-DD (repeatable).")
+    def respond(reference: str, by: str, json_path: str | None, decision: str | None,
+                finding: tuple[str, ...], remedy: tuple[str, ...],
+                actions: tuple[str, ...]) -> None:
+        """Issue the stage 1 response or the final response (Code 6.9, 6.19)."""
+        findings = [dict(zip(("point", "finding", "reason"), _split(f, 3, "finding"),
+                             strict=False)) for f in finding]
+        remedies = []
+        for r in remedy:
+            parts = _split(r, 2, "remedy")
+            entry: dict[str, Any] = {"kind": parts[0], "description": parts[1]}
+            if len(parts) > 2 and parts[2]:
+                entry["amount"] = parts[2]
+            if len(parts) > 3 and parts[3]:
+                entry["due_by"] = parts[3]
+            remedies.append(entry)
+        outstanding = [dict(zip(("action_id", "description", "due_by"), _split(a, 3, "action"),
+                                strict=False)) for a in actions]
+        _send(reference, "respond", _payload(json_path, by=by, decision=decision,
+                                             findings=findings, remedies=remedies,
+                                             outstanding_actions=outstanding))
+
+    @cli.command()
+    @click.argument("reference")
+    @BY
+    @click.option("--requested-on", type=date_type, default=None,
+                  help="When the resident asked (default: today).")
+    @click.option("--reason", default=None, help="Optional: no reason is required (6.12).")
+    def escalate(reference: str, by: str, requested_on: dt.date | None,
+                 reason: str | None) -> None:
+        """Record the resident's request for stage 2."""
+        _send(reference, "request_escalation", _payload(
+            None, by=by, requested_on=(requested_on or dt.date.today()).isoformat(),
+            reason=reason))
+
+    @cli.command("refuse-escalation")
+    @click.argument("reference")
+    @BY
+    @click.option("--ground", multiple=True, required=True)
+    @click.option("--explanation", required=True)
+    def refuse_escalation(reference: str, by: str, ground: tuple[str, ...],
+                          explanation: str) -> None:
+        """Refuse a stage 2 request on a section 2 ground (Code 5.11)."""
+        _send(reference, "refuse_escalation", _payload(None, by=by, grounds=list(ground),
+                                                       explanation=explanation))
+
+    @cli.command()
+    @click.argument("reference")
+    @BY
+    @click.option("--note", default=None)
+    def withdraw(reference: str, by: str, note: str | None) -> None:
+        """Record that the resident withdrew the complaint."""
+        _send(reference, "withdraw", _payload(None, by=by, note=note))
+
+    @cli.command("complete-action")
+    @click.argument("reference")
+    @click.argument("action_id")
+    @BY
+    @click.option("--note", default=None)
+    def complete_action(reference: str, action_id: str, by: str, note: str | None) -> None:
+        """Mark an outstanding action complete; the resident is told (Code 6.6)."""
+        _send(reference, "complete_action", _payload(None, by=by, action_id=action_id,
+                                                     note=note))
+
+    @cli.command("refer-ombudsman")
+    @click.argument("reference")
+    @BY
+    @click.option("--ombudsman-reference", default=None)
+    def refer_ombudsman(reference: str, by: str, ombudsman_reference: str | None) -> None:
+        """Record that the Housing Ombudsman has taken the complaint."""
+        _send(reference, "refer_ombudsman", _payload(None, by=by,
+                                                     ombudsman_reference=ombudsman_reference))
+
+    @cli.command("act")
+    @click.argument("reference")
+    @click.argument("action", type=click.Choice(sorted(ACTION_BY_TRIGGER)))
+    @click.option("--json", "json_path", required=True, help="The action's fields as JSON.")
+    def act_command(reference: str, action: str, json_path: str) -> None:
+        """Send any staff action from JSON (add_issue, record_contact, close, ...)."""
+        _send(reference, action, _payload(json_path))
+
+    @cli.command()
+    @click.argument("reference")
+    @click.option("--json", "as_json", is_flag=True)
+    def status(reference: str, as_json: bool) -> None:
+        """Show a case: state, deadlines, letters, actions and refusals."""
+        view = run_async(_query)(reference)
+        if as_json:
+            click.echo(model_json(view))
+            return
+        click.echo(summarise(view))
+        click.echo(f"landlord: {view.landlord}  policy: {view.policy_name}  handlers: "
+                   + (", ".join(f"{k}={v}" for k, v in view.handlers.items()) or "-"))
+        click.echo("deadlines:")
+        for d in view.deadlines:
+            click.echo(f"  {d.label:<26} due {d.due.isoformat()}  {d.status.value}"
+                       f"{'  (met late)' if d.status == 'breached' and d.met_at else ''}")
+        click.echo(f"letters: {len(view.letters)}  actions open: "
+                   f"{len(view.case.open_actions())}  refused actions: {len(view.rejected)}")
+
+    @cli.command("list")
+    @click.option("--state", default=None, help="Only cases in this state.")
+    @click.option("--overdue", is_flag=True, help="Only cases with a breached deadline.")
+    @click.option("--json", "as_json", is_flag=True)
+    def list_cases(state: str | None, overdue: bool, as_json: bool) -> None:
+        """List complaint cases from Temporal's visibility (search attributes)."""
+
+        async def fetch() -> list[dict[str, Any]]:
+            from workflows.complaint import (
+                SA_HANDLER,
+                SA_NEXT_DEADLINE,
+                SA_OVERDUE,
+                SA_STAGE,
+                SA_STATE,
+            )
+
+            client = await client_from_settings()
+            query = "WorkflowType = 'ComplaintWorkflow'"
+            if state:
+                query += f" AND ComplaintState = '{state.replace(chr(39), '')}'"
+            if overdue:
+                query += " AND Overdue = true"
+            rows = []
+            async for wf in client.list_workflows(query, limit=1000):
+                attrs = wf.typed_search_attributes
+                deadline = attrs.get(SA_NEXT_DEADLINE)
+                rows.append({"reference": wf.id, "state": attrs.get(SA_STATE),
+                             "stage": attrs.get(SA_STAGE), "handler": attrs.get(SA_HANDLER),
+                             "next_deadline": deadline.isoformat() if deadline else None,
+                             "overdue": bool(attrs.get(SA_OVERDUE)),
+                             "status": wf.status.name if wf.status else None})
+            return rows
+
+        rows = run_async(fetch)()
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            click.echo(f"{r['reference']}  {r['state'] or '-':<22} stage {r['stage']}  "
+                       f"next {r['next_deadline'] or '-'}{'  OVERDUE' if r['overdue'] else ''}")
+        click.echo(f"{len(rows)} case{'s' if len(rows) != 1 else ''}")
+
+    @cli.command()
+    @click.argument("reference")
+    @click.option("--show", "letter_id", default=None, help="Print this letter's text.")
+    def letters(reference: str, letter_id: str | None) -> None:
+        """List the letters sent on a case, or print one."""
+        view = run_async(_query)(reference)
+        if letter_id is None:
+            for record in view.letters:
+                click.echo(f"{record.letter_id}  {record.sent_at:%Y-%m-%d}  {record.subject}  "
+                           f"[{', '.join(record.delivered_to)}]")
+            click.echo(f"{len(view.letters)} letter{'s' if len(view.letters) != 1 else ''}")
+            return
+        if letter_id not in {r.letter_id for r in view.letters}:
+            raise StaffError(f"no letter {letter_id} on {reference}: "
+                             f"`complaints letters {reference}` lists them")
+        from complaints.db import letter_text
+
+        text = letter_text(Settings().effective_database_url(), letter_id)
+        if text is None:
+            raise StaffError(f"letter {letter_id} is not in the database yet; try again")
+        click.echo(text)

@@ -1,0 +1,385 @@
+"""The database tables: the records a landlord must keep (Code 5.12) and the read model.
+
+SQLModel ``table=True`` models, imported only by activities and operator tools, never by
+workflow code. The workflow is the source of truth for a running case; these tables are
+what the activities write so that staff, reports and auditors can read a case without
+Temporal: the complaint as received (with its parties and reasonable adjustments), every
+letter as sent and where it went, extensions and the Ombudsman details given with them,
+staff notifications, remedies and actions to completion, deadlines and the audit trail.
+
+Every timestamp is timezone-aware and stored in UTC (``UTCDateTime``); every row that an
+activity may write more than once has a natural key with a unique constraint, so retried
+activities upsert rather than duplicate.
+"""
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "ActionRow",
+    "AdjustmentRow",
+    "AuditRow",
+    "ComplaintRow",
+    "DeadlineRow",
+    "DeliveryRow",
+    "ExtensionRow",
+    "LetterRow",
+    "NotificationRow",
+    "OmbudsmanDetailsRow",
+    "PartyRow",
+    "ReferenceRow",
+    "RemedyRow",
+    "UTCDateTime",
+    "utcnow",
+]
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An aware datetime stored as UTC, and read back as an aware UTC datetime.
+
+    The column is ``DateTime(timezone=True)``. PostgreSQL keeps the offset itself; SQLite
+    has no time zones, so values are converted to UTC before they are written and marked
+    as UTC when read. Naive datetimes are refused: their meaning is ambiguous.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        """Convert an aware datetime to UTC before it is stored.
+
+        Args:
+            value: The datetime to store, or None.
+            dialect: The database dialect (unused).
+
+        Returns:
+            The same instant in UTC, or None.
+
+        Raises:
+            ValueError: If ``value`` is naive.
+
+        """
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetimes are not stored: give a timezone-aware datetime")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        """Return a stored datetime as an aware UTC datetime.
+
+        Args:
+            value: The value the driver returned, or None.
+            dialect: The database dialect (unused).
+
+        Returns:
+            The instant in UTC, or None.
+
+        """
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """Return the current time as an aware UTC datetime."""
+    return dt.datetime.now(dt.UTC)
+
+
+def _reference_fk(table: str) -> ForeignKey:
+    """Build a named foreign key from ``table.reference`` to the complaint."""
+    return ForeignKey("complaints.reference", name=f"fk_{table}_reference_complaints",
+                      ondelete="CASCADE")
+
+
+class ComplaintRow(SQLModel, table=True):
+    """A complaint as received (5.12) and its current read-model state.
+
+    The received fields are written once by ``record_intake``; ``state``, ``stage``,
+    ``handler_id``, ``next_deadline``, ``overdue``, ``updated_at``, ``closed_at`` and
+    ``snapshot_at`` are refreshed by every ``record_snapshot`` that is not older than the
+    last one applied.
+    """
+
+    __tablename__ = "complaints"
+    __table_args__ = (
+        Index("ix_complaints_landlord_received_on", "landlord", "received_on"),
+        Index("ix_complaints_state_next_deadline", "state", "next_deadline"),
+    )
+
+    reference: str = Field(primary_key=True)
+    landlord: str
+    policy_name: str
+    channel: str
+    channel_reference: str | None = None
+    category: str = Field(index=True)
+    received_on: dt.date = Field(index=True)
+    issue_occurred_on: dt.date | None = None
+    description: str = Field(sa_type=Text)
+    outcomes_sought: str = Field(default="", sa_type=Text)
+    state: str = "received"
+    stage: int = 0
+    handler_id: str | None = Field(default=None, index=True)
+    next_deadline: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    overdue: bool = Field(default=False, sa_type=Boolean)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    closed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: The ``updated_at`` (workflow time) of the last snapshot applied; None before any.
+    snapshot_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PartyRow(SQLModel, table=True):
+    """A person the landlord corresponds with about a complaint (3.6; group complaints)."""
+
+    __tablename__ = "parties"
+    __table_args__ = (
+        UniqueConstraint("reference", "position", name="uq_parties_reference_position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column_args=[_reference_fk("parties")])
+    position: int
+    role: str
+    name: str
+    address: str = Field(default="", sa_type=Text)
+    email: str | None = None
+    phone: str | None = None
+
+
+class AdjustmentRow(SQLModel, table=True):
+    """A reasonable adjustment agreed or a disability disclosed, kept under review (5.10)."""
+
+    __tablename__ = "adjustments"
+    __table_args__ = (
+        UniqueConstraint("reference", "position", name="uq_adjustments_reference_position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column_args=[_reference_fk("adjustments")])
+    position: int
+    description: str = Field(sa_type=Text)
+    disability_disclosed: bool = Field(default=False, sa_type=Boolean)
+    recorded_on: dt.date
+    reviewed_on: dt.date | None = None
+
+
+class LetterRow(SQLModel, table=True):
+    """A letter exactly as rendered and sent (5.12: all correspondence)."""
+
+    __tablename__ = "letters"
+
+    letter_id: str = Field(primary_key=True)
+    reference: str = Field(index=True)
+    kind: str
+    stage: int
+    seq: int
+    subject: str
+    text: str = Field(sa_type=Text)
+    html: str = Field(sa_type=Text)
+    sha256: str = Field(max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeliveryRow(SQLModel, table=True):
+    """One delivery of a letter over one channel to one recipient, made at most once."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("letter_id", "channel", "recipient",
+                         name="uq_deliveries_letter_channel_recipient"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    letter_id: str
+    channel: str  # "outbox" | "smtp"
+    recipient: str  # "file" for the outbox, the email address for SMTP
+    status: str = "sent"
+    delivered_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ExtensionRow(SQLModel, table=True):
+    """An extension granted at a stage (6.4, 6.15), from the case snapshot."""
+
+    __tablename__ = "extensions"
+    __table_args__ = (
+        UniqueConstraint("reference", "extension_seq", name="uq_extensions_reference_seq"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str
+    extension_seq: int
+    stage: int
+    working_days: int
+    reason: str = Field(sa_type=Text)
+    good_reason: str | None = Field(default=None, sa_type=Text)
+    granted_by: str
+    granted_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class OmbudsmanDetailsRow(SQLModel, table=True):
+    """The Ombudsman's contact details exactly as given with an extension (6.5, 6.16)."""
+
+    __tablename__ = "ombudsman_details"
+    __table_args__ = (
+        Index("ix_ombudsman_details_reference_stage", "reference", "stage"),
+    )
+
+    record_id: str = Field(primary_key=True)
+    reference: str
+    stage: int
+    extension_seq: int
+    letter_id: str = Field(index=True)
+    given_to: str = Field(sa_type=Text)  # the recipients' names, one a line
+    given_at: dt.datetime = Field(sa_type=UTCDateTime)
+    name: str
+    address: str
+    phone: str
+    phone_hours: str
+    online_form: str
+    email: str | None = None
+    email_new_cases_until: dt.date | None = None
+
+
+class NotificationRow(SQLModel, table=True):
+    """A notice sent to a member of staff (reminder, breach...), sent at most once."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_reference_kind", "reference", "kind"),
+    )
+
+    notification_id: str = Field(primary_key=True)
+    reference: str
+    kind: str
+    recipient_role: str
+    recipient_id: str = Field(index=True)
+    deadline_key: str | None = None
+    due: dt.date | None = None
+    message: str = Field(sa_type=Text)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RemedyRow(SQLModel, table=True):
+    """A remedy offered in a stage response (7.1-7.3); key (reference, stage, position)."""
+
+    __tablename__ = "remedies"
+    __table_args__ = (
+        UniqueConstraint("reference", "stage", "position",
+                         name="uq_remedies_reference_stage_position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str
+    stage: int
+    position: int
+    kind: str = Field(index=True)
+    description: str = Field(sa_type=Text)
+    amount_pence: int | None = None
+    due_by: dt.date | None = None
+    decision: str
+    offered_by: str
+    offered_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class ActionRow(SQLModel, table=True):
+    """An outstanding action after a response, tracked to completion (6.6, 6.17, 7.3)."""
+
+    __tablename__ = "actions"
+    __table_args__ = (
+        UniqueConstraint("reference", "action_id", name="uq_actions_reference_action_id"),
+        Index("ix_actions_completed_at_due_by", "completed_at", "due_by"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str
+    action_id: str
+    stage: int
+    description: str = Field(sa_type=Text)
+    due_by: dt.date
+    owner: str | None = None
+    completed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DeadlineRow(SQLModel, table=True):
+    """A deadline of a case and what became of it (CH02: responded to within timescale)."""
+
+    __tablename__ = "deadlines"
+    __table_args__ = (
+        UniqueConstraint("reference", "key", name="uq_deadlines_reference_key"),
+        Index("ix_deadlines_status_ends_at", "status", "ends_at"),
+        Index("ix_deadlines_kind_due", "kind", "due"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str
+    key: str
+    kind: str
+    stage: int
+    label: str
+    provision: str
+    start: dt.date
+    due: dt.date
+    ends_at: dt.datetime = Field(sa_type=UTCDateTime)
+    status: str
+    met_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    breached_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuditRow(SQLModel, table=True):
+    """One entry of a case's append-only audit trail; key (reference, seq)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        UniqueConstraint("reference", "seq", name="uq_audit_events_reference_seq"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str
+    seq: int
+    at: dt.datetime = Field(sa_type=UTCDateTime)
+    action: str
+    by: str
+    from_state: str
+    to_state: str
+    accepted: bool = Field(default=True, sa_type=Boolean)
+    detail: str = Field(default="", sa_type=Text)
+
+
+class ReferenceRow(SQLModel, table=True):
+    """Complaint references handed out, and the channel id each was lodged under.
+
+    Lodging the same intake twice (same channel and channel reference) is given the same
+    reference, hence the same workflow: one case, not two.
+    """
+
+    __tablename__ = "references"
+    __table_args__ = (
+        UniqueConstraint("year", "seq", name="uq_references_year_seq"),
+        UniqueConstraint("channel", "channel_reference", name="uq_references_channel"),
+    )
+
+    reference: str = Field(primary_key=True)
+    year: int
+    seq: int
+    channel: str
+    channel_reference: str | None = Field(default=None)
+    created_at: dt.datetime = Field(default_factory=lambda: utcnow(),
+                                    sa_type=UTCDateTime)  # type: ignore[call-overload]

