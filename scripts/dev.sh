@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 if [ "$#" -eq 0 ]; then
-  set -- demo
+  set -- dev
 fi
 exec .venv/bin/complaints "$@"

@@ -339,3 +339,33 @@ async def test_deadlines_straddling_christmas_and_easter(
         assert response.start == ack_on
         assert response.due == expected_due
         assert response.ends_at.isoformat() == ends_utc
+
+
+async def test_carried_state_resumes_after_continue_as_new(stack: Stack) -> None:
+    """A run started from carried state (as continue-as-new does) picks up where it was."""
+    from models.messages import CarriedState, ComplaintInput
+
+    intake = make_intake()
+    async with stack.worker():
+        handle = await stack.lodge(intake)
+        await started(handle)
+        before = await drive(handle, S.STAGE1_EXTENDED)
+        from complaints.policies import load_compliant_policy
+
+        carried = CarriedState(policy=load_compliant_policy(intake.policy_name),
+                               case=before.case, deadlines=before.deadlines,
+                               letters=before.letters, notifications_sent=0,
+                               audit_recorded=len(before.case.audit))
+        from workflows.complaint import ComplaintWorkflow
+
+        second = await stack.env.client.start_workflow(
+            ComplaintWorkflow.run, ComplaintInput(intake=intake, carried=carried),
+            id=f"{handle.id}-continued", task_queue=stack.task_queue)
+        resumed = await view(second)
+        assert resumed.state == "stage1_extended"
+        assert [d.key for d in resumed.deadlines] == [d.key for d in before.deadlines]
+        again = await do(second, Extend(by=STAGE1_HANDLER, working_days=2, reason="Parts"))
+        # Letter numbering carries on: the second extension letter is number 2.
+        assert [r.letter_id.rsplit(":", 1)[1] for r in again.letters
+                if r.kind.value == "extension"] == ["1", "2"]
+        assert again.case.extension_days(1) == 7

@@ -1,0 +1,1 @@
+"""Saved histories of finished cases, replayed by tests/test_replay.py."""

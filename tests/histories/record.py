@@ -1,0 +1,125 @@
+"""Record the histories replayed by ``tests/test_replay.py``.
+
+Run ``.venv/bin/python -m tests.histories.record`` after a deliberate, patched change to
+the workflow to add histories; never regenerate the old ones to make a replay pass, since
+they stand for cases already running in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
+
+from activities import build_activities
+from complaints.settings import Settings
+from models.actions import (
+    Close,
+    CompleteAction,
+    Decline,
+    RequestEscalation,
+    Withdraw,
+)
+from models.case import ExclusionGround
+from models.messages import CaseView
+from tests.cases import STAGE1_HANDLER, STAGE2_HANDLER, path_to, respond_to
+from tests.conftest import SEARCH_KEYS, TEMPORAL_CLI, Stack, make_intake
+from workflows.complaint import ComplaintState, london_date
+
+HERE = Path(__file__).parent
+S = ComplaintState
+Scenario = Callable[[Stack, WorkflowHandle[Any, Any]], Awaitable[None]]
+
+
+async def _view(handle: WorkflowHandle[Any, Any]) -> CaseView:
+    return await handle.query("case_view", result_type=CaseView)
+
+
+async def _do(handle: WorkflowHandle[Any, Any], action: Any) -> CaseView:
+    return await handle.execute_update(action.trigger, action, result_type=CaseView)
+
+
+async def both_stages(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """Stage 1 with an extension, stage 2, actions completed, closed."""
+    for build in path_to(S.STAGE1_EXTENDED):
+        await _do(handle, build((await _view(handle)).case))
+    view = await _do(handle, respond_to((await _view(handle)).case, STAGE1_HANDLER))
+    await _do(handle, RequestEscalation(by="staff-900", requested_on=london_date(
+        view.case.responses[-1].at)))
+    for build in path_to(S.STAGE2_REVIEWING)[-1:]:
+        await _do(handle, build((await _view(handle)).case))
+    await _do(handle, respond_to((await _view(handle)).case, STAGE2_HANDLER, action_id="A2"))
+    for action_id in ("A1", "A2"):
+        await _do(handle, CompleteAction(by=STAGE2_HANDLER, action_id=action_id))
+    await _do(handle, Close(by=STAGE2_HANDLER))
+
+
+async def declined(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """Declined on a section 2 ground."""
+    await _do(handle, Decline(by="staff-900", grounds=(ExclusionGround.LEGAL_PROCEEDINGS,),
+                              explanation="A claim was filed at court"))
+
+
+async def breached_then_withdrawn(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """The acknowledgement deadline breached and escalated, then the resident withdrew."""
+    await stack.env.fast_forward(handle, timedelta(days=14))
+    await _do(handle, Withdraw(by="staff-900"))
+
+
+async def window_lapsed(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """Stage 1 answered with no actions; the escalation window lapsed and closed it."""
+    for build in path_to(S.STAGE1_INVESTIGATING):
+        await _do(handle, build((await _view(handle)).case))
+    response = respond_to((await _view(handle)).case, STAGE1_HANDLER).model_copy(
+        update={"outstanding_actions": ()})
+    await _do(handle, response)
+    await stack.env.fast_forward(handle, timedelta(days=40))
+
+
+SCENARIOS: dict[str, tuple[str, Scenario]] = {
+    "both_stages": ("connexus", both_stages),
+    "declined": ("code-2024", declined),
+    "breached_then_withdrawn": ("connexus", breached_then_withdrawn),
+    "window_lapsed": ("code-2024", window_lapsed),
+}
+
+
+async def main() -> None:
+    """Run each scenario to completion and save its history as JSON."""
+    env = await WorkflowEnvironment.start_time_skipping_v2(
+        ts_config=TimeSkippingConfig(enabled=False), dev_server_existing_path=str(TEMPORAL_CLI),
+        dev_server_extra_args=["--dynamic-config-value",
+                               "frontend.WorkflowTimeSkippingEnabled=true"],
+        data_converter=pydantic_data_converter, search_attributes=SEARCH_KEYS)
+    async with env:
+        for name, (policy, scenario) in SCENARIOS.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                settings = Settings(data_dir=Path(tmp), outbox_dir=Path(tmp) / "outbox",
+                                    database_url=f"sqlite:///{tmp}/c.db")
+                stack = Stack(env, f"tq-{uuid.uuid4()}", settings, build_activities(settings))
+                async with stack.worker():
+                    handle = await stack.lodge(make_intake(policy_name=policy))
+                    while not (await _view(handle)).deadlines:
+                        await asyncio.sleep(0.1)
+                    await scenario(stack, handle)
+                    # Past the 12-month retention window, so the workflow completes.
+                    await env.fast_forward(handle, timedelta(days=400))
+                    result = await handle.result()
+                    history = await handle.fetch_history()
+            path = HERE / f"{name}.json"
+            path.write_text(history.to_json(), encoding="utf-8")
+            print(f"{name}: {result.state}, {len(history.events)} events -> {path.name}"
+                  f" ({dt.date.today().isoformat()})")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

