@@ -3,11 +3,19 @@
 Every method is idempotent, so Temporal may retry it freely: the intake is stored once
 per reference, snapshots are applied only when newer than what is stored, audit events
 and Ombudsman-details records are inserted once by their keys.
+
+A snapshot also writes what the compliance reports count (``complaints.reports``): the
+acknowledgement dates, one ``ResponseRow`` per stage response measured against its base
+and final due dates with the policy's working calendar, and one ``RefusalRow`` per ground
+of a refused complaint or escalation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
@@ -16,12 +24,19 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from complaints.policies import PolicyError, load_compliant_policy
+from complaints.workdays import LONDON, WorkingCalendar
+from models.case import CaseFile, ResponseRecord
 from models.messages import (
     AuditBatch,
     CaseSnapshot,
+    Deadline,
+    DeadlineKind,
+    DeadlineStatus,
     OmbudsmanDetailsGiven,
     RecordIntakeInput,
 )
+from models.policy import Policy, ResponseClock
 from models.tables import (
     ActionRow,
     AdjustmentRow,
@@ -31,10 +46,12 @@ from models.tables import (
     ExtensionRow,
     OmbudsmanDetailsRow,
     PartyRow,
+    RefusalRow,
     RemedyRow,
+    ResponseRow,
 )
 
-__all__ = ["RecordActivities"]
+__all__ = ["RecordActivities", "ResponseMeasure", "london_date", "measure_responses"]
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +64,162 @@ def _pence(amount: object) -> int | None:
     if amount is None:
         return None
     return int((Decimal(str(amount)) * 100).to_integral_value())
+
+
+#: The policy used when a case's own policy can no longer be loaded (the Code's limits).
+FALLBACK_POLICY = "code-2024"
+
+
+def london_date(instant: dt.datetime) -> dt.date:
+    """Return the Europe/London calendar date of an aware instant."""
+    return instant.astimezone(LONDON).date()
+
+
+@functools.lru_cache(maxsize=64)
+def policy_and_calendar(name: str) -> tuple[Policy, WorkingCalendar]:
+    """Load a Code-compliant policy and its working calendar, once per name.
+
+    A policy that can no longer be loaded (renamed, or edited into breach of the Code
+    since the case started) falls back to ``code-2024``: the Code's own limits.
+
+    Args:
+        name: The policy name stored with the case.
+
+    Returns:
+        The policy and its working calendar.
+
+    """
+    try:
+        policy = load_compliant_policy(name)
+    except PolicyError as exc:
+        log.warning("policy_unavailable_using_code", policy=name, error=str(exc))
+        policy = load_compliant_policy(FALLBACK_POLICY)
+    return policy, WorkingCalendar.for_policy(policy)
+
+
+@dataclass(frozen=True)
+class ResponseMeasure:
+    """One stage response measured against its time limits (a ``ResponseRow``'s values)."""
+
+    stage: int
+    seq: int
+    decision: str
+    responded_at: dt.datetime
+    responded_on: dt.date
+    by: str
+    clock_start: dt.date
+    due_base: dt.date
+    due_final: dt.date
+    extension_days: int
+    extension_within_code: bool
+    working_days_taken: int
+
+
+_RESPONSE_KIND = {1: DeadlineKind.STAGE1_RESPONSE, 2: DeadlineKind.STAGE2_RESPONSE}
+
+
+def _answered_chains(deadlines: Iterable[Deadline], kind: DeadlineKind) -> list[list[Deadline]]:
+    """Group a stage's response deadlines into one chain per response clock.
+
+    A chain is the base deadline followed by the deadlines its extensions planned; it
+    ends at a deadline that was met (the response) or cancelled (withdrawn, referred).
+    Only chains ending in a met deadline (on time or late) belong to a response.
+    """
+    chains: list[list[Deadline]] = []
+    chain: list[Deadline] = []
+    for deadline in deadlines:
+        if deadline.kind is not kind:
+            continue
+        chain.append(deadline)
+        if deadline.met_at is not None or deadline.status is DeadlineStatus.CANCELLED:
+            chains.append(chain)
+            chain = []
+    return [c for c in chains if c[-1].met_at is not None]
+
+
+def last_met(deadlines: Sequence[Deadline], kind: DeadlineKind) -> Deadline | None:
+    """Return the latest deadline of ``kind`` that was met (on time or late), if any."""
+    return next((d for d in reversed(deadlines) if d.kind is kind and d.met_at is not None),
+                None)
+
+
+def latest(deadlines: Sequence[Deadline], kind: DeadlineKind) -> Deadline | None:
+    """Return the latest deadline of ``kind``, if any."""
+    return next((d for d in reversed(deadlines) if d.kind is kind), None)
+
+
+def _fallback_clock_start(stage: int, policy: Policy, case: CaseFile,
+                          acknowledged_on: dt.date | None,
+                          stage2_acknowledged_on: dt.date | None,
+                          response: ResponseRecord) -> dt.date:
+    """The clock start of a response with no deadline on record (older data, tests)."""
+    if stage == 1:
+        if policy.limits.stage1_response_from is ResponseClock.ACKNOWLEDGEMENT and \
+                acknowledged_on is not None:
+            return acknowledged_on
+        return case.received_on
+    requested = case.escalation_requested_on or london_date(response.at)
+    if policy.limits.stage2_response_from is ResponseClock.ACKNOWLEDGEMENT and \
+            stage2_acknowledged_on is not None:
+        return stage2_acknowledged_on
+    return requested
+
+
+def measure_responses(case: CaseFile, deadlines: Sequence[Deadline], policy: Policy,
+                      calendar: WorkingCalendar, acknowledged_on: dt.date | None = None,
+                      stage2_acknowledged_on: dt.date | None = None) -> list[ResponseMeasure]:
+    """Measure every stage response of a case against its base and final due dates.
+
+    The dates come from the case's response deadlines, as the workflow planned them when
+    the case ran (so a later change to holiday data does not rewrite history): the base
+    due date is the first deadline of the response's chain, the final due date the last
+    (each extension plans a new one from the previous due date), the clock start the
+    base deadline's start. A response with no deadline on record is measured from the
+    policy instead: its clock start (acknowledgement, or receipt / request), the stage's
+    time limit, then the extensions granted at the stage.
+
+    Args:
+        case: The case file (its responses and extensions).
+        deadlines: The case's deadlines, in the order they were planned.
+        policy: The case's policy (time limits and extension caps).
+        calendar: The policy's working calendar.
+        acknowledged_on: The stage 1 acknowledgement date, when known.
+        stage2_acknowledged_on: The stage 2 acknowledgement date, when known.
+
+    Returns:
+        One measure per response, in stage and issue order.
+
+    """
+    measures: list[ResponseMeasure] = []
+    for stage in (1, 2):
+        responses = [r for r in case.responses if r.stage == stage]
+        if not responses:
+            continue
+        chains = _answered_chains(deadlines, _RESPONSE_KIND[stage])
+        limit = policy.limits.stage1_response if stage == 1 else policy.limits.stage2_response
+        stage_extensions = [e for e in case.extensions if e.stage == stage]
+        good_reason = any(e.good_reason for e in stage_extensions)
+        for seq, response in enumerate(responses, 1):
+            responded_on = london_date(response.at)
+            if seq <= len(chains):
+                chain = chains[seq - 1]
+                clock_start, due_base, due_final = chain[0].start, chain[0].due, chain[-1].due
+            else:
+                clock_start = _fallback_clock_start(stage, policy, case, acknowledged_on,
+                                                    stage2_acknowledged_on, response)
+                due_base = calendar.add_working_days(clock_start, limit)
+                due_final = calendar.add_working_days(
+                    due_base, sum(e.working_days for e in stage_extensions))
+            extension_days = calendar.working_days_between(due_base, due_final)
+            measures.append(ResponseMeasure(
+                stage=stage, seq=seq, decision=response.decision.value,
+                responded_at=response.at, responded_on=responded_on, by=response.by,
+                clock_start=clock_start, due_base=due_base, due_final=due_final,
+                extension_days=extension_days,
+                extension_within_code=extension_days <= policy.extension_cap(stage)
+                or good_reason,
+                working_days_taken=calendar.working_days_between(clock_start, responded_on)))
+    return measures
 
 
 class RecordActivities:
@@ -114,7 +287,7 @@ class RecordActivities:
 
     @activity.defn
     def record_snapshot(self, input: CaseSnapshot) -> None:
-        """Refresh a case's read model: its row, deadlines, extensions, remedies, actions.
+        """Refresh a case's read model: row, deadlines, extensions, responses, refusals...
 
         A snapshot older than the one already applied (by ``updated_at``, workflow time)
         is ignored, so snapshots applied out of order never roll the read model back.
@@ -146,14 +319,93 @@ class RecordActivities:
                 complaint.updated_at = input.updated_at
                 complaint.snapshot_at = input.updated_at
                 complaint.closed_at = input.case.closed_at
+                self._apply_reporting_fields(complaint, input)
                 session.add(complaint)
                 self._upsert_deadlines(session, input)
                 self._upsert_extensions(session, input)
+                self._upsert_responses(session, input, complaint)
+                self._upsert_refusals(session, input)
                 self._upsert_remedies(session, input)
                 self._upsert_actions(session, input)
                 session.commit()
             log.info("snapshot_recorded", state=input.state, stage=input.stage,
                      overdue=input.overdue, deadlines=len(input.deadlines))
+
+    @staticmethod
+    def _apply_reporting_fields(complaint: ComplaintRow, snapshot: CaseSnapshot) -> None:
+        """Copy what the reports count from the case file and its deadlines."""
+        case, deadlines = snapshot.case, snapshot.deadlines
+        # The workflow may correct an impossible (future) receipt date: count the corrected.
+        complaint.received_on = case.received_on
+        complaint.stage1_handler = case.stage1_handler
+        complaint.stage2_handler = case.stage2_handler
+        ack = latest(deadlines, DeadlineKind.STAGE1_ACKNOWLEDGEMENT)
+        complaint.acknowledgement_due = ack.due if ack else None
+        # A decline also meets the acknowledgement deadline: only a handler means accepted.
+        met = last_met(deadlines, DeadlineKind.STAGE1_ACKNOWLEDGEMENT)
+        complaint.acknowledged_on = (london_date(met.met_at) if met and met.met_at
+                                     and case.stage1_handler else None)
+        ack2 = latest(deadlines, DeadlineKind.STAGE2_ACKNOWLEDGEMENT)
+        complaint.stage2_acknowledgement_due = ack2.due if ack2 else None
+        # Refusing an escalation meets the stage 2 acknowledgement deadline too.
+        met2 = last_met(deadlines, DeadlineKind.STAGE2_ACKNOWLEDGEMENT)
+        complaint.stage2_acknowledged_on = (london_date(met2.met_at) if met2 and met2.met_at
+                                            and case.stage2_handler else None)
+        complaint.escalation_requested_on = case.escalation_requested_on
+        complaint.declined_at = case.declined.at if case.declined else None
+        complaint.excluded = case.declined is not None and case.stage1_handler is None
+        complaint.escalation_refused = case.escalation_refused is not None
+        if snapshot.state == "withdrawn" and complaint.withdrawn_at is None:
+            complaint.withdrawn_at = snapshot.updated_at
+        complaint.referred_to_ombudsman_at = case.referred_to_ombudsman_at
+
+    @staticmethod
+    def _upsert_responses(session: Session, snapshot: CaseSnapshot,
+                          complaint: ComplaintRow) -> None:
+        if not snapshot.case.responses:
+            return
+        policy, calendar = policy_and_calendar(snapshot.policy_name)
+        measures = measure_responses(snapshot.case, snapshot.deadlines, policy, calendar,
+                                     complaint.acknowledged_on, complaint.stage2_acknowledged_on)
+        stored = {(row.stage, row.seq): row for row in session.exec(
+            select(ResponseRow).where(ResponseRow.reference == snapshot.reference))}
+        for m in measures:
+            row = stored.get((m.stage, m.seq)) or ResponseRow(
+                reference=snapshot.reference, stage=m.stage, seq=m.seq, decision=m.decision,
+                responded_at=m.responded_at, responded_on=m.responded_on, by=m.by,
+                clock_start=m.clock_start, due_base=m.due_base, due_final=m.due_final,
+                working_days_taken=m.working_days_taken)
+            row.decision = m.decision
+            row.responded_at = m.responded_at
+            row.responded_on = m.responded_on
+            row.by = m.by
+            row.clock_start = m.clock_start
+            row.due_base = m.due_base
+            row.due_final = m.due_final
+            row.extension_days = m.extension_days
+            row.extension_within_code = m.extension_within_code
+            row.working_days_taken = m.working_days_taken
+            session.add(row)
+
+    @staticmethod
+    def _upsert_refusals(session: Session, snapshot: CaseSnapshot) -> None:
+        case = snapshot.case
+        decisions = [("complaint", case.declined), ("escalation", case.escalation_refused)]
+        if not any(record for _, record in decisions):
+            return
+        stored = {(row.kind, row.ground): row for row in session.exec(
+            select(RefusalRow).where(RefusalRow.reference == snapshot.reference))}
+        for kind, record in decisions:
+            if record is None:
+                continue  # An order may clear a refusal: the row stays, it was made.
+            for ground in record.grounds:
+                row = stored.get((kind, ground.value)) or RefusalRow(
+                    reference=snapshot.reference, kind=kind, ground=ground.value,
+                    decided_at=record.at, decided_on=london_date(record.at), by=record.by)
+                row.decided_at = record.at
+                row.decided_on = london_date(record.at)
+                row.by = record.by
+                session.add(row)
 
     @staticmethod
     def _upsert_deadlines(session: Session, snapshot: CaseSnapshot) -> None:
@@ -181,11 +433,14 @@ class RecordActivities:
     def _upsert_extensions(session: Session, snapshot: CaseSnapshot) -> None:
         stored = {row.extension_seq: row for row in session.exec(
             select(ExtensionRow).where(ExtensionRow.reference == snapshot.reference))}
+        at_stage: dict[int, int] = {}
         for seq, extension in enumerate(snapshot.case.extensions, 1):
             row = stored.get(seq) or ExtensionRow(
                 reference=snapshot.reference, extension_seq=seq, stage=extension.stage,
                 working_days=extension.working_days, reason=extension.reason,
                 granted_by=extension.by, granted_at=extension.at)
+            at_stage[extension.stage] = at_stage.get(extension.stage, 0) + 1
+            row.stage_seq = at_stage[extension.stage]
             row.stage = extension.stage
             row.working_days = extension.working_days
             row.reason = extension.reason
@@ -230,6 +485,8 @@ class RecordActivities:
             row.due_by = action.due_by
             row.owner = action.owner
             row.completed_at = record.completed_at
+            row.completed_on = (london_date(record.completed_at) if record.completed_at
+                                else None)
             session.add(row)
             stored[action.action_id] = row
 

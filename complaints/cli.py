@@ -21,6 +21,7 @@ from complaints.policies import (
     load_policy,
     shipped_policy_names,
 )
+from complaints.staff import OneLine
 from complaints.staff import register as register_staff_commands
 from complaints.workdays import WorkingCalendar
 from models.policy import Nation
@@ -43,7 +44,8 @@ class IsoDate(click.ParamType):
                       param, ctx)
 
 
-ISO_DATE = IsoDate()
+# One-line errors for bad dates (no usage block), as for the staff commands.
+ISO_DATE = OneLine(IsoDate())
 NATIONS = click.Choice([n.value for n in Nation])
 
 
@@ -262,6 +264,7 @@ def db_upgrade() -> None:
 
 
 register_staff_commands(cli, ISO_DATE)
+__import__("complaints.reports.cli", fromlist=["register"]).register(cli, ISO_DATE)
 
 
 def _load(name_or_path: str) -> Any:

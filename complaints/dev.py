@@ -9,6 +9,7 @@ cleanly on Ctrl-C. Running it again resumes the same cases.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -66,10 +67,11 @@ class DevServer:
     def start(self) -> None:
         """Start the server in the background, logging to ``temporal.log``."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log_file = (self.data_dir / "temporal.log").open("ab")
-        # Its own session: Ctrl-C reaches us first and we stop it in order.
-        self.process = subprocess.Popen(self.command(), stdout=log_file, stderr=log_file,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        command = self.command()
+        with (self.data_dir / "temporal.log").open("ab") as log_file:
+            # Its own session: Ctrl-C reaches us first and we stop it in order.
+            self.process = subprocess.Popen(command, stdout=log_file, stderr=log_file,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
 
     def stop(self, timeout: float = 20) -> None:
         """Stop the server, politely first."""
@@ -84,24 +86,29 @@ class DevServer:
 
 
 async def _wait_for_server(settings: Settings, server: DevServer | None,
-                           deadline_s: float = 90) -> None:
+                           stop: asyncio.Event, deadline_s: float = 90) -> bool:
+    """Wait until Temporal answers; False when stopped (Ctrl-C) first."""
     from worker import connect
 
     started = time.monotonic()
     last = ""
     while time.monotonic() - started < deadline_s:
+        if stop.is_set():
+            return False
         if server is not None and server.process is not None and server.process.poll() is not None:
             raise click.ClickException(
                 f"the Temporal dev server exited (code {server.process.returncode}); see "
-                f"{server.data_dir / 'temporal.log'}")
+                f"{server.data_dir / 'temporal.log'} (is port {server.port} or UI port "
+                f"{server.ui_port} in use? set TEMPORAL_ADDRESS / UI_PORT)")
         try:
             client = await asyncio.wait_for(connect(settings), timeout=5)
             await client.count_workflows()
-            return
+            return True
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
             last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             click.echo(f"  waiting for Temporal at {settings.temporal_address} ...", err=True)
-            await asyncio.sleep(1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1)
     raise click.ClickException(f"Temporal at {settings.temporal_address} did not come up in "
                                f"{deadline_s:.0f}s ({last})")
 
@@ -132,48 +139,85 @@ def demo_intake(today: object) -> dict[str, object]:
 
 
 async def run_dev(settings: Settings, *, demo: bool, stop: asyncio.Event | None = None) -> None:
-    """Bring the stack up, run the worker until stopped, then bring it down."""
-    import datetime as dt
+    """Bring the stack up, run the worker until stopped, then bring it down.
+
+    Ctrl-C (SIGINT) or SIGTERM at any point, even while the server is still starting,
+    stops the worker, then the server this command started, and returns normally.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:  # First of all: from here on Ctrl-C means "stop in order".
+        loop.add_signal_handler(sig, stop.set)
 
     from complaints.db import ensure_schema
-    from complaints.staff import client_from_settings, intake_from_options, lodge_intake
+    from complaints.staff import settle_sdk_threads
     from worker import run_worker
 
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DATA_DIR", str(data_dir))
     server: DevServer | None = None
-    if await _reachable(settings):
-        click.echo(f"[1/4] using the Temporal server already at {settings.temporal_address}")
-    else:
-        server = DevServer(data_dir, settings.temporal_address, settings.ui_port)
-        click.echo(f"[1/4] starting Temporal dev server (state in {data_dir / 'temporal.db'})")
-        server.start()
+    worker_task: asyncio.Task[None] | None = None
     try:
-        await _wait_for_server(settings, server)
-        click.echo(f"[2/4] database {settings.effective_database_url()}")
-        ensure_schema(settings.effective_database_url())
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        click.echo(f"[3/4] worker on task queue {settings.temporal_task_queue!r}")
-        worker_task = asyncio.create_task(run_worker(settings, stop))
-        if demo:
-            intake = intake_from_options(demo_intake(dt.date.today()), {
-                "resident": None, "representative": None, "group_member": (), "outcome": (),
-                "adjustment": ()})
-            client = await client_from_settings()
-            handle = await lodge_intake(client, intake, settings.temporal_task_queue)
-            click.echo(f"[4/4] demo complaint {handle.id} (lodged once; resumed on restart)")
-        ui = f"http://localhost:{settings.ui_port}"
-        click.echo(f"\nReady. Temporal Web UI: {ui}/namespaces/{settings.temporal_namespace}"
-                   "/workflows\n  try the query: ComplaintState = 'received'\n"
-                   "  staff commands in another terminal: complaints list, complaints status "
-                   "REF, complaints acknowledge REF ...\nPress Ctrl-C to stop.", err=False)
-        await worker_task
+        if await _reachable(settings):
+            click.echo(f"[1/4] using the Temporal server already at {settings.temporal_address}")
+        else:
+            server = DevServer(data_dir, settings.temporal_address, settings.ui_port)
+            click.echo(f"[1/4] starting Temporal dev server (state in {data_dir / 'temporal.db'})")
+            server.start()
+        if await _wait_for_server(settings, server, stop):
+            click.echo(f"[2/4] database {settings.effective_database_url()}")
+            ensure_schema(settings.effective_database_url())
+            click.echo(f"[3/4] worker on task queue {settings.temporal_task_queue!r}")
+            worker_task = asyncio.create_task(run_worker(settings, stop))
+            if demo:
+                reference = await _lodge_demo(settings)
+                click.echo(f"[4/4] demo complaint {reference} (lodged once; resumed on "
+                           "restart)")
+            if worker_task.done():
+                worker_task.result()  # The worker failed to start: say why.
+            click.echo(f"\nReady. {_ui_line(settings, server)}\n"
+                       "  try the query: ComplaintState = 'received'\n"
+                       "  staff commands in another terminal: complaints list, complaints "
+                       "status REF, complaints acknowledge REF ...\nPress Ctrl-C to stop.")
+            await worker_task
     finally:
+        if worker_task is not None and not worker_task.done():
+            stop.set()  # Something failed after the worker started: stop it in order.
+            with contextlib.suppress(Exception):
+                await worker_task
         if server is not None:
             click.echo("stopping the Temporal dev server")
             server.stop()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await asyncio.sleep(0)
+        settle_sdk_threads(0.1)
     click.echo("stopped cleanly; `complaints dev` again resumes the same cases")
+
+
+async def _lodge_demo(settings: Settings) -> str:
+    """Lodge the demo complaint, or find it again: it is keyed by its channel reference."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from complaints.staff import client_from_settings, intake_from_options, lodge_intake
+
+    today = dt.datetime.now(ZoneInfo("Europe/London")).date()  # The landlord's day.
+    intake = intake_from_options(demo_intake(today), {
+        "resident": None, "representative": None, "group_member": (), "outcome": (),
+        "adjustment": ()})
+    client = await client_from_settings()
+    handle = await lodge_intake(client, intake, settings.temporal_task_queue)
+    return handle.id
+
+
+def _ui_line(settings: Settings, server: DevServer | None) -> str:
+    """Where the Web UI is (only known for the server this command started)."""
+    if server is None:
+        return (f"Temporal at {settings.temporal_address} was already running: its Web UI "
+                "is wherever that server serves it")
+    host = server.host if server.host not in ("0.0.0.0", "::", "localhost") else "127.0.0.1"
+    return (f"Temporal Web UI: http://{host}:{server.ui_port}/namespaces/"
+            f"{settings.temporal_namespace}/workflows")

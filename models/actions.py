@@ -90,6 +90,8 @@ class RefuseEscalation(Action):
     trigger: ClassVar[str] = "refuse_escalation"
     grounds: tuple[ExclusionGround, ...] = Field(min_length=1)
     explanation: Text
+    #: Required with the twelve-month ground: how discretion to accept was considered (2.3).
+    discretion_considered: Text | None = None
 
 
 class AcknowledgeEscalation(Action):

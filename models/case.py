@@ -238,6 +238,12 @@ class CaseFile(BaseModel):
     state: str = "received"
     received_on: dt.date
     issue_occurred_on: dt.date | None = None
+    #: The issue is older than the policy's exclusion window before receipt (Code 2.3): the
+    #: case runs normally and a manager decides whether to accept it (never auto-declined).
+    out_of_time: bool = False
+    #: The receipt date as lodged, when it was after the day the case started and was
+    #: corrected to that day (an impossible future date from an integration).
+    received_on_as_lodged: dt.date | None = None
     channel: Channel = Channel.OTHER
     category: str = "general"
     stage1_handler: str | None = None

@@ -7,10 +7,19 @@ per call, a single argument each.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from models.case import (
     Adjustment,
@@ -29,11 +38,82 @@ from models.policy import OmbudsmanDetails, Policy
 Reference = Annotated[str, StringConstraints(pattern=r"^CMP-\d{4}-\d{6}$")]
 
 
+#: Where a complaint enters the system, these limits apply on top of the field types.
+INTAKE_LIMITS: dict[str, int] = {
+    "outcomes_sought": 20,
+    "adjustments": 20,
+    "address_lines": 10,
+    "json_bytes": 200_000,
+}
+#: No complaint can have been received before this day (the engine's calendar starts later).
+EARLIEST_RECEIPT = dt.date(2000, 1, 1)
+#: No issue can have happened before this day (the working calendar starts in 1872).
+EARLIEST_ISSUE = dt.date(1900, 1, 1)
+#: A policy name: what ``load_policy`` accepts (never a path).
+POLICY_NAME = r"^[a-z0-9][a-z0-9-]*$"
+
+# Characters a person never means to send: C1 controls, bidirectional overrides and
+# isolates (they reorder what staff read), the byte-order mark and lone surrogates.
+_HOSTILE = frozenset(
+    [chr(c) for c in range(0x80, 0xA0)]
+    + [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF)]
+)
+
+
+def london_today() -> dt.date:
+    """Today's date in Europe/London (the landlord's day), from the wall clock."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo("Europe/London")).date()
+
+
+def _inside_temporal() -> bool:
+    """Whether validation runs inside a Temporal workflow or activity (decoding a payload)."""
+    try:
+        from temporalio import activity, workflow
+    except ImportError:  # pragma: no cover - temporalio is a dependency
+        return False
+    return workflow.in_workflow() or workflow.unsafe.in_sandbox() or activity.in_activity()
+
+
+def _strings(value: Any, path: str) -> list[tuple[str, str]]:
+    """Every string inside ``value`` with a dotted path to it."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, BaseModel):
+        return [s for name in type(value).model_fields
+                for s in _strings(getattr(value, name), f"{path}.{name}" if path else name)]
+    if isinstance(value, tuple | list):
+        return [s for i, item in enumerate(value) for s in _strings(item, f"{path}.{i}")]
+    return []
+
+
+def _hostile_character(text: str) -> str | None:
+    """The first character of ``text`` nobody types on purpose, as ``U+XXXX``."""
+    for char in text:
+        if char in _HOSTILE or 0xD800 <= ord(char) <= 0xDFFF:
+            return f"U+{ord(char):04X}"
+    return None
+
+
 class Intake(Frozen):
     """A complaint as lodged: everything known on receipt.
 
     Personal data (parties, description) lives here, in the workflow's input and the
     database; never in the workflow id, search attributes, metrics or logs.
+
+    Validation comes in two layers. The field types (lengths, patterns, enums, at most 50
+    parties, the issue not after receipt) hold everywhere. The *lodging rules* hold where
+    a complaint enters the system (``complaints lodge``, an API, ``Intake.model_validate``
+    in any program): no receipt date after today in London, none before
+    :data:`EARLIEST_RECEIPT`, a plain policy name, the :data:`INTAKE_LIMITS`, and no
+    control, bidirectional-override or surrogate characters in any text. They are not
+    re-checked when Temporal decodes the payload inside a workflow or an activity: a
+    running case re-reads its input on every replay, so a rule added later must never
+    make an already accepted case undecodable, and a workflow has no wall clock (it
+    checks the receipt date against its own deterministic clock instead, see
+    ``ComplaintWorkflow``). Pass ``context={"today": date}`` to ``model_validate`` to fix
+    "today" (tests, back-office imports); ``context={"lodging": False}`` skips the rules.
     """
 
     reference: Reference
@@ -58,6 +138,94 @@ class Intake(Frozen):
         if value is not None and received is not None and value > received:
             raise ValueError("issue_occurred_on cannot be after received_on")
         return value
+
+    # -- the lodging rules: field validators so that each message names its field --------
+
+    @field_validator("received_on")
+    @classmethod
+    def _received_not_future(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        today = _lodging_today(info)
+        if today is None:
+            return value
+        if value > today:
+            raise ValueError(f"{value.isoformat()} is in the future (today is "
+                             f"{today.isoformat()} in London): give the day the complaint "
+                             "was received")
+        if value < EARLIEST_RECEIPT:
+            raise ValueError(f"{value.isoformat()} is before {EARLIEST_RECEIPT.isoformat()}: "
+                             "check the year")
+        return value
+
+    @field_validator("issue_occurred_on", mode="after")
+    @classmethod
+    def _issue_not_ancient(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        if value is not None and _lodging_today(info) is not None and value < EARLIEST_ISSUE:
+            raise ValueError(f"{value.isoformat()} is before {EARLIEST_ISSUE.isoformat()}: "
+                             "check the year")
+        return value
+
+    @field_validator("policy_name")
+    @classmethod
+    def _plain_policy_name(cls, value: str, info: ValidationInfo) -> str:
+        if _lodging_today(info) is not None and not re.fullmatch(POLICY_NAME, value):
+            raise ValueError(f"{value!r} is not a policy name: lower-case letters, digits "
+                             "and '-' only (e.g. connexus)")
+        return value
+
+    @field_validator("outcomes_sought", "adjustments")
+    @classmethod
+    def _not_too_many(cls, value: tuple[Any, ...], info: ValidationInfo) -> tuple[Any, ...]:
+        limit = INTAKE_LIMITS[str(info.field_name)]
+        if _lodging_today(info) is not None and len(value) > limit:
+            raise ValueError(f"{len(value)} given, at most {limit}")
+        return value
+
+    @field_validator("parties")
+    @classmethod
+    def _short_addresses(cls, value: tuple[Party, ...],
+                         info: ValidationInfo) -> tuple[Party, ...]:
+        limit = INTAKE_LIMITS["address_lines"]
+        if _lodging_today(info) is not None:
+            for i, party in enumerate(value, 1):
+                if len(party.address) > limit:
+                    raise ValueError(f"party {i} has {len(party.address)} address lines, "
+                                     f"at most {limit}")
+        return value
+
+    @field_validator("*")
+    @classmethod
+    def _no_hostile_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        if _lodging_today(info) is None:
+            return value
+        for path, text in _strings(value, ""):
+            bad = _hostile_character(text)
+            if bad is not None:
+                where = f" (at {path})" if path else ""
+                raise ValueError(f"contains the control or formatting character {bad}{where}")
+        return value
+
+    @model_validator(mode="after")
+    def _not_too_large(self, info: ValidationInfo) -> Self:
+        if _lodging_today(info) is not None:
+            size = len(self.model_dump_json().encode("utf-8", "replace"))
+            if size > INTAKE_LIMITS["json_bytes"]:
+                raise ValueError(f"the intake is {size:,} bytes, at most "
+                                 f"{INTAKE_LIMITS['json_bytes']:,}: attach long documents to "
+                                 "the case file instead")
+        return self
+
+
+def _lodging_today(info: ValidationInfo) -> dt.date | None:
+    """Today's London date when the lodging rules apply, else None (see :class:`Intake`)."""
+    context = info.context if isinstance(info.context, dict) else {}
+    if context.get("lodging") is False:
+        return None
+    if "today" in context:
+        today = context["today"]
+        return today if isinstance(today, dt.date) else dt.date.fromisoformat(str(today))
+    if _inside_temporal():
+        return None
+    return london_today()
 
 
 class DeadlineKind(StrEnum):
@@ -168,6 +336,9 @@ class NotificationKind(StrEnum):
     BREACH_ESCALATED = "breach_escalated"
     NEW_COMPLAINT_NEEDED = "new_complaint_needed"
     ACTION_REFUSED = "action_refused"
+    EXCLUSION_DECISION = "exclusion_decision"  # out of time: decide on discretion (2.3)
+    INTAKE_CORRECTED = "intake_corrected"  # an impossible receipt date was corrected
+    POLICY_UNAVAILABLE = "policy_unavailable"  # the case waits until its policy loads
 
 
 class NotifyInput(Frozen):
@@ -196,11 +367,24 @@ class OmbudsmanDetailsGiven(Frozen):
     details: OmbudsmanDetails
 
 
+def _accepted_intake(value: Any, handler: Any, info: ValidationInfo) -> Any:
+    """Decode an intake that was accepted when lodged, without the lodging rules again."""
+    if isinstance(value, dict):
+        context = dict(info.context) if isinstance(info.context, dict) else {}
+        try:
+            return Intake.model_validate(value, context={**context, "lodging": False})
+        except ValueError as exc:  # a ValidationError: report it as this field's error
+            raise ValueError(str(exc)) from None
+    return handler(value)
+
+
 class RecordIntakeInput(Frozen):
     """Store the complaint, its parties and adjustments (idempotent by reference)."""
 
     intake: Intake
     landlord: str
+
+    _intake = field_validator("intake", mode="wrap")(_accepted_intake)
 
 
 class CaseSnapshot(Frozen):
@@ -263,3 +447,5 @@ class ComplaintInput(Frozen):
 
     intake: Intake
     carried: CarriedState | None = None
+
+    _intake = field_validator("intake", mode="wrap")(_accepted_intake)

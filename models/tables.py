@@ -40,7 +40,9 @@ __all__ = [
     "OmbudsmanDetailsRow",
     "PartyRow",
     "ReferenceRow",
+    "RefusalRow",
     "RemedyRow",
+    "ResponseRow",
     "UTCDateTime",
     "utcnow",
 ]
@@ -112,16 +114,26 @@ def _reference_fk(table: str) -> ForeignKey:
 class ComplaintRow(SQLModel, table=True):
     """A complaint as received (5.12) and its current read-model state.
 
-    The received fields are written once by ``record_intake``; ``state``, ``stage``,
-    ``handler_id``, ``next_deadline``, ``overdue``, ``updated_at``, ``closed_at`` and
-    ``snapshot_at`` are refreshed by every ``record_snapshot`` that is not older than the
-    last one applied.
+    The received fields are written once by ``record_intake``; everything else (``state``,
+    ``stage``, the handlers, the dates the reports count from...) is refreshed by every
+    ``record_snapshot`` that is not older than the last one applied.
+
+    The reporting columns (revision 0003): ``acknowledged_on`` and
+    ``stage2_acknowledged_on`` are the Europe/London dates the stage 1 complaint and the
+    stage 2 request were acknowledged (6.2, 6.11), ``acknowledgement_due`` and
+    ``stage2_acknowledgement_due`` the due dates in force for them; ``excluded`` is true
+    while the complaint stands refused under the policy's exclusions (2.x) and
+    ``escalation_refused`` while its escalation stands refused (5.11); ``declined_at``,
+    ``withdrawn_at`` and ``referred_to_ombudsman_at`` say when those happened.
     """
 
     __tablename__ = "complaints"
     __table_args__ = (
         Index("ix_complaints_landlord_received_on", "landlord", "received_on"),
         Index("ix_complaints_state_next_deadline", "state", "next_deadline"),
+        Index("ix_complaints_policy_received_on", "policy_name", "received_on"),
+        Index("ix_complaints_escalation_requested_on", "escalation_requested_on"),
+        Index("ix_complaints_referred_to_ombudsman_at", "referred_to_ombudsman_at"),
     )
 
     reference: str = Field(primary_key=True)
@@ -144,6 +156,18 @@ class ComplaintRow(SQLModel, table=True):
     closed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     #: The ``updated_at`` (workflow time) of the last snapshot applied; None before any.
     snapshot_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    stage1_handler: str | None = None
+    stage2_handler: str | None = None
+    acknowledged_on: dt.date | None = None
+    acknowledgement_due: dt.date | None = None
+    escalation_requested_on: dt.date | None = None
+    stage2_acknowledged_on: dt.date | None = None
+    stage2_acknowledgement_due: dt.date | None = None
+    excluded: bool = Field(default=False, sa_type=Boolean)
+    declined_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    escalation_refused: bool = Field(default=False, sa_type=Boolean)
+    withdrawn_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    referred_to_ombudsman_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class PartyRow(SQLModel, table=True):
@@ -185,6 +209,11 @@ class LetterRow(SQLModel, table=True):
     """A letter exactly as rendered and sent (5.12: all correspondence)."""
 
     __tablename__ = "letters"
+    __table_args__ = (
+        # Covers "is this response's letter on record" (the 5.12 evidence) without
+        # reading the letters' text.
+        Index("ix_letters_reference_kind_stage", "reference", "kind", "stage"),
+    )
 
     letter_id: str = Field(primary_key=True)
     reference: str = Field(index=True)
@@ -232,6 +261,8 @@ class ExtensionRow(SQLModel, table=True):
     good_reason: str | None = Field(default=None, sa_type=Text)
     granted_by: str
     granted_at: dt.datetime = Field(sa_type=UTCDateTime)
+    #: The extension's number at its stage (1, 2...), as ``OmbudsmanDetailsRow`` counts.
+    stage_seq: int | None = None
 
 
 class OmbudsmanDetailsRow(SQLModel, table=True):
@@ -316,6 +347,8 @@ class ActionRow(SQLModel, table=True):
     due_by: dt.date
     owner: str | None = None
     completed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: The Europe/London date of ``completed_at`` (revision 0003), for on-time counts.
+    completed_on: dt.date | None = None
 
 
 class DeadlineRow(SQLModel, table=True):
@@ -341,6 +374,72 @@ class DeadlineRow(SQLModel, table=True):
     status: str
     met_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     breached_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ResponseRow(SQLModel, table=True):
+    """A stage response as issued, with the dates it is measured against (CH02, 6.3, 6.14).
+
+    Written by ``record_snapshot`` from the case's responses and response deadlines; key
+    (reference, stage, seq), ``seq`` counting the responses at that stage (1 in practice).
+
+    Attributes:
+        responded_on: The Europe/London date the response was issued.
+        clock_start: The day the stage's response clock started (day 0): the
+            acknowledgement, or receipt / the stage 2 request under a policy that counts
+            from those.
+        due_base: The due date without any extension (10 / 20 working days, 6.3 / 6.14).
+        due_final: The due date in force when the response was issued, extensions included.
+        extension_days: Working days of extension at the stage (``due_base`` to
+            ``due_final``).
+        extension_within_code: Whether the extension keeps within the Code: no more than
+            the cap (6.4: 10, 6.15: 20 working days) or a good reason recorded.
+        working_days_taken: Working days from ``clock_start`` to ``responded_on``.
+    """
+
+    __tablename__ = "responses"
+    __table_args__ = (
+        UniqueConstraint("reference", "stage", "seq", name="uq_responses_reference_stage_seq"),
+        Index("ix_responses_stage_responded_on", "stage", "responded_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column_args=[_reference_fk("responses")])
+    stage: int
+    seq: int
+    decision: str
+    responded_at: dt.datetime = Field(sa_type=UTCDateTime)
+    responded_on: dt.date
+    by: str
+    clock_start: dt.date
+    due_base: dt.date
+    due_final: dt.date
+    extension_days: int = 0
+    extension_within_code: bool = Field(default=True, sa_type=Boolean)
+    working_days_taken: int
+
+
+class RefusalRow(SQLModel, table=True):
+    """A refusal and one of its grounds: a complaint excluded (2.x) or escalation (5.11).
+
+    One row per ground, key (reference, kind, ground); ``kind`` is ``complaint`` or
+    ``escalation``. Kept when an Ombudsman's order later overturns the refusal: it was
+    still made, and is reported (8.1(b)).
+    """
+
+    __tablename__ = "refusals"
+    __table_args__ = (
+        UniqueConstraint("reference", "kind", "ground",
+                         name="uq_refusals_reference_kind_ground"),
+        Index("ix_refusals_kind_decided_on", "kind", "decided_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column_args=[_reference_fk("refusals")])
+    kind: str
+    ground: str
+    decided_at: dt.datetime = Field(sa_type=UTCDateTime)
+    decided_on: dt.date
+    by: str
 
 
 class AuditRow(SQLModel, table=True):

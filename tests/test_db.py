@@ -30,7 +30,7 @@ from models.tables import AuditRow, ComplaintRow
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"complaints", "parties", "adjustments", "letters", "deliveries", "extensions",
           "ombudsman_details", "notifications", "remedies", "actions", "deadlines",
-          "audit_events", "references"}
+          "audit_events", "references", "responses", "refusals"}
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_upgrade_is_repeatable_and_keeps_data(db_url: str) -> None:
     with session_factory(engine)() as session:
         rows = session.exec(select(ComplaintRow)).all()
     engine.dispose()
-    assert current_revision(db_url) == head_revision() == "0002"
+    assert current_revision(db_url) == head_revision() == "0003"
     assert [r.reference for r in rows] == ["CMP-2026-000001"]
 
 

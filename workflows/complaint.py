@@ -19,7 +19,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -75,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
         Deadline,
         DeadlineKind,
         DeadlineStatus,
+        Intake,
         LetterReceipt,
         LetterRecord,
         LoadPolicyInput,
@@ -215,17 +216,38 @@ Guard = Callable[[CaseFile, Any, "Limits"], "str | None"]
 
 
 class Limits:
-    """The policy figures the guards need (kept small so the machine stays pure)."""
+    """The policy figures the guards need (kept small so the machine stays pure).
+
+    Args:
+        stage1_extension_cap: Working days of extension allowed at stage 1 (6.4).
+        stage2_extension_cap: Working days of extension allowed at stage 2 (6.15).
+        exclusion_window_months: Issues older than this before receipt may be excluded (2.3).
+        strict: Apply the guards added after the first release: staff ids compared without
+            regard to case (6.13), and an Ombudsman order to take on a complaint only while
+            it is still excluded (2.4). Cases that started before them replay without them
+            (the workflow passes ``workflow.patched(...)``); everything else uses them.
+    """
 
     def __init__(self, stage1_extension_cap: int = 10, stage2_extension_cap: int = 20,
-                 exclusion_window_months: int = 12) -> None:
+                 exclusion_window_months: int = 12, *, strict: bool = True) -> None:
         self.extension_cap = {1: stage1_extension_cap, 2: stage2_extension_cap}
         self.exclusion_window_months = exclusion_window_months
+        self.strict = strict
+
+    def same_person(self, first: str | None, second: str | None) -> bool:
+        """Whether two staff ids name the same person (case-insensitively when strict)."""
+        if first is None or second is None:
+            return False
+        if self.strict:
+            return first.strip().casefold() == second.strip().casefold()
+        return first == second
 
 
 def _months_before(day: dt.date, months: int) -> dt.date:
     year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
     month += 1
+    if year < dt.MINYEAR:
+        return dt.date.min  # an absurd window (a policy may set any number of months)
     # Clamp the day: 31 March less one month is the last day of February.
     for candidate in (day.day, 30, 29, 28):
         try:
@@ -241,6 +263,8 @@ def guard_decline(case: CaseFile, action: Decline, limits: Limits) -> str | None
     if bad:
         return (f"cannot decline on {', '.join(bad)}: a complaint may be declined only on "
                 f"{', '.join(sorted(g.value for g in DECLINE_GROUNDS))} (Code 2.2)")
+    if limits.strict and len(set(action.grounds)) != len(action.grounds):
+        return "give each ground once: the letter explains every ground to the resident (2.4)"
     if ExclusionGround.OLDER_THAN_12_MONTHS in action.grounds:
         if action.discretion_considered is None:
             return ("declining an out-of-time complaint needs discretion_considered: the Code "
@@ -272,7 +296,7 @@ def guard_respond(case: CaseFile, action: Respond, limits: Limits) -> str | None
     definition = case.stage1_definition if stage == 1 else case.stage2_definition
     if definition is None:
         return f"no stage {stage} complaint definition: acknowledge the complaint first (5.6)"
-    if stage == 2 and action.by == case.stage1_handler:
+    if stage == 2 and limits.same_person(action.by, case.stage1_handler):
         return (f"{action.by} handled stage 1: the stage 2 response must come from someone "
                 "else (Code 6.13)")
     points = list(definition.points)
@@ -304,14 +328,27 @@ def guard_respond(case: CaseFile, action: Respond, limits: Limits) -> str | None
 
 def guard_refuse_escalation(case: CaseFile, action: RefuseEscalation,
                             limits: Limits) -> str | None:
-    """Escalation may be refused only on a section 2 ground, explained (5.11)."""
-    return None  # Every ExclusionGround is a section 2 ground; the explanation is required.
+    """Escalation may be refused only on a section 2 ground, explained (5.11).
+
+    Every :class:`ExclusionGround` is a section 2 ground and the explanation is required by
+    the action; the strict guards also refuse what the refusal letter could not state: a
+    ground given twice, or the twelve-month ground without discretion considered (2.3).
+    """
+    if not limits.strict:
+        return None
+    if len(set(action.grounds)) != len(action.grounds):
+        return "give each ground once: the letter explains every ground to the resident (5.11)"
+    if ExclusionGround.OLDER_THAN_12_MONTHS in action.grounds and \
+            action.discretion_considered is None:
+        return ("refusing on the twelve-month ground needs discretion_considered: the Code "
+                "requires considering discretion to accept it (2.3, 5.11)")
+    return None
 
 
 def guard_acknowledge_escalation(case: CaseFile, action: AcknowledgeEscalation,
                                  limits: Limits) -> str | None:
     """The stage 2 handler is never the stage 1 handler (6.13)."""
-    if action.handler_id == case.stage1_handler:
+    if limits.same_person(action.handler_id, case.stage1_handler):
         return (f"{action.handler_id} handled stage 1: stage 2 must be considered by a "
                 "different person (Code 6.13)")
     return None
@@ -338,10 +375,20 @@ def guard_close(case: CaseFile, action: Action, limits: Limits) -> str | None:
 
 def guard_reopen(case: CaseFile, action: ReopenOnOrder, limits: Limits) -> str | None:
     """An order reopens only what was refused: the complaint (2.4) or escalation (5.11)."""
-    if action.order is OmbudsmanOrderKind.TAKE_ON_COMPLAINT and case.declined is None:
+    takes_on = action.order is OmbudsmanOrderKind.TAKE_ON_COMPLAINT
+    if takes_on and case.declined is None:
         return "the complaint was never declined, so there is nothing to take on (Code 2.4)"
+    if takes_on and limits.strict and case.stage1_definition is not None:
+        return ("the complaint was taken on and acknowledged after it was declined, so there "
+                "is nothing left to take on (Code 2.4)")
     if action.order is OmbudsmanOrderKind.ESCALATE_TO_STAGE2 and case.escalation_refused is None:
         return "escalation was never refused, so there is nothing to escalate (Code 5.11)"
+    # Which states each order reopens from (the transition table's two reopen rows): an
+    # order the state cannot act on is refused here, never left to fail in the machine.
+    from_states = (S.DECLINED, S.WITH_OMBUDSMAN) if takes_on else (S.CLOSED, S.WITH_OMBUDSMAN)
+    if case.state not in from_states:
+        return (f"an order to {action.order.value.replace('_', ' ')} applies to a complaint "
+                f"that is {' or '.join(s.value for s in from_states)}, not '{case.state}'")
     return None
 
 
@@ -609,6 +656,23 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2
                     maximum_interval=timedelta(minutes=5),
                     non_retryable_error_types=["PolicyRejected", "PolicyError"])
 SHORT = timedelta(seconds=30)
+#: Re-reading a policy's calendar before planning: a few tries, then the case's own calendar.
+RETRY_BRIEF = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=30), maximum_attempts=5,
+                          non_retryable_error_types=["PolicyRejected", "PolicyError"])
+#: How often a case whose policy cannot be loaded tries again (the manager is told once).
+POLICY_RETRY_EVERY = timedelta(days=1)
+#: The furthest ahead an outstanding action may be promised (planned as a deadline, 7.3).
+ACTION_HORIZON_DAYS = 5 * 366
+
+#: Patch id for the behaviour added after the first release: the intake checked against
+#: the case's own clock (future receipt corrected, out-of-time flagged for a decision,
+#: 2.3), a policy that cannot be loaded waited for instead of failing the case, the
+#: policy's closure days and one-off bank holidays re-read before each later deadline is
+#: planned, the strict guards of :class:`Limits`, no extension of a response deadline that
+#: has already passed (6.4, 6.15) and no action promised more than five years ahead.
+#: Cases started before it replay without any of these (``workflow.patched``).
+PATCH_HARDENED = "hardened-intake-guards-calendar-2026-11"
 
 _PROVISION = {
     DeadlineKind.EARLY_CONTACT: "policy", DeadlineKind.STAGE1_ACKNOWLEDGEMENT: "6.2",
@@ -683,11 +747,16 @@ class ComplaintWorkflow:
         self.letters: list[LetterRecord] = carried.letters if carried else []
         self.notifications_sent = carried.notifications_sent if carried else 0
         self.audit_recorded = carried.audit_recorded if carried else 0
+        # Decided once per run, before any handler: validators may not call patched().
+        self._hardened = workflow.patched(PATCH_HARDENED)
         self.machine = ComplaintMachine(self.case, self._limits())
         self._effects: list[_Effect] = []
         self._applied = 0
         self._done = 0
         self._search: dict[str, Any] = {}
+        #: Whether the policy's calendar days must be re-read before the next deadline is
+        #: planned (once per accepted action, see _refresh_calendar).
+        self._calendar_stale = True
 
     # -- the main loop ------------------------------------------------------------------
 
@@ -695,33 +764,41 @@ class ComplaintWorkflow:
     async def run(self, input: ComplaintInput) -> CaseView:
         """Run the case until it is finished and its retention window has passed."""
         if self.policy is None:
-            self.policy = await workflow.execute_activity(
-                "load_policy", LoadPolicyInput(name=self.intake.policy_name),
-                result_type=Policy, start_to_close_timeout=SHORT, retry_policy=RETRY)
+            self.policy = await self._load_policy()
             self.machine.limits = self._limits()
+            intake = self.intake
+            if self._hardened:
+                intake = await self._check_intake(self.policy)
             await workflow.execute_activity(
-                "record_intake", RecordIntakeInput(intake=self.intake,
+                "record_intake", RecordIntakeInput(intake=intake,
                                                    landlord=self.policy.landlord),
                 start_to_close_timeout=SHORT, retry_policy=RETRY)
-            await self._plan(DeadlineKind.STAGE1_ACKNOWLEDGEMENT, 1, self.intake.received_on,
-                             working_days=self.policy.limits.stage1_acknowledgement)
-            if self.policy.limits.early_contact:
-                await self._plan(DeadlineKind.EARLY_CONTACT, 1, self.intake.received_on,
-                                 working_days=self.policy.limits.early_contact)
+            try:
+                # The policy was loaded a moment ago: no need to re-read its calendar.
+                await self._plan(DeadlineKind.STAGE1_ACKNOWLEDGEMENT, 1, self.case.received_on,
+                                 working_days=self.policy.limits.stage1_acknowledgement,
+                                 fresh_calendar=True)
+                if self.policy.limits.early_contact:
+                    await self._plan(DeadlineKind.EARLY_CONTACT, 1, self.case.received_on,
+                                     working_days=self.policy.limits.early_contact,
+                                     fresh_calendar=True)
+            except ActivityError as exc:
+                # Only an impossible receipt date gets here: keep the case, tell a person.
+                await self._report_failure("planning the first deadlines", exc, "start")
         while True:
             while self._effects:
                 effect = self._effects.pop(0)
                 try:
                     await self._side_effects(effect)
-                except (ValidationError, ValueError) as exc:
-                    # A letter that cannot be built must not wedge the case: tell a person.
-                    workflow.logger.error("side effect failed", extra={
-                        "reference": self.case.reference, "action": effect.action.trigger})
-                    await self._notify(NotificationKind.ACTION_REFUSED, "manager",
-                                       self.intake.manager_id, None,
-                                       f"{effect.action.trigger} on {self.case.reference} was "
-                                       f"recorded but its letter failed: {type(exc).__name__}",
-                                       key=f"effect-{effect.event.seq}")
+                except Exception as exc:
+                    # A letter that cannot be built, a deadline the calendar cannot plan, any
+                    # bug: the action stays recorded, the case carries on, a person is told.
+                    # A raised exception must never fail a workflow task (or the case).
+                    if isinstance(exc, workflow.NondeterminismError):
+                        raise
+                    await self._report_failure(f"{effect.action.trigger} was recorded but its "
+                                               "letter or deadlines failed", exc,
+                                               f"effect-{effect.event.seq}")
                 self._done = effect.seq
             await self._sync()
             if self._finished():
@@ -743,9 +820,92 @@ class ComplaintWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
 
+    async def _load_policy(self) -> Policy:
+        """Load the case's policy; if it cannot be loaded, tell the manager and keep trying.
+
+        Before :data:`PATCH_HARDENED` a policy that could not be loaded failed the case.
+        """
+        told = False
+        while True:
+            try:
+                policy: Policy = await workflow.execute_activity(
+                    "load_policy", LoadPolicyInput(name=self.intake.policy_name),
+                    result_type=Policy, start_to_close_timeout=SHORT, retry_policy=RETRY)
+                return policy
+            except ActivityError as exc:
+                if not self._hardened:
+                    raise
+                if not told:
+                    told = True
+                    await self._notify(
+                        NotificationKind.POLICY_UNAVAILABLE, "manager", self.intake.manager_id,
+                        None, f"policy {self.intake.policy_name!r} for {self.case.reference} "
+                              f"cannot be loaded ({_cause(exc)}); the case waits and tries "
+                              "again daily: fix or restore the policy file", key="policy")
+                await workflow.sleep(POLICY_RETRY_EVERY,
+                                     summary=f"retry loading policy {self.intake.policy_name}")
+
+    async def _check_intake(self, policy: Policy) -> Intake:
+        """Check the intake against the case's own clock and the policy (deterministic).
+
+        A receipt date after the day the case started is impossible (an integration sent
+        it): the case is timed from the day it started, the date as lodged is kept and the
+        manager told. An issue older than the policy's exclusion window before receipt is
+        flagged ``out_of_time`` and the manager asked to decide: the Code requires
+        discretion to be considered (2.3), so the case is never declined by itself and
+        runs (acknowledgement letter included) as any other.
+
+        Returns:
+            The intake to record: the one lodged, with the receipt date corrected if needed.
+        """
+        intake = self.intake
+        today = london_date(workflow.now())
+        if intake.received_on > today:
+            self.case.received_on_as_lodged = intake.received_on
+            self.case.received_on = today
+            intake = intake.model_copy(update={"received_on": today})
+            why = (f"received_on {self.case.received_on_as_lodged.isoformat()} was after the "
+                   f"day the case started; timed from {today.isoformat()}")
+            self._system_note("intake_corrected", why)
+            await self._notify(NotificationKind.INTAKE_CORRECTED, "manager",
+                               intake.manager_id, None,
+                               f"{self.case.reference}: {why}; check the date with the "
+                               "resident's correspondence", key="received_on")
+        limit = _months_before(self.case.received_on, policy.exclusion_window_months)
+        if intake.issue_occurred_on is not None and intake.issue_occurred_on < limit:
+            self.case.out_of_time = True
+            why = (f"the issue occurred on {intake.issue_occurred_on.isoformat()}, more than "
+                   f"{policy.exclusion_window_months} months before receipt on "
+                   f"{self.case.received_on.isoformat()}")
+            self._system_note("out_of_time", why)
+            await self._notify(NotificationKind.EXCLUSION_DECISION, "manager",
+                               intake.manager_id, None,
+                               f"{self.case.reference}: {why}. Decide whether to accept it, "
+                               "considering discretion (Code 2.3): acknowledge it, or decline "
+                               "it with the reasons and how discretion was considered",
+                               key="out_of_time")
+        return intake
+
+    def _system_note(self, action: str, detail: str) -> None:
+        """Put something the system did or found on the audit trail (state unchanged)."""
+        state = self.case.state
+        self.case.audit.append(AuditEvent(
+            seq=len(self.case.audit) + 1, at=workflow.now(), action=action, by=SYSTEM,
+            from_state=state, to_state=state, accepted=True, detail=detail))
+
+    async def _report_failure(self, what: str, exc: BaseException, key: str) -> None:
+        """Tell the manager that something failed; the case itself carries on."""
+        workflow.logger.error("side effect failed", extra={
+            "reference": self.case.reference, "what": what, "error": type(exc).__name__})
+        await self._notify(NotificationKind.ACTION_REFUSED, "manager", self.intake.manager_id,
+                           None, f"{self.case.reference}: {what}: {_cause(exc)}", key=key)
+
     def _finished(self) -> bool:
         state = self.machine.state
-        if state in (S.CLOSED, S.DECLINED, S.WITHDRAWN) and not self.case.open_actions():
+        # A withdrawn case takes no more actions, so its open ones cannot hold it open.
+        actions_done = not self.case.open_actions() or (
+            state is S.WITHDRAWN and workflow.patched("withdrawn-completes-with-open-actions"))
+        if state in (S.CLOSED, S.DECLINED, S.WITHDRAWN) and actions_done:
             ended = self.case.closed_at or (self.case.declined.at if self.case.declined else None)
             return ended is not None and workflow.now() >= ended + RETENTION
         return False
@@ -753,8 +913,20 @@ class ComplaintWorkflow:
     # -- staff actions: updates, validators, signals ------------------------------------
 
     def _refusal(self, action: Action) -> str | None:
-        """The machine's refusal, plus the checks that need today's date."""
+        """The machine's refusal, plus the checks that need today's date; never raises."""
+        try:
+            reason = self._refusal_unchecked(action)
+        except Exception as exc:
+            if isinstance(exc, workflow.NondeterminismError | workflow.ReadOnlyContextError):
+                raise
+            return (f"the action could not be checked ({type(exc).__name__}); nothing was "
+                    "changed: report this to the system's operators")
+        return reason
+
+    def _refusal_unchecked(self, action: Action) -> str | None:
         reason = self.machine.refusal(action)
+        if reason is None and self._hardened:
+            reason = self._late_refusal(action)
         if reason is None and isinstance(action, RequestEscalation):
             today = london_date(workflow.now())
             responded = next((r.at for r in self.case.responses if r.stage == 1), None)
@@ -765,6 +937,27 @@ class ComplaintWorkflow:
                 return ("requested_on is before the stage 1 response was issued on "
                         f"{london_date(responded).isoformat()}")
         return reason
+
+    def _late_refusal(self, action: Action) -> str | None:
+        """Checks added with :data:`PATCH_HARDENED` that need the case's clock."""
+        now = workflow.now()
+        if isinstance(action, Extend):
+            stage = self.case.stage
+            kind = DeadlineKind.STAGE1_RESPONSE if stage == 1 else DeadlineKind.STAGE2_RESPONSE
+            current = self._latest(kind)
+            if current is not None and current.met_at is None and (
+                    current.status is DeadlineStatus.BREACHED or current.ends_at <= now):
+                provision = "6.4" if stage == 1 else "6.15"
+                return (f"the stage {stage} response was due on {current.due.isoformat()} and "
+                        "is overdue: an extension must be agreed and explained before the "
+                        f"due date (Code {provision}); send the response now")
+        if isinstance(action, Respond):
+            horizon = london_date(now) + timedelta(days=ACTION_HORIZON_DAYS)
+            late = [a.action_id for a in action.outstanding_actions if a.due_by > horizon]
+            if late:
+                return (f"outstanding actions must be due by {horizon.isoformat()} (at most "
+                        f"five years ahead, Code 7.3 'by when'): {', '.join(late)}")
+        return None
 
     def _validate(self, action: Action) -> None:
         reason = self._refusal(action)
@@ -779,7 +972,15 @@ class ComplaintWorkflow:
             # The state moved between validation and now: refuse, the case is unchanged.
             self.machine.record_refusal(action, reason, workflow.now())
             raise ApplicationError(reason, type="ActionRefused", non_retryable=True)
-        seq = self._accept(action)
+        try:
+            seq = self._accept(action)
+        except Exception as exc:
+            # Unreachable while refusal() mirrors the machine; an update must fail, not the
+            # workflow task.
+            if isinstance(exc, workflow.NondeterminismError):
+                raise
+            raise ApplicationError(f"the action could not be applied ({exc})",
+                                   type="ActionRefused", non_retryable=True) from None
         await workflow.wait_condition(lambda: self._done >= seq)
         return self.view()
 
@@ -793,6 +994,17 @@ class ComplaintWorkflow:
         return self._applied
 
     def _signalled(self, trigger: str, payload: Any) -> None:
+        try:
+            self._signalled_unchecked(trigger, payload)
+        except Exception as exc:
+            # A signal handler that raised would fail the workflow task: record it instead.
+            if isinstance(exc, workflow.NondeterminismError):
+                raise
+            by = payload.get("by") if isinstance(payload, dict) else None
+            self._reject_signal(trigger, str(by or "unknown"),
+                                f"{trigger} could not be processed ({type(exc).__name__})")
+
+    def _signalled_unchecked(self, trigger: str, payload: Any) -> None:
         try:
             action = ACTION_BY_TRIGGER[trigger].model_validate(payload)
         except ValidationError as exc:
@@ -829,6 +1041,7 @@ class ComplaintWorkflow:
         action, event = effect.action, effect.event
         if not event.accepted or self.policy is None:
             return
+        self._calendar_stale = True  # re-read at most once per action, before planning
         policy = self.policy
         today = london_date(workflow.now())
         trigger = action.trigger
@@ -838,12 +1051,12 @@ class ComplaintWorkflow:
             self._meet(DeadlineKind.EARLY_CONTACT)
         if isinstance(action, Acknowledge):
             start = today if policy.limits.stage1_response_from == "acknowledgement" \
-                else self.intake.received_on
+                else self.case.received_on
             due = await self._plan(DeadlineKind.STAGE1_RESPONSE, 1, start,
                                    working_days=policy.limits.stage1_response)
             await self._letter(Stage1Acknowledgement(
                 **self._letter_base(today), definition=action.definition,
-                received_on=self.intake.received_on, response_due=due.due,
+                received_on=self.case.received_on, response_due=due.due,
                 handler=action.handler_id,
                 adjustments=tuple(a.description for a in self.intake.adjustments)), 1)
         elif isinstance(action, Decline):
@@ -852,7 +1065,7 @@ class ComplaintWorkflow:
                 **self._letter_base(today), grounds=action.grounds,
                 explanation=action.explanation,
                 discretion_considered=action.discretion_considered,
-                received_on=self.intake.received_on,
+                received_on=self.case.received_on,
                 complaint_summary=self.intake.description[:500]), 1)
         elif isinstance(action, Extend):
             await self._extend(action, today)
@@ -876,6 +1089,7 @@ class ComplaintWorkflow:
             await self._letter(EscalationRefusal(
                 **self._letter_base(today), grounds=action.grounds,
                 explanation=action.explanation,
+                discretion_considered=action.discretion_considered,
                 escalation_requested_on=self.case.escalation_requested_on or today), 2)
         elif isinstance(action, CompleteAction):
             await self._complete(action, today)
@@ -985,8 +1199,11 @@ class ComplaintWorkflow:
     async def _plan(self, kind: DeadlineKind, stage: int, start: dt.date, *,
                     working_days: int | None = None, calendar_days: int | None = None,
                     calendar_months: int | None = None, key: str | None = None,
-                    label: str | None = None) -> Deadline:
-        assert self.policy is not None
+                    label: str | None = None, fresh_calendar: bool = False) -> Deadline:
+        if self._hardened and self._calendar_stale and not fresh_calendar:
+            await self._refresh_calendar()
+        if self.policy is None:
+            raise ApplicationError("no policy loaded", type="NoPolicy", non_retryable=True)
         if key is None:
             count = sum(1 for d in self.deadlines if d.kind is kind)
             key = f"{kind.value}#{count + 1}"
@@ -999,6 +1216,34 @@ class ComplaintWorkflow:
             result_type=Deadline, start_to_close_timeout=SHORT, retry_policy=RETRY)
         self.deadlines.append(deadline)
         return deadline
+
+    async def _refresh_calendar(self) -> None:
+        """Re-read the policy's closure days and one-off bank holidays before planning.
+
+        Design: a deadline already planned never moves (its date is in the history and in
+        the letter that gave it). A deadline planned *later* counts working days on the
+        calendar as it is when it is planned: bank holidays come from the ``holidays``
+        package inside ``plan_deadline`` anyway, so the landlord's own list (a proclaimed
+        one-off bank holiday, a declared closure) is re-read too, through an activity, so
+        replay stays deterministic. The rest of the policy (time limits, caps, windows,
+        the Ombudsman's details) stays as it was when the case started. If the policy
+        cannot be read now, the calendar the case already has is used.
+        """
+        self._calendar_stale = False
+        if self.policy is None:
+            return
+        try:
+            fresh: Policy = await workflow.execute_activity(
+                "load_policy", LoadPolicyInput(name=self.intake.policy_name),
+                result_type=Policy, start_to_close_timeout=SHORT, retry_policy=RETRY_BRIEF,
+                summary="re-read calendar days")
+        except ActivityError as exc:
+            workflow.logger.warning("calendar not re-read", extra={
+                "reference": self.case.reference, "error": _cause(exc)})
+            return
+        self.policy = self.policy.model_copy(update={
+            "closure_days": fresh.closure_days,
+            "one_off_bank_holidays": fresh.one_off_bank_holidays})
 
     def _latest(self, kind: DeadlineKind) -> Deadline | None:
         matching = [d for d in self.deadlines if d.kind is kind]
@@ -1183,16 +1428,31 @@ class ComplaintWorkflow:
 
     def _limits(self) -> Limits:
         if self.policy is None:
-            return Limits()
+            return Limits(strict=self._hardened)
         return Limits(self.policy.limits.stage1_extension_cap,
                       self.policy.limits.stage2_extension_cap,
-                      self.policy.exclusion_window_months)
+                      self.policy.exclusion_window_months, strict=self._hardened)
 
     def _carried(self) -> CarriedState:
         assert self.policy is not None
         return CarriedState(policy=self.policy, case=self.case, deadlines=self.deadlines,
                             letters=self.letters, notifications_sent=self.notifications_sent,
                             audit_recorded=self.audit_recorded)
+
+
+def _cause(exc: BaseException) -> str:
+    """A short description of a failure, safe for a staff notification (no personal data).
+
+    The innermost cause's type; with its first line only for an ``ApplicationError``,
+    whose messages the engine's own activities write without personal data. Any other
+    message (a ``ValidationError`` quotes its input) is left out.
+    """
+    inner: BaseException = exc
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    if isinstance(inner, ApplicationError) and inner.message:
+        return f"{inner.type or 'ApplicationError'}: {inner.message.splitlines()[0]}"[:500]
+    return type(inner).__name__
 
 
 class _Note(Action):

@@ -1,0 +1,167 @@
+"""Charts for the HTML report, drawn with matplotlib (Agg) as inline SVG.
+
+Each chart is drawn from the report's figures only (never from the database), as an SVG
+string with its text kept as text and deterministic ids (``svg.hashsalt``), so the same
+report always gives the same page.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+from complaints.reports.model import Report
+
+__all__ = ["CHARTS", "draw_all"]
+
+STAGE1, STAGE2 = "#005ea5", "#d4351c"
+STAGE1_LIGHT, STAGE2_LIGHT = "#8fb8dc", "#f0a090"
+OUTCOME_COLOURS = ("#d4351c", "#f47738", "#00703c")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
+        "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+        "axes.axisbelow": True, "legend.frameon": False,
+        "font.family": ["DejaVu Sans", "sans-serif"],
+    })
+    return plt
+
+
+def _svg(figure: Any, name: str) -> str:
+    plt = _pyplot()
+    with plt.rc_context({"svg.hashsalt": f"complaints-{name}"}):
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(figure)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and doctype: inline SVG
+
+
+def _month_labels(report: Report) -> list[str]:
+    import calendar
+
+    return [f"{calendar.month_abbr[int(m.month[5:])]}\n{m.month[2:4]}" for m in report.monthly]
+
+
+def monthly_volumes(report: Report) -> str:
+    """Grouped bars: stage 1 complaints received and stage 2 escalations per month."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(9, 3.2))
+    x = range(len(report.monthly))
+    width = 0.4
+    stage1 = [m.stage1_received for m in report.monthly]
+    stage2 = [m.stage2_received for m in report.monthly]
+    bars1 = axes.bar([i - width / 2 for i in x], stage1, width, color=STAGE1,
+                     label="Stage 1 received")
+    bars2 = axes.bar([i + width / 2 for i in x], stage2, width, color=STAGE2,
+                     label="Stage 2 escalations")
+    if len(report.monthly) <= 14:
+        axes.bar_label(bars1, fontsize=7, padding=1)
+        axes.bar_label(bars2, fontsize=7, padding=1)
+    axes.set_xticks(list(x), _month_labels(report))
+    axes.set_ylabel("Complaints")
+    axes.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncols=2)
+    axes.grid(axis="x", visible=False)
+    return _svg(figure, "monthly_volumes")
+
+
+def on_time(report: Report) -> str:
+    """Lines: % of responses issued on time each month, per stage, with and without ext."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(9, 3.2))
+    x = list(range(len(report.monthly)))
+
+    def rate(part: str, whole: str) -> list[float]:
+        values: list[float] = []
+        for m in report.monthly:
+            n = getattr(m, whole)
+            values.append(100 * getattr(m, part) / n if n else float("nan"))
+        return values
+
+    axes.plot(x, rate("stage1_within_extension", "stage1_responses"), color=STAGE1,
+              marker="o", label="Stage 1 (with extension)")
+    axes.plot(x, rate("stage1_within_base", "stage1_responses"), color=STAGE1_LIGHT,
+              linestyle="--", marker=".", label="Stage 1 (base)")
+    axes.plot(x, rate("stage2_within_extension", "stage2_responses"), color=STAGE2,
+              marker="s", label="Stage 2 (with extension)")
+    axes.plot(x, rate("stage2_within_base", "stage2_responses"), color=STAGE2_LIGHT,
+              linestyle="--", marker=".", label="Stage 2 (base)")
+    axes.set_ylim(0, 105)
+    axes.set_ylabel("% on time")
+    axes.set_xticks(x, _month_labels(report))
+    axes.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncols=4, fontsize=8)
+    return _svg(figure, "on_time")
+
+
+def working_days(report: Report) -> str:
+    """Histograms per stage of working days to respond, with the time limits marked."""
+    plt = _pyplot()
+    figure, panes = plt.subplots(1, 2, figsize=(9, 3.0))
+    for stage, pane, colour in ((1, panes[0], STAGE1), (2, panes[1], STAGE2)):
+        counts = [(w.working_days, w.responses) for w in report.working_days
+                  if w.stage == stage]
+        limit = report.limits[f"stage{stage}_response"]
+        cap = limit + report.limits[f"stage{stage}_extension_cap"]
+        if counts:
+            days, n = zip(*counts, strict=True)
+            pane.bar(days, n, width=0.85, color=[colour if d <= limit else
+                                                 (STAGE1_LIGHT if stage == 1 else STAGE2_LIGHT)
+                                                 for d in days])
+        pane.axvline(limit + 0.5, color="#1b1f24", linestyle="--", linewidth=1)
+        pane.axvline(cap + 0.5, color="#6f777b", linestyle=":", linewidth=1)
+        pane.text(limit + 0.7, 0.97, f"{limit} WD", transform=pane.get_xaxis_transform(),
+                  va="top", fontsize=7)
+        pane.text(cap + 0.7, 0.97, f"+{cap - limit} ext.",
+                  transform=pane.get_xaxis_transform(), va="top", fontsize=7)
+        pane.set_title(f"Stage {stage}", fontsize=9)
+        pane.set_xlabel("Working days to respond")
+        pane.grid(axis="x", visible=False)
+    panes[0].set_ylabel("Responses")
+    return _svg(figure, "working_days")
+
+
+def outcomes(report: Report) -> str:
+    """Stacked horizontal bars: upheld / partly / not upheld shares per stage."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(9, 1.8))
+    labels = ("Upheld", "Partly upheld", "Not upheld")
+    for row, stage in enumerate(report.stages):
+        values = (stage.upheld, stage.partly_upheld, stage.not_upheld)
+        total = sum(values)
+        left = 0.0
+        for value, label, colour in zip(values, labels, OUTCOME_COLOURS, strict=True):
+            share = 100 * value / total if total else 0.0
+            axes.barh(row, share, left=left, color=colour, height=0.6,
+                      label=label if row == 0 else None)
+            if share >= 6:
+                axes.text(left + share / 2, row, f"{share:.0f}%", ha="center", va="center",
+                          color="white", fontsize=8)
+            left += share
+    axes.set_yticks(range(len(report.stages)),
+                    [f"Stage {s.stage} ({s.responses:,})" for s in report.stages])
+    axes.invert_yaxis()
+    axes.set_xlim(0, 100)
+    axes.set_xlabel("% of responses issued in the period")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncols=3)
+    axes.grid(visible=False)
+    return _svg(figure, "outcomes")
+
+
+#: The charts the report document refers to by name.
+CHARTS: dict[str, Callable[[Report], str]] = {
+    "monthly_volumes": monthly_volumes, "on_time": on_time, "working_days": working_days,
+    "outcomes": outcomes,
+}
+
+
+def draw_all(report: Report) -> dict[str, str]:
+    """Draw every chart of ``report`` as inline SVG, by name."""
+    return {name: draw(report) for name, draw in CHARTS.items()}

@@ -1,0 +1,567 @@
+"""The report's figures, each worked out by one SQL aggregate (SQLite and PostgreSQL).
+
+Nothing here loads case rows into Python: every query groups and counts in the database
+(``GROUP BY``, ``CASE``, ``COUNT``, ``SUM``, window functions for percentiles) and returns
+a handful of rows. The definitions are the report's "method" (:data:`METHOD`), and each
+function's docstring says which rows it counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    case,
+    cast,
+    distinct,
+    extract,
+    func,
+    or_,
+    select,
+    true,
+)
+
+from complaints.reports.model import (
+    AckFigures,
+    ActionException,
+    ActionFigures,
+    BreachRow,
+    Ch01,
+    Ch02,
+    Ch02Basis,
+    ExtensionReason,
+    MonthRow,
+    ReferralFigures,
+    RefusalFigures,
+    RemedyRow,
+    Report,
+    Resolution,
+    StageFigures,
+    VolumeRow,
+    WorkingDaysCount,
+    pct,
+)
+from complaints.reports.period import Period
+from models.policy import Policy
+from models.tables import (
+    ActionRow,
+    ComplaintRow,
+    ExtensionRow,
+    RefusalRow,
+    ResponseRow,
+)
+from models.tables import RemedyRow as RemedyTable
+
+__all__ = ["METHOD", "ReportOptions", "build_report", "scoped", "within_base",
+           "within_extension"]
+
+C = ComplaintRow.__table__.c  # type: ignore[attr-defined]
+R = ResponseRow.__table__.c  # type: ignore[attr-defined]
+F = RefusalRow.__table__.c  # type: ignore[attr-defined]
+E = ExtensionRow.__table__.c  # type: ignore[attr-defined]
+M = RemedyTable.__table__.c  # type: ignore[attr-defined]
+A = ActionRow.__table__.c  # type: ignore[attr-defined]
+COMPLAINTS = ComplaintRow.__table__  # type: ignore[attr-defined]
+RESPONSES = ResponseRow.__table__  # type: ignore[attr-defined]
+REFUSALS = RefusalRow.__table__  # type: ignore[attr-defined]
+EXTENSIONS = ExtensionRow.__table__  # type: ignore[attr-defined]
+REMEDIES = RemedyTable.__table__  # type: ignore[attr-defined]
+ACTIONS = ActionRow.__table__  # type: ignore[attr-defined]
+
+#: How each figure is counted; printed as the report's "Method" section.
+METHOD: list[str] = [
+    "Source: the complaints database written by the workflow's activities (one row per "
+    "complaint, one per stage response with its due dates, one per refusal ground). Dates "
+    "are Europe/London calendar dates; working days follow the policy's calendar "
+    "(Monday-Friday less the nation's bank holidays and the landlord's closure days).",
+    "Period: complaints are counted by the date received, stage 2 complaints by the date "
+    "escalation was requested, responses by the date issued (the Regulator's CH02 counts "
+    "responses issued in the year), refusals by the date decided, remedies with the "
+    "response that offered them, Ombudsman referrals by the date referred. A complaint "
+    "received in one year and answered in the next counts in CH01 for the first year and "
+    "in CH02 for the second.",
+    "CH01: stage 1 complaints received in the period, not counting complaints refused "
+    "under the policy's exclusions (reported separately, Code 2 and 8.1(b)); withdrawn "
+    "complaints count, as they were received. Stage 2: escalation requests in the period "
+    "not refused. Each per 1,000 homes owned (the policy's figure unless overridden).",
+    "CH02 (base): stage responses issued in the period on or before the base due date: "
+    "stage 1 within 10 working days of the acknowledgement (Code 6.3), stage 2 within 20 "
+    "working days of its acknowledgement (6.14), or the policy's stricter limits. "
+    "Extensions are ignored.",
+    "CH02 (with extension): issued on or before the base due date, or on or before the due "
+    "date in force after agreed extensions when the extension keeps within the Code: at "
+    "most 10 (stage 1, 6.4) / 20 (stage 2, 6.15) working days, or more with a good reason "
+    "recorded. The headline CH02 uses the basis chosen for the report.",
+    "Withdrawn and declined complaints issue no response, so they are in neither the "
+    "numerator nor the denominator of CH02; a response counts only once issued.",
+    "Acknowledged within the limit: complaints received (stage 2: requests made) in the "
+    "period and acknowledged by the as-of date, acknowledged on or before the due date "
+    "(policy limit, at most 5 working days: 6.2, 6.11). Unacknowledged and overdue: not "
+    "acknowledged by the as-of date, due before it, not refused, withdrawn or referred.",
+    "Working days to respond: from the stage's clock start (day 0: the acknowledgement, "
+    "or receipt / the request under a policy that counts from those) to the day the "
+    "response was issued. Median: the middle value (the mean of the two middle values for "
+    "an even count); 90th percentile: the nearest-rank value (the ceil(0.9 n)-th "
+    "smallest).",
+    "Extended: responses issued in the period whose stage had an extension. Extension "
+    "reasons: extensions granted in the period, by the reason given.",
+    "Resolved at stage 1: stage 1 responses issued in the period with no escalation "
+    "requested by the as-of date; resolved at stage 2: stage 2 responses issued in the "
+    "period. Shares are of the two together (refused or pending escalations are in "
+    "neither).",
+    "Outcomes: the decision recorded with each response issued in the period (upheld, "
+    "partly upheld, not upheld). Remedies: offered in those responses, financial ones "
+    "totalled in pounds.",
+    "Outstanding actions: due in the period and completed on or before the due date; "
+    "overdue = due before the as-of date and not completed by it (Code 6.6, 7.3).",
+    "Breaches: acknowledgements made in the period after their due date, and responses "
+    "issued in the period outside the Code timescale (with extension), by the handler "
+    "who had the stage (responses: who issued it) and by team (the complaint's "
+    "category).",
+]
+
+
+class ReportOptions:
+    """How to report: the period, policy, homes, as-of date, CH02 basis, list lengths.
+
+    Attributes:
+        period: The days covered.
+        policy: The landlord's policy (time limits, homes, calendar).
+        homes: Homes owned for CH01 (the policy's figure unless overridden).
+        as_of: The date "overdue" and "not yet" figures are taken at.
+        basis: Which CH02 figure is the headline.
+        exceptions: How many exceptions to list per item (0: all).
+    """
+
+    def __init__(self, period: Period, policy: Policy, *, homes: int | None = None,
+                 as_of: dt.date | None = None, basis: Ch02Basis = Ch02Basis.WITH_EXTENSION,
+                 exceptions: int = 50) -> None:
+        self.period = period
+        self.policy = policy
+        self.homes = policy.homes_owned if homes is None else homes
+        self.as_of = as_of or min(period.end, dt.date.today())
+        self.basis = basis
+        self.exceptions = exceptions
+        #: Whether rows must be joined to their complaint to keep to the policy's; False
+        #: when every complaint in the database is the policy's (the usual case).
+        self.join_policy = True
+
+    @property
+    def limit(self) -> int | None:
+        """The LIMIT for exception lists (None for all)."""
+        return self.exceptions or None
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def within_base() -> ColumnElement[bool]:
+    """A response issued on or before its base due date."""
+    return R.responded_on <= R.due_base
+
+
+def within_extension() -> ColumnElement[bool]:
+    """A response within the base date, or within a Code-compliant extended date."""
+    return or_(R.responded_on <= R.due_base,
+               and_(R.extension_within_code == true(), R.responded_on <= R.due_final))
+
+
+def scoped(options: ReportOptions, table: Any, reference: Any, *columns: Any,
+           complaints: bool = False) -> Select[Any]:
+    """SELECT ``columns`` FROM ``table``, keeping to the policy's complaints.
+
+    The join to ``complaints`` is made only when it is needed: when the database holds
+    other policies' complaints too, or when ``complaints`` says the columns need it.
+    """
+    if options.join_policy:
+        return (select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
+                .where(C.policy_name == options.policy.name))
+    if complaints:
+        return select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
+    return select(*columns).select_from(table)
+
+
+def _responses(options: ReportOptions, *columns: Any, complaints: bool = False) -> Select[Any]:
+    """SELECT ``columns`` FROM responses of the policy's complaints issued in the period."""
+    period = options.period
+    return (scoped(options, RESPONSES, R.reference, *columns, complaints=complaints)
+            .where(R.responded_on.between(period.start, period.end)))
+
+
+def _complaints(options: ReportOptions, *columns: Any) -> Select[Any]:
+    """SELECT ``columns`` FROM the policy's complaints received in the period."""
+    period = options.period
+    return (select(*columns).where(C.policy_name == options.policy.name,
+                                   C.received_on.between(period.start, period.end)))
+
+
+def _escalations(options: ReportOptions, *columns: Any) -> Select[Any]:
+    """SELECT ``columns`` FROM the policy's complaints escalated in the period."""
+    period = options.period
+    return (select(*columns).where(C.policy_name == options.policy.name,
+                                   C.escalation_requested_on.between(period.start,
+                                                                     period.end)))
+
+
+def _instant_in(column: Any, period: Period) -> ColumnElement[bool]:
+    return and_(column >= period.start_instant, column < period.end_instant)
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)
+
+
+# -- the figures ---------------------------------------------------------------------------
+
+
+def _received(db: Connection, options: ReportOptions) -> dict[str, int]:
+    """Complaints logged, excluded, withdrawn in the period, and stage 2 received."""
+    row = db.execute(_complaints(
+        options, func.count(), _count_if(C.excluded == true()),
+        _count_if(C.withdrawn_at.is_not(None)))).one()
+    stage2 = db.execute(_escalations(
+        options, _count_if(C.escalation_refused != true()))).scalar_one()
+    return {"logged": _int(row[0]), "excluded": _int(row[1]), "withdrawn": _int(row[2]),
+            "stage1": _int(row[0]) - _int(row[1]), "stage2": _int(stage2)}
+
+
+def _stage_rows(db: Connection, options: ReportOptions) -> dict[int, dict[str, Any]]:
+    """Per stage: responses issued in the period and how they were counted."""
+    escalated = R.reference.in_(select(C.reference).where(
+        C.escalation_requested_on <= options.as_of))
+    later = db.execute(_responses(options, func.count())
+                       .where(R.stage == 1, escalated)).scalar_one()
+    query = _responses(
+        options, R.stage, func.count(), _count_if(within_base()),
+        _count_if(within_extension()), _count_if(R.extension_days > 0),
+        _count_if(and_(R.extension_days > 0, R.responded_on <= R.due_final)),
+        _count_if(R.responded_on > R.due_final), func.avg(R.working_days_taken),
+        func.max(R.working_days_taken), _count_if(R.decision == "upheld"),
+        _count_if(R.decision == "partly_upheld"), _count_if(R.decision == "not_upheld"),
+    ).group_by(R.stage)
+    names = ("responses", "within_base", "within_extension", "extended",
+             "extended_within_new_date", "late_final", "mean", "max", "upheld", "partly",
+             "not_upheld")
+    stages = {int(r[0]): dict(zip(names, r[1:], strict=True)) for r in db.execute(query)}
+    stages.setdefault(1, {})["escalated"] = _int(later)
+    return stages
+
+
+def _percentiles(db: Connection, options: ReportOptions) -> dict[int, tuple[float, int]]:
+    """Per stage: the median and the nearest-rank 90th percentile of working days taken.
+
+    One query, exact and portable (SQLite has no ``percentile_cont``): the responses are
+    counted per number of working days (a histogram of a few dozen rows), a window
+    function runs the cumulative count over the histogram, and the value at rank k is
+    the smallest number of days whose cumulative count reaches k. The ranks are the
+    middle one(s), ``(n + 1) // 2`` and ``(n + 2) // 2``, and ``ceil(0.9 n)``.
+    """
+    histogram = _responses(options, R.stage.label("stage"), R.working_days_taken.label("wd"),
+                           func.count().label("n")).group_by(R.stage,
+                                                             R.working_days_taken).subquery()
+    # PostgreSQL sums integers as numeric: cast back, so that // divides integers.
+    running = select(
+        histogram.c.stage, histogram.c.wd,
+        cast(func.sum(histogram.c.n).over(partition_by=histogram.c.stage,
+                                          order_by=histogram.c.wd), BigInteger).label("upto"),
+        cast(func.sum(histogram.c.n).over(partition_by=histogram.c.stage),
+             BigInteger).label("total"),
+    ).subquery()
+
+    def value_at(rank: Any) -> Any:
+        return func.min(case((running.c.upto >= rank, running.c.wd)))
+
+    total = running.c.total
+    query = select(running.c.stage, value_at((total + 1) // 2), value_at((total + 2) // 2),
+                   value_at((9 * total + 9) // 10)).group_by(running.c.stage)
+    return {int(stage): ((int(lo) + int(hi)) / 2, int(p90))
+            for stage, lo, hi, p90 in db.execute(query)}
+
+
+def _acknowledgements(db: Connection, options: ReportOptions) -> list[AckFigures]:
+    """Stage 1 and stage 2 acknowledgements of complaints / requests in the period."""
+    as_of = options.as_of
+    acked1 = and_(C.acknowledged_on.is_not(None), C.acknowledged_on <= as_of)
+    open_case = and_(C.withdrawn_at.is_(None), C.referred_to_ombudsman_at.is_(None))
+    row1 = db.execute(_complaints(
+        options, _count_if(and_(acked1, C.excluded != true())),
+        _count_if(and_(acked1, C.excluded != true(),
+                       C.acknowledged_on <= C.acknowledgement_due)),
+        _count_if(and_(~acked1, C.declined_at.is_(None), open_case,
+                       C.acknowledgement_due < as_of)),
+    )).one()
+    acked2 = and_(C.stage2_acknowledged_on.is_not(None), C.stage2_acknowledged_on <= as_of)
+    row2 = db.execute(_escalations(
+        options, _count_if(acked2),
+        _count_if(and_(acked2, C.stage2_acknowledged_on <= C.stage2_acknowledgement_due)),
+        _count_if(and_(~acked2, C.escalation_refused != true(), open_case,
+                       C.stage2_acknowledgement_due < as_of)),
+    )).one()
+    return [AckFigures(stage=stage, acknowledged=_int(r[0]), within_limit=_int(r[1]),
+                       pct_within_limit=pct(_int(r[1]), _int(r[0])),
+                       unacknowledged_overdue=_int(r[2]))
+            for stage, r in ((1, row1), (2, row2))]
+
+
+def _volumes(db: Connection, options: ReportOptions, column: Any) -> list[VolumeRow]:
+    """Complaints received in the period grouped by ``column`` (channel or category)."""
+    escalated = and_(C.escalation_requested_on.is_not(None),
+                     C.escalation_requested_on <= options.as_of)
+    query = _complaints(options, column, func.count(), _count_if(C.excluded == true()),
+                        _count_if(escalated)).group_by(column).order_by(
+        func.count().desc(), column)
+    return [VolumeRow(name=str(r[0]), received=_int(r[1]), excluded=_int(r[2]),
+                      escalated=_int(r[3])) for r in db.execute(query)]
+
+
+def _monthly(db: Connection, options: ReportOptions) -> list[MonthRow]:
+    """Per calendar month: complaints received (both stages) and responses issued."""
+    data: dict[tuple[int, int], dict[str, int]] = {m: {} for m in options.period.months()}
+
+    def month_of(column: Any) -> tuple[Any, Any]:
+        return extract("year", column), extract("month", column)
+
+    year, month = month_of(C.received_on)
+    for y, m, n in db.execute(_complaints(options, year, month, func.count())
+                              .where(C.excluded != true()).group_by(year, month)):
+        data[(int(y), int(m))]["stage1_received"] = _int(n)
+    year, month = month_of(C.escalation_requested_on)
+    for y, m, n in db.execute(_escalations(options, year, month, func.count())
+                              .where(C.escalation_refused != true()).group_by(year, month)):
+        data[(int(y), int(m))]["stage2_received"] = _int(n)
+    # Responses are counted per day (a few hundred rows) and the days added up per month
+    # here: cheaper than working out the month of every response in the database.
+    query = _responses(options, R.responded_on, R.stage, func.count(),
+                       _count_if(within_base()), _count_if(within_extension())
+                       ).group_by(R.responded_on, R.stage)
+    for day, stage, n, base, ext in db.execute(query):
+        entry = data[(day.year, day.month)]
+        for field, value in (("responses", n), ("within_base", base),
+                             ("within_extension", ext)):
+            key = f"stage{stage}_{field}"
+            entry[key] = entry.get(key, 0) + _int(value)
+    fields = ("stage1_received", "stage2_received", "stage1_responses", "stage1_within_base",
+              "stage1_within_extension", "stage2_responses", "stage2_within_base",
+              "stage2_within_extension")
+    return [MonthRow(month=f"{y:04d}-{m:02d}", **{f: data[(y, m)].get(f, 0) for f in fields})
+            for (y, m) in sorted(data)]
+
+
+def _working_days(db: Connection, options: ReportOptions) -> list[WorkingDaysCount]:
+    """How many responses took each number of working days, per stage."""
+    query = _responses(options, R.stage, R.working_days_taken, func.count()).group_by(
+        R.stage, R.working_days_taken).order_by(R.stage, R.working_days_taken)
+    return [WorkingDaysCount(stage=int(s), working_days=int(w), responses=int(n))
+            for s, w, n in db.execute(query)]
+
+
+def _extension_reasons(db: Connection, options: ReportOptions,
+                       top: int = 10) -> list[ExtensionReason]:
+    """The most frequent reasons for extensions granted in the period, per stage."""
+    reasons: list[ExtensionReason] = []
+    for stage in (1, 2):
+        count = func.count().label("n")
+        query = (scoped(options, EXTENSIONS, E.reference, E.reason, count)
+                 .where(E.stage == stage, _instant_in(E.granted_at, options.period))
+                 .group_by(E.reason).order_by(count.desc(), E.reason).limit(top))
+        reasons += [ExtensionReason(stage=stage, reason=str(reason), extensions=int(n))
+                    for reason, n in db.execute(query)]
+    return reasons
+
+
+def _refusals(db: Connection, options: ReportOptions) -> list[RefusalFigures]:
+    """Complaints and escalations refused in the period: cases, and cases per ground."""
+    period = options.period
+    in_period = F.decided_on.between(period.start, period.end)
+    cases: dict[str, int] = dict(db.execute(scoped(options, REFUSALS, F.reference, F.kind,
+                                   func.count(distinct(F.reference)))
+                            .where(in_period).group_by(F.kind)).all())
+    grounds: dict[str, dict[str, int]] = {"complaint": {}, "escalation": {}}
+    query = (scoped(options, REFUSALS, F.reference, F.kind, F.ground, func.count())
+             .where(in_period).group_by(F.kind, F.ground)
+             .order_by(F.kind, func.count().desc(), F.ground))
+    for kind, ground, n in db.execute(query):
+        grounds.setdefault(str(kind), {})[str(ground)] = int(n)
+    return [RefusalFigures(kind=kind, cases=_int(cases.get(kind)), by_ground=by_ground)
+            for kind, by_ground in grounds.items()]
+
+
+def _remedies(db: Connection, options: ReportOptions) -> tuple[list[RemedyRow], int]:
+    """Remedies offered in responses issued in the period, by kind; financial responses."""
+    in_period = _instant_in(M.offered_at, options.period)
+    query = (scoped(options, REMEDIES, M.reference, M.kind, func.count(),
+                    func.coalesce(func.sum(M.amount_pence), 0))
+             .where(in_period).group_by(M.kind).order_by(func.count().desc(), M.kind))
+    rows = [RemedyRow(kind=str(k), offered=int(n), amount_pence=int(total))
+            for k, n, total in db.execute(query)]
+    financial = (scoped(options, REMEDIES, M.reference, M.reference, M.stage)
+                 .where(in_period, M.kind == "financial").distinct().subquery())
+    with_money = db.execute(select(func.count()).select_from(financial)).scalar_one()
+    return rows, int(with_money)
+
+
+def _actions(db: Connection, options: ReportOptions) -> ActionFigures:
+    """Actions due in the period (done on time?) and overdue at the as-of date."""
+    period, as_of = options.period, options.as_of
+    due, on_time = db.execute(
+        scoped(options, ACTIONS, A.reference, func.count(),
+               _count_if(and_(A.completed_on.is_not(None), A.completed_on <= A.due_by)))
+        .where(A.due_by.between(period.start, period.end))).one()
+    overdue = and_(A.due_by < as_of, or_(A.completed_on.is_(None), A.completed_on > as_of))
+    total = db.execute(scoped(options, ACTIONS, A.reference, func.count())
+                       .where(overdue)).scalar_one()
+    listed = db.execute(scoped(options, ACTIONS, A.reference, A.reference, A.action_id,
+                               A.stage, A.due_by, A.owner).where(overdue)
+                        .order_by(A.due_by, A.reference, A.action_id)
+                        .limit(options.limit)).all()
+    return ActionFigures(
+        due_in_period=_int(due), completed_by_due_date=_int(on_time),
+        overdue_at_as_of=_int(total),
+        overdue=[ActionException(reference=r, action_id=a, stage=int(s), due_by=d, owner=o)
+                 for r, a, s, d, o in listed])
+
+
+def _ombudsman(db: Connection, options: ReportOptions) -> ReferralFigures:
+    """Cases referred to the Housing Ombudsman in the period."""
+    where = (C.policy_name == options.policy.name,
+             _instant_in(C.referred_to_ombudsman_at, options.period))
+    total = db.execute(select(func.count()).where(*where)).scalar_one()
+    listed = db.execute(select(C.reference).where(*where)
+                        .order_by(C.referred_to_ombudsman_at, C.reference)
+                        .limit(options.limit)).scalars().all()
+    return ReferralFigures(referred=int(total), references=[str(r) for r in listed])
+
+
+def _breaches(db: Connection, options: ReportOptions,
+              by: Callable[[str], Any]) -> list[BreachRow]:
+    """Missed acknowledgements and responses in the period, grouped by ``by(stage)``."""
+    period, mine = options.period, C.policy_name == options.policy.name
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(query: Select[Any], field: str) -> None:
+        for name, n in db.execute(query):
+            counts.setdefault(str(name or "(not recorded)"), {})[field] = int(n)
+
+    for stage, done, due in ((1, C.acknowledged_on, C.acknowledgement_due),
+                             (2, C.stage2_acknowledged_on, C.stage2_acknowledgement_due)):
+        key = by(f"ack{stage}")
+        add(select(key, func.count()).where(mine, done.between(period.start, period.end),
+                                            done > due).group_by(key),
+            f"stage{stage}_acknowledgements")
+    key = by("response")
+    for stage in (1, 2):
+        add(_responses(options, key, func.count(), complaints=True)
+            .where(R.stage == stage, ~within_extension()).group_by(key),
+            f"stage{stage}_responses")
+    fields = ("stage1_acknowledgements", "stage1_responses", "stage2_acknowledgements",
+              "stage2_responses")
+    rows = [BreachRow(name=name, **{f: c.get(f, 0) for f in fields}, total=sum(c.values()))
+            for name, c in counts.items()]
+    return sorted(rows, key=lambda r: (-r.total, r.name))
+
+
+def _by_handler(what: str) -> Any:
+    return {"ack1": C.stage1_handler, "ack2": C.stage2_handler, "response": R.by}[what]
+
+
+def _by_team(what: str) -> Any:
+    return C.category
+
+
+def build_report(engine: Engine | Connection, options: ReportOptions, *,
+                 evidence: bool = False) -> Report:
+    """Work out every figure of the report for ``options`` in the database.
+
+    Args:
+        engine: The complaints database (an engine, or an open connection).
+        options: The period, policy, homes, as-of date and CH02 basis.
+        evidence: Whether to add the self-assessment evidence pack.
+
+    Returns:
+        The report.
+
+    """
+    if isinstance(engine, Connection):
+        return _build(engine, options, evidence)
+    with engine.connect() as db:
+        return _build(db, options, evidence)
+
+
+def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
+    from complaints.reports.evidence import evidence_pack
+
+    policy, homes = options.policy, options.homes
+    policies = db.execute(select(func.count(distinct(C.policy_name)),
+                                 func.min(C.policy_name))).one()
+    options.join_policy = not (policies[0] == 1 and policies[1] == policy.name)
+    received = _received(db, options)
+    stages = _stage_rows(db, options)
+    percentiles = _percentiles(db, options)
+    ch01 = [Ch01(stage=s, received=received[f"stage{s}"], homes=homes,
+                 per_1000_homes=round(received[f"stage{s}"] * 1000 / homes, 2)
+                 if homes else None) for s in (1, 2)]
+    ch02: list[Ch02] = []
+    stage_figures: list[StageFigures] = []
+    for stage in (1, 2):
+        s = stages.get(stage, {})
+        n = _int(s.get("responses"))
+        base, ext = _int(s.get("within_base")), _int(s.get("within_extension"))
+        ch02.append(Ch02(stage=stage, responses=n, within_base=base, within_extension=ext,
+                         pct_within_base=pct(base, n), pct_within_extension=pct(ext, n),
+                         headline_pct=pct(ext if options.basis is Ch02Basis.WITH_EXTENSION
+                                          else base, n)))
+        median, p90 = percentiles.get(stage, (None, None))
+        up, partly, notup = (_int(s.get(k)) for k in ("upheld", "partly", "not_upheld"))
+        stage_figures.append(StageFigures(
+            stage=stage, responses=n, extended=_int(s.get("extended")),
+            pct_extended=pct(_int(s.get("extended")), n),
+            extended_within_new_date=_int(s.get("extended_within_new_date")),
+            late_against_final_due=_int(s.get("late_final")),
+            median_working_days=median, p90_working_days=p90,
+            mean_working_days=round(float(s["mean"]), 1) if n else None,
+            max_working_days=_int(s.get("max")) if n else None,
+            upheld=up, partly_upheld=partly, not_upheld=notup, pct_upheld=pct(up, n),
+            pct_partly_upheld=pct(partly, n), pct_not_upheld=pct(notup, n)))
+    s1 = stages.get(1, {})
+    resolved1 = _int(s1.get("responses")) - _int(s1.get("escalated"))
+    resolved2 = _int(stages.get(2, {}).get("responses"))
+    remedies, with_money = _remedies(db, options)
+    limits = policy.limits
+    return Report(
+        landlord=policy.landlord, policy=policy.name, period_label=options.period.label,
+        period_start=options.period.start, period_end=options.period.end,
+        as_of=options.as_of, homes=homes, ch02_basis=options.basis,
+        complaints_logged=received["logged"], complaints_excluded=received["excluded"],
+        complaints_withdrawn=received["withdrawn"], ch01=ch01, ch02=ch02,
+        stages=stage_figures, acknowledgements=_acknowledgements(db, options),
+        resolution=Resolution(
+            resolved_stage1=resolved1, resolved_stage2=resolved2,
+            pct_stage1=pct(resolved1, resolved1 + resolved2),
+            pct_stage2=pct(resolved2, resolved1 + resolved2),
+            escalated_after_stage1=_int(s1.get("escalated"))),
+        channels=_volumes(db, options, C.channel),
+        categories=_volumes(db, options, C.category),
+        monthly=_monthly(db, options), working_days=_working_days(db, options),
+        extension_reasons=_extension_reasons(db, options), refusals=_refusals(db, options),
+        remedies=remedies, remedies_total_pence=sum(r.amount_pence for r in remedies),
+        responses_with_financial_remedy=with_money, actions=_actions(db, options),
+        ombudsman=_ombudsman(db, options),
+        breaches_by_handler=_breaches(db, options, _by_handler),
+        breaches_by_team=_breaches(db, options, _by_team),
+        limits={"stage1_acknowledgement": limits.stage1_acknowledgement,
+                "stage1_response": limits.stage1_response,
+                "stage1_extension_cap": limits.stage1_extension_cap,
+                "stage2_acknowledgement": limits.stage2_acknowledgement,
+                "stage2_response": limits.stage2_response,
+                "stage2_extension_cap": limits.stage2_extension_cap},
+        method=METHOD,
+        evidence=evidence_pack(db, options) if evidence else None)
