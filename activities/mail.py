@@ -4,15 +4,24 @@ Letters to residents and notices to staff go out through a ``Mailer``. Each mess
 carries a Message-ID derived from what it is (a letter id, a notification id), so that a
 message sent twice after a crash between sending and recording is recognisably the same
 message to the receiving systems.
+
+A send reports the moment the whole message has been handed over (the final ``.`` of
+DATA written to the connection: ``on_handed_over``), and a failed send says which side of
+that moment it failed on: ``DeliveryUncertain`` after it (the server's answer was lost; a
+server commits a message once it has received the final ``.``, RFC 1047, so it is most
+likely delivered), any other ``OSError`` before it or when the server refused (certainly
+not delivered).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import io
 import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -21,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from complaints.settings import Settings
 
-__all__ = ["Mailer", "SmtpMailer", "message_id_for"]
+__all__ = ["DeliveryUncertain", "Mailer", "SmtpMailer", "message_id_for"]
 
 #: The right-hand side of every Message-ID the engine writes.
 MESSAGE_ID_DOMAIN = "complaints"
@@ -49,12 +58,50 @@ def message_id_for(key: str) -> str:
     return f"<{left}@{MESSAGE_ID_DOMAIN}>"
 
 
+class DeliveryUncertain(OSError):  # noqa: N818 - an OSError like the ones it wraps
+    """The whole message was handed over but the server's answer was lost.
+
+    Raised by ``SmtpMailer.send`` when the connection failed or timed out after the final
+    ``.`` of DATA was written and before the server answered it. The server commits on
+    receiving that ``.`` (RFC 1047), so the message is most likely delivered; sending it
+    again would most likely deliver a second copy.
+    """
+
+
+class _TrackingSMTP(smtplib.SMTP):
+    """``smtplib.SMTP`` that notices when the whole message has been handed over."""
+
+    handed_over = False
+    _in_data = False
+
+    def __init__(self, *args: object, on_handed_over: Callable[[], None] | None = None,
+                 **kwargs: object) -> None:
+        self._on_handed_over = on_handed_over
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        self._in_data = True
+        try:
+            return super().data(msg)
+        finally:
+            self._in_data = False
+
+    def send(self, s: bytes | str) -> None:
+        # Within DATA, smtplib sends the "DATA" command as str and then the message with
+        # its final "." as one bytes payload: once that is written, the server has it all.
+        super().send(s)
+        if self._in_data and isinstance(s, bytes):
+            self.handed_over = True
+            if self._on_handed_over is not None:
+                self._on_handed_over()
+
+
 @runtime_checkable
 class Mailer(Protocol):
     """Something that sends one email to one recipient."""
 
     def send(self, *, to: str, subject: str, text: str, html: str | None,
-             message_id: str) -> None:
+             message_id: str, on_handed_over: Callable[[], None] | None = None) -> None:
         """Send one message.
 
         Args:
@@ -63,10 +110,14 @@ class Mailer(Protocol):
             text: The plain-text body.
             html: An HTML alternative of the body, if any.
             message_id: The Message-ID header, angle brackets included.
+            on_handed_over: Called once the whole message has been handed over, before
+                the server's answer is read (a mailer that cannot tell may not call it).
 
         Raises:
-            OSError: If the message could not be handed over (``smtplib.SMTPException``
-                is an ``OSError``); the caller retries.
+            DeliveryUncertain: If the message was handed over but the answer was lost:
+                most likely delivered.
+            OSError: If the message was not accepted (``smtplib.SMTPException`` is an
+                ``OSError``); the caller retries.
 
         """
         ...
@@ -169,8 +220,12 @@ class SmtpMailer(Mailer):
         return buffer.getvalue()
 
     def send(self, *, to: str, subject: str, text: str, html: str | None,
-             message_id: str) -> None:
+             message_id: str, on_handed_over: Callable[[], None] | None = None) -> None:
         """Send one message over a fresh SMTP connection.
+
+        Returns as soon as the server has accepted the message: QUIT is sent without
+        waiting for its answer, and a connection that fails after the acceptance is not
+        an error (the message is delivered; reporting a failure would send it twice).
 
         Args:
             to: The recipient's email address.
@@ -178,19 +233,40 @@ class SmtpMailer(Mailer):
             text: The plain-text body.
             html: An HTML alternative, if any.
             message_id: The Message-ID header.
+            on_handed_over: Called the moment the final ``.`` of DATA has been written,
+                before the server's answer is read.
 
         Raises:
-            smtplib.SMTPException: If the server refuses the message.
-            OSError: If the server cannot be reached.
+            DeliveryUncertain: If the connection failed after the whole message was sent
+                and before the server answered: most likely delivered.
+            smtplib.SMTPException: If the server refused the message (not delivered).
+            OSError: If the server cannot be reached (not delivered).
 
         """
         message = self.build(to=to, subject=subject, text=text, html=html,
                              message_id=message_id)
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            smtp.ehlo()
-            if self.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+        payload = self.to_bytes(message)
+        smtp = _TrackingSMTP(self.host, self.port, timeout=self.timeout,
+                             on_handed_over=on_handed_over)
+        try:
+            try:
                 smtp.ehlo()
-            if self.username:
-                smtp.login(self.username, self.password or "")
-            smtp.sendmail(self.sender, [to], self.to_bytes(message))
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                smtp.sendmail(self.sender, [to], payload)
+            except smtplib.SMTPResponseException:
+                raise  # the server answered with a refusal: certainly not accepted
+            except OSError as exc:
+                if smtp.handed_over:
+                    raise DeliveryUncertain(
+                        f"the SMTP server's answer to the message was lost ({exc!r}); it "
+                        "is most likely delivered") from exc
+                raise
+            # Accepted: say goodbye without waiting for the answer.
+            with contextlib.suppress(OSError):
+                smtp.putcmd("quit")
+        finally:
+            smtp.close()

@@ -4,10 +4,12 @@ A notification is logged as a structured event (for log-based alerting), emailed
 member of staff when a mailer is configured and POSTed as JSON to a webhook (a chat
 channel, an alerting tool) when one is configured. Its row in ``notifications`` is written
 only after every external send succeeded: an existing row means "done", so a repeat does
-nothing, and a failed send raises so that Temporal retries the whole notification. A
-retry after a partial failure may repeat the send that had succeeded; the email carries a
-deterministic Message-ID and the webhook an ``Idempotency-Key`` header so that receivers
-can drop the repeat.
+nothing, and a failed send raises so that Temporal retries the whole notification. The
+channels that succeeded are remembered in the worker process, so a retry there repeats
+only the failed one, and the row is written through a database outage (retrying, for up
+to the attempt's timeout) rather than failing after the sends. A retry on another worker
+after a crash may repeat a send that had succeeded; the email carries a deterministic
+Message-ID and the webhook an ``Idempotency-Key`` header so that receivers can drop it.
 
 Notifications hold no personal data: ``NotifyInput.message`` is written without any (the
 workflow's job), and nothing else about the resident is sent or logged.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from temporalio import activity
 
+from activities.letters import RECORD_RETRY_SECONDS, retry_write
 from activities.mail import Mailer, message_id_for
 from models.messages import NotifyInput
 from models.tables import NotificationRow
@@ -59,6 +63,9 @@ class NotificationActivities:
         self.mailer = mailer
         self.webhook_url = webhook_url
         self.staff_email_domain = staff_email_domain
+        # Process-local: the channels each unrecorded notification was sent over already.
+        self._lock = threading.Lock()
+        self._done: dict[str, set[str]] = {}
 
     @activity.defn
     def notify(self, input: NotifyInput) -> None:
@@ -82,14 +89,24 @@ class NotificationActivities:
             log.info("staff_notified", kind=input.kind.value, deadline_key=input.deadline_key,
                      due=input.due.isoformat() if input.due else None,
                      recipient_role=input.recipient_role)
-            if self.mailer is not None:
+            with self._lock:
+                done = set(self._done.get(input.notification_id, ()))
+            if self.mailer is not None and "email" not in done:
                 self.mailer.send(
                     to=f"{input.recipient_id}@{self.staff_email_domain}",
                     subject=self._subject(input), text=input.message + "\n", html=None,
                     message_id=message_id_for(input.notification_id))
-            if self.webhook_url is not None:
+                self._sent(input.notification_id, "email")
+            if self.webhook_url is not None and "webhook" not in done:
                 self._post(self.webhook_url, self._payload(input), input.notification_id)
-            self._record(input)
+                self._sent(input.notification_id, "webhook")
+            retry_write(lambda: self._record(input), "notification", RECORD_RETRY_SECONDS)
+            with self._lock:
+                self._done.pop(input.notification_id, None)
+
+    def _sent(self, notification_id: str, channel: str) -> None:
+        with self._lock:
+            self._done.setdefault(notification_id, set()).add(channel)
 
     @staticmethod
     def _subject(input: NotifyInput) -> str:

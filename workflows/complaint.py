@@ -1343,7 +1343,9 @@ class ComplaintWorkflow:
                                            stage=stage, seq=seq, template_set=self.policy.name,
                                            letter=letter),
             result_type=LetterReceipt, start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=RETRY)
+            # send_letter heartbeats at every step: a killed worker is noticed in 40 s,
+            # not after the whole two minutes (just above the 30 s SMTP socket timeout).
+            heartbeat_timeout=timedelta(seconds=40), retry_policy=RETRY)
         record = LetterRecord(letter_id=letter_id, kind=kind, stage=stage, seq=seq,
                               subject=receipt.subject, sent_at=workflow.now(),
                               delivered_to=receipt.delivered_to, sha256=receipt.sha256)
