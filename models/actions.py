@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field, PositiveInt
 
@@ -180,11 +180,3 @@ ALL_ACTIONS: tuple[type[Action], ...] = (
     ReferOmbudsman, ReopenOnOrder, Close,
 )
 ACTION_BY_TRIGGER: dict[str, type[Action]] = {a.trigger: a for a in ALL_ACTIONS}
-
-#: For signals from integrations: the trigger name and its payload in one message.
-SignalKind = Literal[
-    "acknowledge", "decline", "extend", "respond", "request_escalation", "refuse_escalation",
-    "acknowledge_escalation", "add_issue", "record_contact", "complete_action", "withdraw",
-    "refer_ombudsman", "reopen_on_order", "close",
-]
-AnyAction = Annotated[Action, Field(description="Any staff action")]
