@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,8 +21,14 @@ from temporalio.worker import Worker
 from complaints.logs import configure_logging
 from complaints.settings import Settings
 from workflows.complaint import ComplaintWorkflow
+from workflows.complaint_v1 import ComplaintWorkflowV1
+
+#: Every workflow type a worker runs: new cases, and the first type's cases until they end.
+WORKFLOWS: list[type] = [ComplaintWorkflow, ComplaintWorkflowV1]
 
 log = structlog.get_logger("worker")
+#: The worker's exit status when its database is unreachable, lost or replaced.
+DATABASE_PROBLEM_EXIT = 3
 
 
 async def connect(settings: Settings) -> Client:
@@ -38,25 +45,56 @@ async def connect(settings: Settings) -> Client:
 def build_worker(client: Client, task_queue: str, activities: Sequence[Callable[..., Any]],
                  executor: concurrent.futures.Executor) -> Worker:
     """A worker for complaint workflows and the given activities."""
-    return Worker(client, task_queue=task_queue, workflows=[ComplaintWorkflow],
+    from complaints.logs import withhold_payloads_from_sdk_logs
+
+    withhold_payloads_from_sdk_logs()
+    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
                   activities=list(activities), activity_executor=executor,
                   max_concurrent_activities=16)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set (or SIGINT/SIGTERM when none is given)."""
-    from activities import build_activities
+    """Run until ``stop`` is set (or SIGINT/SIGTERM when none is given).
 
+    The database is checked first and then every ``DATABASE_CHECK_SECONDS``
+    (``complaints.dbcheck``): a database that is unreachable, lost or replaced stops the
+    worker rather than letting its activities write records nobody will see.
+
+    Raises:
+        DatabaseProblem: The database failed a check (at start, or while running: then
+            the worker has stopped and the problem is logged already).
+
+    """
+    from activities import build_activities
+    from complaints.dbcheck import DatabaseProblem, check_at_start, watch_database
+    from complaints.files import secure_data_files
+
+    # Residents' details: the data folder and outbox are the worker user's alone (any
+    # left readable by an earlier version are tightened now, and logged).
+    secure_data_files(settings.data_dir, outbox=settings.effective_outbox())
     client = await connect(settings)
     stop = stop or _stop_on_signals()
+    watch = await check_at_start(settings, client)
+    problem: str | None = None
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as executor:
         worker = build_worker(client, settings.temporal_task_queue, build_activities(settings),
                               executor)
         log.info("worker started", task_queue=settings.temporal_task_queue,
                  address=settings.temporal_address, namespace=settings.temporal_namespace)
         async with worker:
-            await stop.wait()
+            stopped = asyncio.ensure_future(stop.wait())
+            checks = asyncio.ensure_future(watch_database(
+                watch, settings.database_check_seconds))
+            await asyncio.wait({stopped, checks}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (stopped, checks):
+                task.cancel()
+            if checks.done() and not checks.cancelled():
+                problem = checks.result()
+                # Said at once: finishing the activities in flight may take a while.
+                log.error("database_lost", error=problem)
         log.info("worker stopped")
+    if problem is not None:
+        raise DatabaseProblem(problem, logged=True)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -68,10 +106,22 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 def main() -> None:
-    """Entry point: configure logging from settings and run the worker."""
+    """Entry point: configure logging from settings and run the worker.
+
+    A database problem is one error line and exit status 3 (the cause and the fix).
+    """
+    from complaints.dbcheck import DatabaseProblem
+    from complaints.files import private_umask
+
     settings = Settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
-    asyncio.run(run_worker(settings))
+    try:
+        with private_umask():  # whatever else the worker creates is private too
+            asyncio.run(run_worker(settings))
+    except DatabaseProblem as exc:
+        if not exc.logged:
+            log.error("database_refused", error=exc.message)
+        sys.exit(DATABASE_PROBLEM_EXIT)
 
 
 if __name__ == "__main__":

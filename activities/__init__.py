@@ -12,9 +12,11 @@ Activities log with structlog under the case's reference and never log personal 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from activities.calendar import CalendarActivities
+from activities.casework import CaseworkActivities
 from activities.letters import LetterActivities
 from activities.mail import Mailer, SmtpMailer
 from activities.notifications import NotificationActivities
@@ -24,6 +26,7 @@ from complaints.settings import Settings
 
 __all__ = [
     "CalendarActivities",
+    "CaseworkActivities",
     "LetterActivities",
     "Mailer",
     "NotificationActivities",
@@ -34,18 +37,22 @@ __all__ = [
 ]
 
 
-def build_activities(settings: Settings) -> list[Callable[..., Any]]:
+def build_activities(settings: Settings,
+                     policy_dir: Path | None = None) -> list[Callable[..., Any]]:
     """Build every activity the worker registers, wired to the settings' surroundings.
 
     Brings the database to the newest schema first (Alembic migrations).
 
     Args:
         settings: The worker's settings (database URL, outbox folder, SMTP, webhook).
+        policy_dir: A folder of landlord policies taking precedence over those shipped.
 
     Returns:
-        The bound activity methods: ``load_policy``, ``plan_deadline``, ``send_letter``,
-        ``notify``, ``record_intake``, ``record_snapshot``, ``record_audit`` and
-        ``record_ombudsman_details``.
+        The bound activity methods: ``open_case``, ``load_calendar``,
+        ``record_case_event`` and ``notify`` (the ``Complaint`` workflow's), and
+        ``load_policy``, ``plan_deadline``, ``send_letter``, ``record_intake``,
+        ``record_snapshot``, ``record_audit`` and ``record_ombudsman_details`` (kept for
+        cases of the first workflow type).
 
     """
     from complaints.db import ensure_schema, make_engine, session_factory
@@ -54,13 +61,20 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     ensure_schema(url)
     sessions = session_factory(make_engine(url))
     mailer = Mailer.from_settings(settings)
-    policies = PolicyActivities()
+    policies = PolicyActivities(policy_dir)
     calendar = CalendarActivities()
     letters = LetterActivities(sessions, settings.effective_outbox(), mailer)
     notifications = NotificationActivities(sessions, mailer, settings.webhook_url,
-                                           settings.staff_email_domain)
+                                           settings.staff_email_domain,
+                                           outbox_dir=settings.effective_outbox())
     records = RecordActivities(sessions)
+    casework = CaseworkActivities(sessions, policies, records, letters, notifications)
     return [
+        # The ``Complaint`` workflow's: open a case, record each event.
+        casework.open_case,
+        casework.load_calendar,
+        casework.record_case_event,
+        # The first workflow type's (``ComplaintWorkflow``), kept for the cases it runs.
         policies.load_policy,
         calendar.plan_deadline,
         letters.send_letter,

@@ -4,12 +4,20 @@ A notification is logged as a structured event (for log-based alerting), emailed
 member of staff when a mailer is configured and POSTed as JSON to a webhook (a chat
 channel, an alerting tool) when one is configured. Its row in ``notifications`` is written
 only after every external send succeeded: an existing row means "done", so a repeat does
-nothing, and a failed send raises so that Temporal retries the whole notification. The
-channels that succeeded are remembered in the worker process, so a retry there repeats
-only the failed one, and the row is written through a database outage (retrying, for up
-to the attempt's timeout) rather than failing after the sends. A retry on another worker
-after a crash may repeat a send that had succeeded; the email carries a deterministic
-Message-ID and the webhook an ``Idempotency-Key`` header so that receivers can drop it.
+nothing, and a failed send raises so that Temporal retries the whole notification.
+
+The email goes out exactly once, as a letter does (``activities.email_once``): it is
+claimed in ``notification_deliveries`` before it is sent, a marker is left in the outbox
+the moment the server has the whole message, and the claim is marked done on the
+server's answer. A retry after a crash between sending and recording finds the claim and
+the marker and does not send it again; one after a crash before the message was handed
+over sends it (recorded ``resent``). The Message-ID derives from the notification id.
+
+The webhook is remembered in the worker process once it succeeded, so a retry there does
+not POST again; a retry on another worker after a crash may, with the same
+``Idempotency-Key`` header so that the receiver can drop it. The ``notifications`` row is
+written through a database outage (retrying, for up to the attempt's timeout) rather than
+failing after the sends.
 
 Notifications hold no personal data: ``NotifyInput.message`` is written without any (the
 workflow's job), and nothing else about the resident is sent or logged.
@@ -22,6 +30,7 @@ import json
 import threading
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -29,10 +38,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from temporalio import activity
 
-from activities.letters import RECORD_RETRY_SECONDS, retry_write
+from activities.email_once import RECORD_RETRY_SECONDS, OnceEmailer, retry_write
 from activities.mail import Mailer, message_id_for
 from models.messages import NotifyInput
-from models.tables import NotificationRow
+from models.tables import NotificationDeliveryRow, NotificationRow
 
 __all__ = ["WEBHOOK_TIMEOUT_SECONDS", "NotificationActivities"]
 
@@ -47,7 +56,8 @@ class NotificationActivities:
 
     def __init__(self, session_factory: Callable[[], Session], mailer: Mailer | None = None,
                  webhook_url: str | None = None,
-                 staff_email_domain: str = "landlord.example") -> None:
+                 staff_email_domain: str = "landlord.example", *,
+                 outbox_dir: Path | None = None) -> None:
         """Configure the channels.
 
         Args:
@@ -55,6 +65,9 @@ class NotificationActivities:
             mailer: Emails ``<recipient_id>@<staff_email_domain>``; None for no email.
             webhook_url: Receives each notification as a JSON POST; None for none.
             staff_email_domain: The domain of staff email addresses.
+            outbox_dir: The letters' outbox, whose ``.smtp-handed-over/`` holds the
+                handed-over markers of emails in flight. Without it a retry after a crash
+                in mid-send cannot tell that the server had the email, and sends it again.
 
         """
         if webhook_url is not None and not webhook_url.startswith(("http://", "https://")):
@@ -63,9 +76,13 @@ class NotificationActivities:
         self.mailer = mailer
         self.webhook_url = webhook_url
         self.staff_email_domain = staff_email_domain
-        # Process-local: the channels each unrecorded notification was sent over already.
+        # Namespaced markers: a notification id never shares a marker with a letter id.
+        self._email = OnceEmailer(session_factory, NotificationDeliveryRow, "notification_id",
+                                  outbox_dir, what="notification",
+                                  marker_namespace="notification\0")
+        # Process-local: the notifications whose webhook POST succeeded, not yet recorded.
         self._lock = threading.Lock()
-        self._done: dict[str, set[str]] = {}
+        self._posted: set[str] = set()
 
     @activity.defn
     def notify(self, input: NotifyInput) -> None:
@@ -76,8 +93,11 @@ class NotificationActivities:
 
         Raises:
             OSError: If the email or the webhook failed (``urllib.error.URLError`` and
-                ``smtplib.SMTPException`` are ``OSError``); retried by Temporal, and
-                nothing is recorded until every channel succeeds.
+                ``smtplib.SMTPException`` are ``OSError``); retried by Temporal. The
+                notification is recorded done only once every channel succeeded; an email
+                that went is recorded at once and not sent again by the retry.
+            ApplicationError: ``DeliveryInProgress``, if another attempt in this worker
+                is sending the same email now (retried by Temporal).
 
         """
         with structlog.contextvars.bound_contextvars(reference=input.reference,
@@ -89,24 +109,21 @@ class NotificationActivities:
             log.info("staff_notified", kind=input.kind.value, deadline_key=input.deadline_key,
                      due=input.due.isoformat() if input.due else None,
                      recipient_role=input.recipient_role)
-            with self._lock:
-                done = set(self._done.get(input.notification_id, ()))
-            if self.mailer is not None and "email" not in done:
-                self.mailer.send(
-                    to=f"{input.recipient_id}@{self.staff_email_domain}",
+            if self.mailer is not None:
+                self._email.send(
+                    self.mailer, input.notification_id,
+                    f"{input.recipient_id}@{self.staff_email_domain}",
                     subject=self._subject(input), text=input.message + "\n", html=None,
                     message_id=message_id_for(input.notification_id))
-                self._sent(input.notification_id, "email")
-            if self.webhook_url is not None and "webhook" not in done:
+            with self._lock:
+                posted = input.notification_id in self._posted
+            if self.webhook_url is not None and not posted:
                 self._post(self.webhook_url, self._payload(input), input.notification_id)
-                self._sent(input.notification_id, "webhook")
+                with self._lock:
+                    self._posted.add(input.notification_id)
             retry_write(lambda: self._record(input), "notification", RECORD_RETRY_SECONDS)
             with self._lock:
-                self._done.pop(input.notification_id, None)
-
-    def _sent(self, notification_id: str, channel: str) -> None:
-        with self._lock:
-            self._done.setdefault(notification_id, set()).add(channel)
+                self._posted.discard(input.notification_id)
 
     @staticmethod
     def _subject(input: NotifyInput) -> str:

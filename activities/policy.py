@@ -64,7 +64,10 @@ class PolicyActivities:
 
     def _load(self, input: LoadPolicyInput) -> Policy:
         """Load the policy (see ``load_policy``)."""
-        name = input.name
+        return self.read(input.name)
+
+    def read(self, name: str) -> Policy:
+        """Load the named policy (see ``load_policy``); callable from any activity."""
         if not _POLICY_NAME.fullmatch(name):
             raise ApplicationError(
                 f"invalid policy name {name!r}: lower-case letters, digits and '-' only",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -302,34 +302,66 @@ class RecordActivities:
         """
         with structlog.contextvars.bound_contextvars(reference=input.reference):
             with self.session_factory() as session:
-                complaint = session.get(ComplaintRow, input.reference)
-                if complaint is None:
-                    raise ApplicationError("the intake of this complaint is not recorded yet",
-                                           type="IntakeNotRecorded")
-                if complaint.snapshot_at is not None and complaint.snapshot_at > input.updated_at:
-                    log.info("snapshot_stale", state=input.state)
-                    return
-                complaint.landlord = input.landlord
-                complaint.policy_name = input.policy_name
-                complaint.state = input.state
-                complaint.stage = input.stage
-                complaint.handler_id = input.handler_id
-                complaint.next_deadline = input.next_deadline
-                complaint.overdue = input.overdue
-                complaint.updated_at = input.updated_at
-                complaint.snapshot_at = input.updated_at
-                complaint.closed_at = input.case.closed_at
-                self._apply_reporting_fields(complaint, input)
-                session.add(complaint)
-                self._upsert_deadlines(session, input)
-                self._upsert_extensions(session, input)
-                self._upsert_responses(session, input, complaint)
-                self._upsert_refusals(session, input)
-                self._upsert_remedies(session, input)
-                self._upsert_actions(session, input)
-                session.commit()
+                if self.apply_snapshot(session, input):
+                    session.commit()
             log.info("snapshot_recorded", state=input.state, stage=input.stage,
                      overdue=input.overdue, deadlines=len(input.deadlines))
+
+    def apply_snapshot(self, session: Session, input: CaseSnapshot,
+                       changed: Collection[str] | None = None,
+                       deadlines: Sequence[Deadline] | None = None) -> bool:
+        """Write a snapshot into ``session`` without committing (see ``record_snapshot``).
+
+        Args:
+            session: The open session.
+            input: The case as it stands.
+            changed: The case file's fields that changed since the last snapshot: only
+                the rows they feed are rewritten (None: all of them).
+            deadlines: The deadlines that changed (None: all of ``input.deadlines``).
+
+        Returns:
+            False when the snapshot is older than the one applied (nothing written).
+
+        Raises:
+            ApplicationError: Retryable, of type ``IntakeNotRecorded``, when the
+                complaint's intake has not been stored yet.
+
+        """
+        complaint = session.get(ComplaintRow, input.reference)
+        if complaint is None:
+            raise ApplicationError("the intake of this complaint is not recorded yet",
+                                   type="IntakeNotRecorded")
+        if complaint.snapshot_at is not None and complaint.snapshot_at > input.updated_at:
+            log.info("snapshot_stale", state=input.state)
+            return False
+        complaint.landlord = input.landlord
+        complaint.policy_name = input.policy_name
+        complaint.state = input.state
+        complaint.stage = input.stage
+        complaint.handler_id = input.handler_id
+        complaint.next_deadline = input.next_deadline
+        complaint.overdue = input.overdue
+        complaint.updated_at = input.updated_at
+        complaint.snapshot_at = input.updated_at
+        complaint.closed_at = input.case.closed_at
+        self._apply_reporting_fields(complaint, input)
+        session.add(complaint)
+        self._upsert_deadlines(session, input, deadlines)
+        if changed is None:
+            changed = set(CaseFile.model_fields)
+        clocks = any(d.kind in _RESPONSE_KIND.values() for d in
+                     (input.deadlines if deadlines is None else deadlines))
+        if "extensions" in changed:
+            self._upsert_extensions(session, input)
+        if clocks or {"responses", "extensions"} & set(changed):
+            self._upsert_responses(session, input, complaint)
+        if {"declined", "escalation_refused"} & set(changed):
+            self._upsert_refusals(session, input)
+        if "responses" in changed:
+            self._upsert_remedies(session, input)
+        if "actions" in changed:
+            self._upsert_actions(session, input)
+        return True
 
     @staticmethod
     def _apply_reporting_fields(complaint: ComplaintRow, snapshot: CaseSnapshot) -> None:
@@ -408,10 +440,13 @@ class RecordActivities:
                 session.add(row)
 
     @staticmethod
-    def _upsert_deadlines(session: Session, snapshot: CaseSnapshot) -> None:
+    def _upsert_deadlines(session: Session, snapshot: CaseSnapshot,
+                          deadlines: Sequence[Deadline] | None = None) -> None:
+        if deadlines is not None and not deadlines:
+            return
         stored = {row.key: row for row in session.exec(
             select(DeadlineRow).where(DeadlineRow.reference == snapshot.reference))}
-        for deadline in snapshot.deadlines:
+        for deadline in snapshot.deadlines if deadlines is None else deadlines:
             row = stored.get(deadline.key) or DeadlineRow(
                 reference=snapshot.reference, key=deadline.key, kind=deadline.kind.value,
                 stage=deadline.stage, label=deadline.label, provision=deadline.provision,

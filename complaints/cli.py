@@ -1,15 +1,20 @@
 """The ``complaints`` command line.
 
 Errors a user can act on are printed as one line (what went wrong, how to fix it) with a
-non-zero exit, never a traceback.
+non-zero exit, never a traceback. Anything unforeseen is caught last of all by
+:func:`main`: one line with the exception's type and where it happened (never its
+message, which may quote personal data), exit status 1; ``COMPLAINTS_DEBUG=1`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -211,20 +216,29 @@ def demo(received: dt.date | None, policy_name: str) -> None:
               help="Replace the lifecycle block in this README instead of printing.")
 def diagram(readme: str | None) -> None:
     """Print the lifecycle as a Mermaid diagram generated from the transition table."""
-    from workflows.complaint import mermaid_diagram
+    from domain.lifecycle import mermaid_diagram
 
     block = f"<!-- lifecycle:start -->\n```mermaid\n{mermaid_diagram()}```\n<!-- lifecycle:end -->"
     if readme is None:
         click.echo(block)
         return
     path = Path(readme)
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise click.ClickException(f"cannot read {readme} ({why}): give a README that "
+                                   "you can read and write") from None
     pattern = re.compile(r"<!-- lifecycle:start -->.*?<!-- lifecycle:end -->", re.S)
     if not pattern.search(text):
         raise click.ClickException(
             f"{readme} has no '<!-- lifecycle:start -->' ... '<!-- lifecycle:end -->' block: "
             "add the two markers where the diagram belongs")
-    path.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
+    try:
+        path.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {readme} ({exc.strerror}): check its "
+                                   "permissions") from None
     click.echo(f"updated the lifecycle diagram in {readme}")
 
 
@@ -235,12 +249,14 @@ def dev(no_demo: bool) -> None:
     import asyncio
 
     from complaints.dev import run_dev
+    from complaints.files import private_umask
     from complaints.logs import configure_logging
     from complaints.settings import Settings
 
     settings = Settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
-    asyncio.run(run_dev(settings, demo=not no_demo))
+    with private_umask():  # residents' details: whatever it writes is the user's alone
+        asyncio.run(run_dev(settings, demo=not no_demo))
 
 
 @cli.group()
@@ -265,6 +281,7 @@ def db_upgrade() -> None:
 
 register_staff_commands(cli, ISO_DATE)
 __import__("complaints.reports.cli", fromlist=["register"]).register(cli, ISO_DATE)
+__import__("complaints.resync", fromlist=["register"]).register(cli)
 
 
 def _load(name_or_path: str) -> Any:
@@ -274,9 +291,56 @@ def _load(name_or_path: str) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
+#: Set (to anything but 0 or empty) to see the traceback of an unexpected error.
+DEBUG_ENV = "COMPLAINTS_DEBUG"
+#: The engine's own top-level modules (pyproject.toml), to find where an error happened.
+_OUR_MODULES = frozenset({"complaints", "workflows", "activities", "models", "domain",
+                          "worker.py"})
+
+
+def unexpected_error_line(exc: BaseException) -> str:
+    """The one line shown for an error nobody foresaw: its type and where, not its text.
+
+    The message is left out on purpose: an unforeseen exception may quote anything it was
+    given, personal data included. The innermost frame in the engine's own code says where.
+    """
+    root = Path(__file__).resolve().parent.parent  # the checkout, or site-packages
+    where = ""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = Path(frame.filename)
+        if path.is_relative_to(root) and path.relative_to(root).parts[0] in _OUR_MODULES:
+            where = f" in {path.relative_to(root)}:{frame.lineno} ({frame.name})"
+            break
+    kind = type(exc).__module__ + "." + type(exc).__qualname__
+    kind = kind.removeprefix("builtins.")
+    return (f"Error: unexpected {kind}{where}; this is a bug: rerun with {DEBUG_ENV}=1 for "
+            "the traceback and report it")
+
+
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="complaints")
+    """Console-script entry point: every failure is one ``Error:`` line and a non-zero exit.
+
+    Click already turns usage errors and ``ClickException`` into one line; what still gets
+    here is unforeseen, and becomes one line too (see :func:`unexpected_error_line`)
+    unless ``COMPLAINTS_DEBUG`` asks for the traceback.
+    """
+    from pydantic import ValidationError
+
+    try:
+        cli.main(prog_name="complaints")
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, on purpose
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        if isinstance(exc, ValidationError) and exc.title == "Settings":
+            # Read wherever a command first needs them: a bad value is the operator's to fix.
+            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                               for e in exc.errors())
+            line = (f"Error: invalid settings: {fields}; fix that environment variable (or "
+                    "the env file's line)")
+        else:
+            line = unexpected_error_line(exc)
+        click.echo(line, err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -23,13 +23,25 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlmodel import Session
 
+if TYPE_CHECKING:
+    from models.tables import ReferenceRow
+
 __all__ = [
+    "MAX_SEQ",
     "MIGRATIONS_DIR",
+    "ReferencesExhausted",
     "alembic_config",
+    "allocate_reference",
+    "allocate_row",
     "current_revision",
     "ensure_schema",
+    "format_reference",
     "head_revision",
     "make_engine",
+    "parse_reference",
+    "record_reference",
+    "reference_for_channel",
+    "reserve_reference",
     "session_factory",
     "upgrade",
 ]
@@ -79,9 +91,11 @@ def _on_sqlite_begin(connection: Any) -> None:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url``.
 
-    For SQLite the parent folder of the database file is created, connections may be
-    used from any thread (``check_same_thread=False``), and every connection runs in WAL
-    mode with a busy timeout.
+    For SQLite the database file is created ``0600`` (its folders ``0700``) whatever the
+    umask, an existing one readable by others is made private (see
+    ``complaints.files``), connections may be used from any thread
+    (``check_same_thread=False``), and every connection runs in WAL mode with a busy
+    timeout.
 
     Args:
         url: A SQLAlchemy URL, e.g. ``sqlite:///.data/complaints.db``.
@@ -96,8 +110,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(parsed, **kwargs)
     path = _sqlite_file(parsed)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if path is not None and parsed.query.get("mode") != "ro":
+        from complaints.files import private_sqlite_database
+
+        private_sqlite_database(path)
     connect_args = dict(kwargs.pop("connect_args", {}))
     connect_args.setdefault("check_same_thread", False)
     engine = create_engine(parsed, connect_args=connect_args, **kwargs)
@@ -189,12 +205,125 @@ def ensure_schema(url: str) -> None:
         upgrade(url)
 
 
+#: The largest sequence number a reference can carry (``CMP-YYYY-NNNNNN``).
+MAX_SEQ = 999_999
+
+
+class ReferencesExhausted(RuntimeError):
+    """Every reference number of a year is taken."""
+
+
+def format_reference(year: int, seq: int) -> str:
+    """``CMP-YYYY-NNNNNN`` for a year and a sequence number."""
+    return f"CMP-{year:04d}-{seq:06d}"
+
+
+def parse_reference(reference: str) -> tuple[int, int]:
+    """The (year, sequence number) of a ``CMP-YYYY-NNNNNN`` reference.
+
+    Raises:
+        ValueError: If ``reference`` does not have that form.
+
+    """
+    prefix, year, seq = reference.split("-") if reference.count("-") == 2 else ("", "", "")
+    if prefix != "CMP" or len(year) != 4 or len(seq) != 6 or not (year + seq).isdigit():
+        raise ValueError(f"{reference!r} is not of the form CMP-YYYY-NNNNNN")
+    return int(year), int(seq)
+
+
+def reference_for_channel(engine: Engine, channel: str,
+                          channel_reference: str) -> ReferenceRow | None:
+    """The reference row already handed out for a channel's own id, if any."""
+    from sqlmodel import select
+
+    from models.tables import ReferenceRow
+
+    with session_factory(engine)() as session:
+        return session.exec(select(ReferenceRow).where(
+            ReferenceRow.channel == channel,
+            ReferenceRow.channel_reference == channel_reference)).first()
+
+
+def _next_seq(session: Session, year: int, at_least: int, skip: Collection[int]) -> int:
+    """The next free number: past the year's highest, or the lowest gap once that is full."""
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from models.tables import ReferenceRow
+
+    top = session.exec(select(func.max(ReferenceRow.seq)).where(
+        ReferenceRow.year == year)).one()
+    seq = max((top or 0) + 1, at_least, 1)
+    while seq in skip:
+        seq += 1
+    if seq <= MAX_SEQ:
+        return seq
+    # An explicit reference near the top of the range pushed the sequence off the end:
+    # fall back to the lowest number nobody has (rare, so a scan is fine).
+    taken = set(session.exec(select(ReferenceRow.seq).where(ReferenceRow.year == year)).all())
+    taken.update(skip)
+    for candidate in range(1, MAX_SEQ + 1):
+        if candidate not in taken:
+            return candidate
+    raise ReferencesExhausted(f"every reference of {year} is taken")
+
+
+def allocate_row(engine: Engine, channel: str, channel_reference: str | None, year: int,
+                 fingerprint: str | None = None, *, at_least: int = 1,
+                 skip: Collection[int] = ()) -> ReferenceRow:
+    """Hand out the next reference of ``year``, or return the row this channel id already has.
+
+    References run ``CMP-YYYY-000001`` upwards within a year, past the highest number in
+    the table (explicit references included, so the sequence never runs into one). Two
+    lodgings at once race on the unique constraints; the loser tries again. The caller
+    compares the returned row's fingerprint with its own: a row found for the channel id
+    may belong to a different intake.
+
+    Args:
+        engine: The complaints database.
+        channel: How the complaint arrived.
+        channel_reference: The channel's own id (email or call id), if any.
+        year: The year the complaint was received.
+        fingerprint: The intake's fingerprint, stored with a new row.
+        at_least: The lowest number to hand out (to move past numbers Temporal has).
+        skip: Numbers known to be taken elsewhere (Temporal), never handed out.
+
+    Returns:
+        The new row, or the existing row for ``channel_reference``.
+
+    Raises:
+        ReferencesExhausted: If the year has no number left.
+        RuntimeError: If the races never end (50 attempts).
+
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    from models.tables import ReferenceRow
+
+    for _ in range(50):
+        if channel_reference is not None:
+            existing = reference_for_channel(engine, channel, channel_reference)
+            if existing is not None:
+                return existing
+        with session_factory(engine)() as session:
+            seq = _next_seq(session, year, at_least, skip)
+            row = ReferenceRow(reference=format_reference(year, seq), year=year, seq=seq,
+                               channel=channel, channel_reference=channel_reference,
+                               fingerprint=fingerprint)
+            session.add(row)
+            try:
+                session.commit()
+                return row
+            except IntegrityError:
+                session.rollback()
+    raise RuntimeError("could not allocate a complaint reference after 50 attempts")
+
+
 def allocate_reference(engine: Engine, channel: str, channel_reference: str | None,
                        year: int) -> str:
     """The reference for a new complaint, or the one this channel id already has.
 
-    References run ``CMP-YYYY-000001`` upwards within a year. Two staff lodging at once
-    race on the unique constraints; the loser tries the next number.
+    Kept for callers that only need the string; see :func:`allocate_row`.
 
     Args:
         engine: The complaints database.
@@ -206,32 +335,88 @@ def allocate_reference(engine: Engine, channel: str, channel_reference: str | No
         The reference, e.g. ``CMP-2026-000123``.
 
     """
-    from sqlalchemy import func
+    return allocate_row(engine, channel, channel_reference, year).reference
+
+
+def reserve_reference(engine: Engine, reference: str, channel: str,
+                      channel_reference: str | None, fingerprint: str) -> ReferenceRow:
+    """Record an explicit reference for an intake, or return the row that holds it already.
+
+    Args:
+        engine: The complaints database.
+        reference: The reference asked for (``CMP-YYYY-NNNNNN``).
+        channel: How the complaint arrived.
+        channel_reference: The channel's own id, if any.
+        fingerprint: The intake's fingerprint.
+
+    Returns:
+        The new row; or the existing row with this reference, or with this channel id
+        (the caller compares references and fingerprints).
+
+    """
     from sqlalchemy.exc import IntegrityError
-    from sqlmodel import Session, select
 
     from models.tables import ReferenceRow
 
+    year, seq = parse_reference(reference)
     for _ in range(50):
-        with Session(engine) as session:
-            if channel_reference is not None:
-                existing = session.exec(select(ReferenceRow).where(
-                    ReferenceRow.channel == channel,
-                    ReferenceRow.channel_reference == channel_reference)).first()
-                if existing is not None:
-                    return existing.reference
-            top = session.exec(select(func.max(ReferenceRow.seq)).where(
-                ReferenceRow.year == year)).one()
-            seq = (top or 0) + 1
-            reference = f"CMP-{year:04d}-{seq:06d}"
-            session.add(ReferenceRow(reference=reference, year=year, seq=seq, channel=channel,
-                                     channel_reference=channel_reference))
+        with session_factory(engine)() as session:
+            existing = session.get(ReferenceRow, reference)
+            if existing is not None:
+                return existing
+            row = ReferenceRow(reference=reference, year=year, seq=seq, channel=channel,
+                               channel_reference=channel_reference, fingerprint=fingerprint)
+            session.add(row)
             try:
                 session.commit()
-                return reference
+                return row
             except IntegrityError:
                 session.rollback()
-    raise RuntimeError("could not allocate a complaint reference after 50 attempts")
+        if channel_reference is not None:
+            by_channel = reference_for_channel(engine, channel, channel_reference)
+            if by_channel is not None:
+                return by_channel
+    raise RuntimeError(f"could not record {reference} after 50 attempts")
+
+
+def record_reference(engine: Engine, reference: str, channel: str,
+                     channel_reference: str | None, fingerprint: str | None) -> None:
+    """Make the row for ``reference`` say what Temporal holds under it (upsert).
+
+    Used when Temporal already has a case under a reference this database handed out to
+    another intake (a deleted or restored database): the row is corrected, and the next
+    allocation moves past it. If the case's channel id is held by another row, this row
+    is dropped instead.
+
+    Args:
+        engine: The complaints database.
+        reference: The existing case's reference.
+        channel: Its channel.
+        channel_reference: Its channel id, if any.
+        fingerprint: Its intake's fingerprint, if known.
+
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    from models.tables import ReferenceRow
+
+    year, seq = parse_reference(reference)
+    with session_factory(engine)() as session:
+        row = session.get(ReferenceRow, reference) or ReferenceRow(
+            reference=reference, year=year, seq=seq, channel=channel)
+        row.channel, row.channel_reference, row.fingerprint = (
+            channel, channel_reference, fingerprint)
+        session.add(row)
+        try:
+            session.commit()
+            return
+        except IntegrityError:
+            session.rollback()
+    with session_factory(engine)() as session:
+        stale = session.get(ReferenceRow, reference)
+        if stale is not None:
+            session.delete(stale)
+            session.commit()
 
 
 def letter_text(url: str, letter_id: str) -> str | None:

@@ -65,13 +65,23 @@ class DevServer:
         return args
 
     def start(self) -> None:
-        """Start the server in the background, logging to ``temporal.log``."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Start the server in the background, logging to ``temporal.log``.
+
+        ``temporal.db`` holds every case's history, residents' details included: the
+        server runs with umask ``077``, so it and its SQLite files are ``0600`` (and an
+        older, looser one is tightened first, ``complaints.files``).
+        """
+        from complaints.files import PRIVATE_FILE, PRIVATE_UMASK, secure_data_files
+
+        secure_data_files(self.data_dir)
         command = self.command()
-        with (self.data_dir / "temporal.log").open("ab") as log_file:
+        log_fd = os.open(self.data_dir / "temporal.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                         PRIVATE_FILE)
+        with os.fdopen(log_fd, "ab") as log_file:
             # Its own session: Ctrl-C reaches us first and we stop it in order.
             self.process = subprocess.Popen(command, stdout=log_file, stderr=log_file,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            umask=PRIVATE_UMASK)
 
     def stop(self, timeout: float = 20) -> None:
         """Stop the server, politely first."""
@@ -151,11 +161,12 @@ async def run_dev(settings: Settings, *, demo: bool, stop: asyncio.Event | None 
         loop.add_signal_handler(sig, stop.set)
 
     from complaints.db import ensure_schema
+    from complaints.files import make_private_dir
     from complaints.staff import settle_sdk_threads
     from worker import run_worker
 
     data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)  # the server and the worker tighten what is in it
     os.environ.setdefault("DATA_DIR", str(data_dir))
     server: DevServer | None = None
     worker_task: asyncio.Task[None] | None = None
@@ -202,15 +213,22 @@ async def _lodge_demo(settings: Settings) -> str:
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from complaints.staff import client_from_settings, intake_from_options, lodge_intake
+    from complaints.lodging import LodgingRefused
+    from complaints.staff import client_from_settings, intake_from_options, lodge_complaint
 
     today = dt.datetime.now(ZoneInfo("Europe/London")).date()  # The landlord's day.
     intake = intake_from_options(demo_intake(today), {
         "resident": None, "representative": None, "group_member": (), "outcome": (),
         "adjustment": ()})
     client = await client_from_settings()
-    handle = await lodge_intake(client, intake, settings.temporal_task_queue)
-    return handle.id
+    try:
+        return (await lodge_complaint(client, intake, settings=settings)).reference
+    except LodgingRefused as exc:
+        # Lodged on an earlier day: its receipt date differs, so it is refused as a
+        # different intake under the demo's channel reference, which names the demo case.
+        if exc.reference is None:
+            raise
+        return exc.reference
 
 
 def _ui_line(settings: Settings, server: DevServer | None) -> str:

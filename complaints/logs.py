@@ -45,3 +45,40 @@ def configure_logging(*, json: bool | None = None, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # transitions logs every trigger at INFO, replays included.
     logging.getLogger("transitions").setLevel(logging.WARNING)
+    withhold_payloads_from_sdk_logs()
+
+
+class _WithholdValidationDetails(logging.Filter):
+    """Drop the traceback of a record caused by a payload that failed validation.
+
+    The SDK logs why an update's arguments could not be decoded (at DEBUG) and why an
+    activation failed (at WARNING) with the exception; a pydantic error names the fields
+    it refused, and an unknown field's name is whatever the sender wrote, so it may be
+    personal data. The line stays, with the exception's type only.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        seen = 0
+        while error is not None and seen < 20:
+            if type(error).__name__ == "ValidationError":
+                record.msg = f"{record.getMessage()} (ValidationError: details withheld)"
+                record.args = ()
+                record.exc_info = None
+                record.exc_text = None
+                break
+            error = error.__cause__ or error.__context__
+            seen += 1
+        return True
+
+
+_FILTER = _WithholdValidationDetails()
+
+
+def withhold_payloads_from_sdk_logs() -> None:
+    """Install the filter on the SDK's loggers (idempotent; see the filter's docstring)."""
+    for name in ("temporalio.worker._workflow_instance", "temporalio.worker._workflow",
+                 "temporalio.worker._activity", "temporalio.activity", "temporalio.workflow"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

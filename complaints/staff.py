@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from functools import wraps
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic import BaseModel, ValidationError
@@ -23,15 +23,11 @@ from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from complaints.settings import Settings
@@ -40,7 +36,12 @@ from models.actions import (
     Action,
 )
 from models.case import Adjustment, Party, PartyRole
-from models.messages import CaseView, ComplaintInput, Intake
+from models.events import ActionResult
+from models.limits import first_problem, normalise_staff_ids
+from models.messages import CaseView, Intake
+
+if TYPE_CHECKING:
+    from complaints.lodging import Lodged
 
 T = TypeVar("T")
 
@@ -106,7 +107,18 @@ def _first_line(exc: BaseException) -> str:
     return first if len(first) <= 160 else first[:157] + "..."
 
 
-def _no_answer(what: str) -> NoAnswer:
+def _no_answer(what: str, cause: str | None = None) -> NoAnswer:
+    """The error for a case that did not answer in time.
+
+    Args:
+        what: What did not answer.
+        cause: Why, when Temporal knows (an activity failing, see
+            :func:`complaints.dbcheck.stall_cause`): said instead of asking whether a
+            worker runs, which would point at the wrong cause.
+
+    """
+    if cause is not None:
+        return NoAnswer(cause)
     settings = Settings()
     return NoAnswer(
         f"{what}: no answer within {ANSWER_TIMEOUT.total_seconds():.0f}s; is a worker "
@@ -180,57 +192,139 @@ async def client_from_settings() -> Client:
                      "start it with `complaints dev` or set TEMPORAL_ADDRESS")
 
 
-def load_json(path: str) -> Any:
-    """Read JSON from a file, or standard input for ``-``."""
+#: The most JSON a command reads: Temporal refuses a larger payload anyway (its default
+#: blob limit is 2 MB), and a mistaken path to a huge file should not fill the memory.
+MAX_JSON_BYTES = 2 * 1024 * 1024
+
+
+def _read_json_bytes(path: str, *, inline: bool) -> bytes:
+    """The bytes of a JSON file, or of standard input for ``-``, as a one-line error if not."""
+    name = json_source(path)
     try:
-        text = click.get_text_stream("stdin").read() if path == "-" else \
-            Path(path).read_text(encoding="utf-8")
-        return json.loads(text)
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_JSON_BYTES + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_JSON_BYTES + 1)
     except FileNotFoundError:
-        raise StaffError(f"no such file: {path}") from None
+        hint = " (inline JSON must start with '{')" if inline else ""
+        raise StaffError(f"no such file: '{path}'{hint}") from None
+    except IsADirectoryError:
+        raise StaffError(f"'{path}' is a folder: give the path of a JSON file") from None
+    except PermissionError:
+        raise StaffError(f"cannot read '{path}': permission denied; check the file's "
+                         "permissions, or give - and pipe it in") from None
+    except OSError as exc:
+        raise StaffError(f"cannot read {name}: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise StaffError(f"{name} holds more than {MAX_JSON_BYTES // (1024 * 1024)} MB: "
+                         "give the JSON file of one intake or action")
+    return data
+
+
+def _is_inline(path: str, inline: bool) -> bool:
+    return inline and path.lstrip().startswith("{")
+
+
+def json_source(path: str, *, inline: bool = False) -> str:
+    """How an error names where JSON came from (never by its content)."""
+    if _is_inline(path, inline):
+        return "the inline JSON"
+    return "standard input" if path == "-" else f"'{path}'"
+
+
+def load_json(path: str, *, inline: bool = False) -> Any:
+    """Read JSON from a file, standard input for ``-``, or (``inline``) the value itself.
+
+    With ``inline``, a value whose first non-blank character is ``{`` is the JSON object
+    itself; anything else is a path (``-``: standard input). Every failure is a one-line
+    ``StaffError`` naming the source, never its content (it may hold personal data).
+    """
+    name = json_source(path, inline=inline)
+    if _is_inline(path, inline):
+        data = path.encode("utf-8", "surrogateescape")
+    else:
+        data = _read_json_bytes(path, inline=inline)
+    try:
+        text = data.decode("utf-8-sig")  # A byte-order mark from a Windows editor is fine.
+    except UnicodeDecodeError as exc:
+        raise StaffError(f"{name} is not UTF-8 text (at byte {exc.start + 1}): save it as "
+                         "UTF-8") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise StaffError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise StaffError(f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column "
+                         f"{exc.colno}") from None
+    except RecursionError:
+        raise StaffError(f"{name} is nested too deeply to be an intake or an action") from None
+
+
+def json_kind(value: Any) -> str:
+    """What a JSON value is, for an error message: "an array", "null", "a string"..."""
+    kinds = {list: "an array", str: "a string", bool: "true or false", int: "a number",
+             float: "a number", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 # --- lodging ----------------------------------------------------------------------------
 
 
-def static_summary(intake: Intake) -> str:
-    """What the Web UI shows for the workflow: no personal data."""
-    return (f"Complaint {intake.reference} ({intake.category}) via {intake.channel.value}, "
-            f"received {intake.received_on.isoformat()}, policy {intake.policy_name}")
-
-
 async def lodge_intake(client: Client, intake: Intake, task_queue: str) -> WorkflowHandle[Any, Any]:
-    """Start the complaint's workflow, or return the running one for the same reference.
+    """Start the case for an intake that has its reference already, or return its case.
 
-    The workflow id is the reference, and ``USE_EXISTING`` makes lodging idempotent: the
-    same intake lodged twice (same channel reference, hence same reference) is one case.
-    ``REJECT_DUPLICATE`` keeps it one case after its workflow has finished too: lodging
-    it again returns the finished case rather than starting it over.
+    For callers that hold a reference (tests, tools); staff lodging goes through
+    :func:`lodge_complaint`, which also allocates references and checks channel ids. The
+    workflow id is the reference; Temporal refuses it whether its case is running or
+    finished, and the existing case's own intake decides: the same intake (fingerprint) is
+    the same case, returned; a different one raises
+    :class:`~complaints.lodging.ReferenceTaken` and is never merged.
     """
-    from complaints.policies import load_compliant_policy
-    from workflows.complaint import SA_LANDLORD, SA_STAGE, SA_STATE, ComplaintWorkflow
+    from complaints.lodging import start_case
 
-    policy = load_compliant_policy(intake.policy_name)
+    handle, _created = await start_case(client, intake, task_queue)
+    return handle
+
+
+async def lodge_complaint(client: Client, intake: Intake, *, reference: str | None = None,
+                          settings: Settings | None = None) -> Lodged:
+    """Lodge an intake in the deployment's database and Temporal (see complaints.lodging).
+
+    Args:
+        client: The Temporal client.
+        intake: The validated intake (from :func:`intake_from_options`).
+        reference: The reference staff asked for, or None to allocate one.
+        settings: The settings (default: from the environment).
+
+    Returns:
+        The case and whether it is new.
+
+    Raises:
+        LodgingRefused: A bad reference or a collision with another complaint.
+        StaffError: The database cannot be used.
+
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from complaints.lodging import lodge
+
+    settings = settings or Settings()
+    url = settings.effective_database_url()
     try:
-        return await client.start_workflow(
-            ComplaintWorkflow.run, ComplaintInput(intake=intake), id=intake.reference,
-            task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=static_summary(intake),
-            static_details=f"Landlord: {policy.landlord}. Deadlines and state are in the "
-                           "search attributes and current details.",
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(SA_STATE, "received"), SearchAttributePair(SA_STAGE, 0),
-                SearchAttributePair(SA_LANDLORD, policy.landlord)]),
-        )
-    except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle(intake.reference)
+        return await lodge(client, url, intake, settings.temporal_task_queue,
+                           reference=reference)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StaffError(f"cannot allocate a reference in the database at "
+                         f"{url.split('@')[-1]} ({_first_line(exc)}): check DATABASE_URL or "
+                         "DATA_DIR") from None
 
 
 def intake_from_options(data: dict[str, Any], options: dict[str, Any]) -> Intake:
-    """Merge an intake JSON file with command-line options (options win)."""
+    """Merge an intake JSON file with command-line options (options win), and validate it.
+
+    The reference is the one given (``--reference`` or the file's), else
+    :data:`PLACEHOLDER_REFERENCE`: the real one is allocated when the case is lodged
+    (:func:`lodge_complaint`), so a refused intake takes no number and touches no database.
+    """
     merged = dict(data)
     parties: list[dict[str, Any]] = list(merged.get("parties", []))
     if options["resident"]:
@@ -255,42 +349,18 @@ def intake_from_options(data: dict[str, Any], options: dict[str, Any]) -> Intake
     if options["adjustment"]:
         merged["adjustments"] = [Adjustment(description=a).model_dump()
                                  for a in options["adjustment"]]
-    if "reference" in merged:
-        return Intake.model_validate(merged)
-    # Validate first: a refused intake allocates no reference and touches no database.
-    checked = Intake.model_validate({**merged, "reference": PLACEHOLDER_REFERENCE})
-    reference = allocate_reference(checked.channel.value, checked.channel_reference,
-                                   checked.received_on.year)
-    return Intake.model_validate({**merged, "reference": reference})
-
-
-def allocate_reference(channel: str, channel_reference: str | None, year: int) -> str:
-    """The next CMP-YYYY-NNNNNN reference, or the one already given to this channel reference."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from complaints.db import allocate_reference as allocate
-    from complaints.db import ensure_schema, make_engine
-
-    settings = Settings()
-    url = settings.effective_database_url()
-    try:
-        ensure_schema(url)
-        engine = make_engine(url)
-        try:
-            return allocate(engine, channel, channel_reference, year)
-        finally:
-            engine.dispose()
-    except (SQLAlchemyError, OSError) as exc:
-        raise StaffError(f"cannot allocate a reference in the database at "
-                         f"{url.split('@')[-1]} ({_first_line(exc)}): check DATABASE_URL or "
-                         "DATA_DIR, or give --reference") from None
+    merged.setdefault("reference", PLACEHOLDER_REFERENCE)
+    return Intake.model_validate(merged)
 
 
 # --- acting on a case -------------------------------------------------------------------
 
 
-async def act(reference: str, action: Action) -> CaseView:
-    """Send one staff action as a validated update and return the case afterwards.
+async def act(reference: str, action: Action) -> ActionResult | CaseView:
+    """Send one staff action as a validated update and return what the case answered.
+
+    A case of the ``Complaint`` type answers with a small :class:`ActionResult`; one of
+    the first type (``ComplaintWorkflow``) with the whole :class:`CaseView`.
 
     An update waits for a worker to take it; with none running it would wait for ever, so
     it is given :data:`ANSWER_TIMEOUT` (it may still be applied once a worker starts).
@@ -298,14 +368,19 @@ async def act(reference: str, action: Action) -> CaseView:
     client = await client_from_settings()
     handle = client.get_workflow_handle(reference)
     try:
-        return await asyncio.wait_for(
-            handle.execute_update(action.trigger, action, result_type=CaseView,
-                                  rpc_timeout=ANSWER_TIMEOUT),
+        answer = await asyncio.wait_for(
+            handle.execute_update(action.trigger, action, rpc_timeout=ANSWER_TIMEOUT),
             ANSWER_TIMEOUT.total_seconds())
+        if isinstance(answer, dict) and "case" in answer:
+            return CaseView.model_validate(answer)
+        return ActionResult.model_validate(answer)
     except (TimeoutError, RPCTimeoutOrCancelledError):
+        from complaints.dbcheck import stall_cause
+
         raise _no_answer(f"{reference} did not take {action.trigger} (it may still be "
                          f"applied when a worker picks it up: check `complaints status "
-                         f"{reference}` before sending it again)") from None
+                         f"{reference}` before sending it again)",
+                         await stall_cause(client, reference)) from None
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND and "already completed" in exc.message:
             raise StaffError(f"{reference} has finished in Temporal (retention over, or "
@@ -318,13 +393,24 @@ def build_action(trigger: str, payload: dict[str, Any]) -> Action:
     """Validate a payload as the action model for ``trigger``."""
     model = ACTION_BY_TRIGGER[trigger]
     try:
-        return model.model_validate(payload)
+        action = model.model_validate(normalise_staff_ids(payload))
     except ValidationError as exc:
         raise StaffError(f"invalid {trigger}: {one_line(exc)}") from None
+    # The documented limits and invisible characters (models.limits): refused here, before
+    # the workflow, with the field named; the field types alone stay as lenient as replay
+    # of accepted cases needs.
+    problem = first_problem(action)
+    if problem is not None:
+        raise StaffError(f"invalid {trigger}: {problem}")
+    return action
 
 
-def summarise(view: CaseView) -> str:
+def summarise(view: CaseView | ActionResult) -> str:
     """A short human summary of a case (no personal data)."""
+    if isinstance(view, ActionResult):
+        return ", ".join([f"{view.reference}: {view.state} (stage {view.stage})"]
+                         + ([f"next: {view.next_deadline}"] if view.next_deadline else [])
+                         + (["OVERDUE"] if view.overdue else []))
     nxt = min((d for d in view.deadlines if d.status == "pending"), key=lambda d: d.ends_at,
               default=None)
     parts = [f"{view.reference}: {view.state} (stage {view.stage})"]
@@ -340,6 +426,18 @@ def model_json(model: BaseModel) -> str:
     return model.model_dump_json(indent=2)
 
 
+#: How Temporal words a query answer over its size limits: the server's blob limit
+#: (2 MB by default) and gRPC's 4 MB message limit (measured with temporalio 1.35).
+_TOO_LARGE = ("size exceeds limit", "message too large", "larger than max")
+
+
+def _too_large(reference: str, why: str) -> StaffError:
+    return StaffError(
+        f"{reference} is too large for Temporal to send back in one answer ({why}): read "
+        "the case from the complaints database (DATABASE_URL) instead, or ask the operator "
+        "to raise the Temporal server's limit.blobSize.error")
+
+
 async def _query(reference: str) -> CaseView:
     client = await client_from_settings()
     try:
@@ -347,19 +445,59 @@ async def _query(reference: str) -> CaseView:
             "case_view", result_type=CaseView, rpc_timeout=ANSWER_TIMEOUT)
     except RPCError as exc:
         if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            raise _no_answer(f"{reference} did not answer") from None
+            from complaints.dbcheck import stall_cause
+
+            raise _no_answer(f"{reference} did not answer",
+                             await stall_cause(client, reference)) from None
+        if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED and any(
+                t in exc.message.lower() for t in _TOO_LARGE):
+            raise _too_large(reference, _first_line(exc)) from None
         raise
+    except WorkflowQueryFailedError as exc:
+        # The worker answered with a failure instead of the case: over a size limit, or
+        # the query itself failed (the worker's log has the details).
+        why = _first_line(exc)
+        if any(t in why.lower() for t in _TOO_LARGE):
+            raise _too_large(reference, why) from None
+        raise StaffError(f"{reference} could not answer the query ({why}): see the "
+                         "worker's log") from None
+    except WorkflowQueryRejectedError as exc:
+        status = exc.status.name if exc.status is not None else "unknown"
+        raise StaffError(f"{reference} refused the query (workflow status {status}); "
+                         f"`complaints list` shows its state") from None
+
+
+def _stored_letter_text(url: str, letter_id: str) -> str | None:
+    """A letter's stored text, with a database that cannot be read as a one-line error."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from complaints.db import letter_text
+
+    try:
+        return letter_text(url, letter_id)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StaffError(
+            f"cannot read letter {letter_id} from the database at {url.split('@')[-1]} "
+            f"({_first_line(exc)}): check that DATABASE_URL or DATA_DIR name the worker's "
+            "database and that it is not damaged") from None
 
 
 # --- the click commands -----------------------------------------------------------------
 
 BY = click.option("--by", required=True, help="Your staff id (recorded in the audit trail).")
+#: How every action's ``--json`` is read (:func:`load_json` with ``inline``).
+JSON_HELP = ("The action's fields as a JSON object: inline when the value starts with '{', "
+             "- for standard input, otherwise the path of a JSON file.")
 PAYLOAD = click.option("--json", "json_path", default=None,
-                       help="Read the action's fields from a JSON file (or - for stdin).")
+                       help=JSON_HELP + " Options given as well win.")
 
 
 def _payload(json_path: str | None, **fields: Any) -> dict[str, Any]:
-    data: dict[str, Any] = load_json(json_path) if json_path else {}
+    data = load_json(json_path, inline=True) if json_path is not None else {}
+    if not isinstance(data, dict):
+        raise StaffError(f"{json_source(str(json_path), inline=True)} holds "
+                         f"{json_kind(data)}, not a JSON object: write the action's "
+                         'fields as {"field": value, ...}')
     data.update({k: v for k, v in fields.items() if v not in (None, (), [])})
     return data
 
@@ -374,6 +512,8 @@ def _split(value: str, parts: int, what: str) -> list[str]:
 def _send(reference: str, trigger: str, payload: dict[str, Any], as_json: bool = False) -> None:
     action = build_action(trigger, payload)
     view = run_async(act)(reference, action)
+    if as_json and isinstance(view, ActionResult):
+        view = run_async(_query)(reference)  # --json prints the whole case, as `status`
     click.echo(model_json(view) if as_json else summarise(view))
 
 
@@ -411,11 +551,23 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
             intake = intake_from_options(data, options)
         except ValidationError as exc:
             raise StaffError(f"cannot lodge: {one_line(exc)}") from None
+        from complaints.lodging import LodgingRefused, check_reference
+
+        asked = options.get("reference") is not None or "reference" in data
+        reference = intake.reference if asked else None
+        try:
+            if reference is not None:  # Refused before Temporal or the database is asked.
+                check_reference(reference, intake.received_on.year)
+        except LodgingRefused as exc:
+            raise StaffError(str(exc)) from None
 
         async def start() -> str:
             client = await client_from_settings()
-            handle = await lodge_intake(client, intake, Settings().temporal_task_queue)
-            return handle.id
+            try:
+                lodged = await lodge_complaint(client, intake, reference=reference)
+            except LodgingRefused as exc:
+                raise StaffError(str(exc)) from None
+            return lodged.reference
 
         click.echo(run_async(start)())
 
@@ -574,7 +726,7 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
     @cli.command("act")
     @click.argument("reference")
     @click.argument("action", type=click.Choice(sorted(ACTION_BY_TRIGGER)))
-    @click.option("--json", "json_path", required=True, help="The action's fields as JSON.")
+    @click.option("--json", "json_path", required=True, help=JSON_HELP)
     def act_command(reference: str, action: str, json_path: str) -> None:
         """Send any staff action from JSON (add_issue, record_contact, close, ...)."""
         _send(reference, action, _payload(json_path))
@@ -615,7 +767,7 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
             )
 
             client = await client_from_settings()
-            query = "WorkflowType = 'ComplaintWorkflow'"
+            query = "WorkflowType IN ('Complaint', 'ComplaintWorkflow')"
             if state:
                 query += f" AND ComplaintState = '{state.replace(chr(39), '')}'"
             if overdue:
@@ -656,9 +808,7 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
         if letter_id not in {r.letter_id for r in view.letters}:
             raise StaffError(f"no letter {letter_id} on {reference}: "
                              f"`complaints letters {reference}` lists them")
-        from complaints.db import letter_text
-
-        text = letter_text(Settings().effective_database_url(), letter_id)
+        text = _stored_letter_text(Settings().effective_database_url(), letter_id)
         if text is None:
             raise StaffError(f"letter {letter_id} is not in the database yet; try again")
         click.echo(text)

@@ -41,6 +41,7 @@ __all__ = [
     "Deadline",
     "WorkingCalendar",
     "end_of_day_utc",
+    "non_working_weekdays",
     "start_of_day_utc",
 ]
 
@@ -525,3 +526,20 @@ def start_of_day_utc(d: date, hour: int = 9) -> datetime:
     """
     _require_date(d)
     return datetime.combine(d, time(hour), tzinfo=LONDON).astimezone(UTC)
+
+
+def non_working_weekdays(calendar: WorkingCalendar, first_year: int,
+                         last_year: int) -> tuple[date, ...]:
+    """Every non-working Monday-Friday of ``calendar`` in the given years, sorted.
+
+    What a case records of its calendar when it starts (see ``domain.deadlines``): the
+    nation's bank holidays (substitute days included) and the calendar's extra days.
+
+    Raises:
+        ValueError: If the years fall outside ``FIRST_YEAR``..``LAST_YEAR``.
+
+    """
+    source = _nation_holidays(calendar.nation, first_year, last_year)
+    days = set(source.names) | set(calendar.extra_non_working)
+    return tuple(sorted(d for d in days
+                        if first_year <= d.year <= last_year and d.weekday() < _SATURDAY))

@@ -3,6 +3,10 @@
 Each model is the single argument of a Temporal update and signal of the same name
 (``ComplaintWorkflow.acknowledge`` takes an :class:`Acknowledge`). ``by`` names the member
 of staff (an id, never a resident) and is recorded in the audit trail.
+
+The field types are what replay can always decode; the documented limits on every text and
+list, and the refusal of invisible characters, are checked by ``models.limits.problems``
+where an action enters (the CLI, the workflow's update validators and signal handler).
 """
 
 from __future__ import annotations

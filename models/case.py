@@ -13,6 +13,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+# The bounds of these two types are deliberately loose and must never be tightened: a
+# running case decodes its input and every past action again on replay, so a type stricter
+# than before would make an accepted case undecodable. The documented, stricter limits and
+# the refusal of invisible characters are in ``models.limits``, applied where input enters.
+
 #: Free text a person wrote: trimmed, non-empty, bounded, no control characters but newlines/tabs.
 Text = Annotated[
     str,
@@ -28,9 +33,13 @@ Label = Annotated[
 
 
 class Frozen(BaseModel):
-    """Base for immutable messages that reject unknown fields."""
+    """Base for immutable messages that reject unknown fields.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A validation error never quotes the value it refused (``hide_input_in_errors``): the
+    messages hold residents' personal data, and errors end up in logs and refusals.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class Channel(StrEnum):

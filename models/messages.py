@@ -32,6 +32,7 @@ from models.case import (
     Text,
 )
 from models.letters import Letter, LetterKind
+from models.limits import hostile_character as _hostile_character
 from models.policy import OmbudsmanDetails, Policy
 
 #: A complaint reference, also the workflow id: never personal data.
@@ -51,13 +52,6 @@ EARLIEST_RECEIPT = dt.date(2000, 1, 1)
 EARLIEST_ISSUE = dt.date(1900, 1, 1)
 #: A policy name: what ``load_policy`` accepts (never a path).
 POLICY_NAME = r"^[a-z0-9][a-z0-9-]*$"
-
-# Characters a person never means to send: C1 controls, bidirectional overrides and
-# isolates (they reorder what staff read), the byte-order mark and lone surrogates.
-_HOSTILE = frozenset(
-    [chr(c) for c in range(0x80, 0xA0)]
-    + [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF)]
-)
 
 
 def london_today() -> dt.date:
@@ -86,14 +80,6 @@ def _strings(value: Any, path: str) -> list[tuple[str, str]]:
     if isinstance(value, tuple | list):
         return [s for i, item in enumerate(value) for s in _strings(item, f"{path}.{i}")]
     return []
-
-
-def _hostile_character(text: str) -> str | None:
-    """The first character of ``text`` nobody types on purpose, as ``U+XXXX``."""
-    for char in text:
-        if char in _HOSTILE or 0xD800 <= ord(char) <= 0xDFFF:
-            return f"U+{ord(char):04X}"
-    return None
 
 
 class Intake(Frozen):
@@ -427,6 +413,8 @@ class CaseView(BaseModel):
     deadlines: list[Deadline]
     letters: list[LetterRecord]
     rejected: list[AuditEvent]
+    #: Signals refused over the case's life (``rejected`` lists the most recent).
+    refused_total: int = 0
 
 
 class CarriedState(BaseModel):

@@ -31,11 +31,13 @@ __all__ = [
     "ActionRow",
     "AdjustmentRow",
     "AuditRow",
+    "CaseRecordRow",
     "ComplaintRow",
     "DeadlineRow",
     "DeliveryRow",
     "ExtensionRow",
     "LetterRow",
+    "NotificationDeliveryRow",
     "NotificationRow",
     "OmbudsmanDetailsRow",
     "PartyRow",
@@ -308,6 +310,29 @@ class NotificationRow(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class NotificationDeliveryRow(SQLModel, table=True):
+    """One email of a staff notification: claimed (``sending``) before it is sent, then done.
+
+    The same claim-and-marker record as ``DeliveryRow`` for letters
+    (``activities.email_once``), kept apart so that letters' deliveries stay exactly the
+    letters'. The notification's own row (``NotificationRow``) is written once every
+    channel is done; this one lets a retry after a crash tell whether the email went.
+    """
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel", "recipient",
+                         name="uq_notification_deliveries_notification_channel_recipient"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: str
+    channel: str  # "smtp"
+    recipient: str  # the member of staff's email address
+    status: str = "sent"
+    delivered_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class RemedyRow(SQLModel, table=True):
     """A remedy offered in a stage response (7.1-7.3); key (reference, stage, position)."""
 
@@ -463,10 +488,13 @@ class AuditRow(SQLModel, table=True):
 
 
 class ReferenceRow(SQLModel, table=True):
-    """Complaint references handed out, and the channel id each was lodged under.
+    """Complaint references handed out, and the channel id and intake each was lodged for.
 
-    Lodging the same intake twice (same channel and channel reference) is given the same
-    reference, hence the same workflow: one case, not two.
+    Lodging the same intake twice (same channel reference and the same fingerprint) is
+    given the same reference, hence the same workflow: one case, not two. A different
+    intake under a reference or channel reference already here is refused, never merged
+    (``complaints.lodging``); Temporal, not this table, has the last word on which
+    references exist.
     """
 
     __tablename__ = "references"
@@ -480,5 +508,28 @@ class ReferenceRow(SQLModel, table=True):
     seq: int
     channel: str
     channel_reference: str | None = Field(default=None)
+    #: SHA-256 of the intake without its reference (``complaints.lodging``); never logged.
+    #: NULL for references handed out before revision 0004.
+    fingerprint: str | None = Field(default=None)
     created_at: dt.datetime = Field(default_factory=lambda: utcnow(),
+                                    sa_type=UTCDateTime)  # type: ignore[call-overload]
+
+
+class CaseRecordRow(SQLModel, table=True):
+    """What the ``Complaint`` workflow has recorded of a case, event by event.
+
+    ``record_case_event`` applies each event once (``event_seq`` is the last applied): the
+    case file and deadlines as JSON (merged from each event's changes), from which the read
+    model rows and letters are written, and the case's policy as it was loaded when the
+    case started, so its letters print the details the case runs under.
+    """
+
+    __tablename__ = "case_records"
+
+    reference: str = Field(primary_key=True, foreign_key="complaints.reference")
+    event_seq: int = 0
+    policy_json: str = Field(sa_type=Text)  # type: ignore[call-overload]
+    case_json: str = Field(default="{}", sa_type=Text)  # type: ignore[call-overload]
+    deadlines_json: str = Field(default="[]", sa_type=Text)  # type: ignore[call-overload]
+    updated_at: dt.datetime = Field(default_factory=lambda: utcnow(),
                                     sa_type=UTCDateTime)  # type: ignore[call-overload]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from domain.lifecycle import ComplaintMachine, ComplaintState
 from models.actions import (
     Acknowledge,
     AcknowledgeEscalation,
@@ -34,7 +35,6 @@ from models.case import (
     Remedy,
     RemedyKind,
 )
-from workflows.complaint import ComplaintMachine, ComplaintState
 
 AT = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
 STAGE1_HANDLER = "staff-101"

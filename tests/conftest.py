@@ -35,6 +35,7 @@ from complaints.db import make_engine, session_factory
 from complaints.settings import Settings
 from models.case import Party
 from models.messages import ComplaintInput, Intake
+from worker import WORKFLOWS
 from workflows.complaint import (
     SA_HANDLER,
     SA_LANDLORD,
@@ -42,7 +43,6 @@ from workflows.complaint import (
     SA_OVERDUE,
     SA_STAGE,
     SA_STATE,
-    ComplaintWorkflow,
     london_date,
 )
 
@@ -82,8 +82,12 @@ class Stack:
         """A worker on the test's task queue with the real activities."""
         import concurrent.futures
 
+        from complaints.logs import withhold_payloads_from_sdk_logs
+
+        withhold_payloads_from_sdk_logs()  # as worker.build_worker does
+
         return Worker(self.env.client, task_queue=self.task_queue,
-                      workflows=[ComplaintWorkflow], activities=self.activities,
+                      workflows=WORKFLOWS, activities=self.activities,
                       activity_executor=concurrent.futures.ThreadPoolExecutor(8))
 
     async def lodge(self, intake: Intake) -> WorkflowHandle[Any, Any]:

@@ -761,12 +761,13 @@ def test_record_ombudsman_details_once_and_as_given(env: ActivityEnvironment,
 
 
 def test_build_activities_wires_every_activity(tmp_path: Path) -> None:
-    """build_activities migrates the database and returns the eight activity methods."""
+    """build_activities migrates the database and returns both workflow types' activities."""
     settings = Settings(data_dir=tmp_path / "data", database_url="", outbox_dir=None,
                         smtp_host=None, webhook_url=None, _env_file=None)  # type: ignore[call-arg]
     activities = build_activities(settings)
     names = sorted(getattr(a, "__temporal_activity_definition").name for a in activities)
-    assert names == sorted(["load_policy", "plan_deadline", "send_letter", "notify",
+    assert names == sorted(["open_case", "load_calendar", "record_case_event",
+                            "load_policy", "plan_deadline", "send_letter", "notify",
                             "record_intake", "record_snapshot", "record_audit",
                             "record_ombudsman_details"])
     assert (tmp_path / "data" / "complaints.db").is_file()

@@ -30,7 +30,8 @@ from models.tables import AuditRow, ComplaintRow
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"complaints", "parties", "adjustments", "letters", "deliveries", "extensions",
           "ombudsman_details", "notifications", "remedies", "actions", "deadlines",
-          "audit_events", "references", "responses", "refusals"}
+          "audit_events", "references", "responses", "refusals", "notification_deliveries",
+          "case_records"}
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_upgrade_is_repeatable_and_keeps_data(db_url: str) -> None:
     with session_factory(engine)() as session:
         rows = session.exec(select(ComplaintRow)).all()
     engine.dispose()
-    assert current_revision(db_url) == head_revision() == "0003"
+    assert current_revision(db_url) == head_revision() == "0007"
     assert [r.reference for r in rows] == ["CMP-2026-000001"]
 
 

@@ -1,12 +1,10 @@
 """Determinism guard: a bank holiday added to a policy never moves a recorded deadline.
 
-Design (see ``ComplaintWorkflow._refresh_calendar``): a deadline is planned once, in the
-``plan_deadline`` activity, and its date lives in the workflow's history and in the letter
-that announced it; replaying the case, or restarting every worker, reproduces it exactly.
-A deadline planned *after* the calendar changed (a new case, or a later deadline of a
-running case such as an extension) counts working days on the calendar as it is then: the
-case re-reads its policy's closure days and one-off bank holidays through an activity
-before planning, while its time limits stay those it started with.
+Design (see ``domain.deadlines``): a case records its calendar once, when it starts, and
+plans every deadline from it in workflow code, so replaying the case or restarting every
+worker reproduces each date exactly. A new case counts on the calendar as it is then; a
+running case keeps its own until it is asked to read it again (``refresh_calendar``): then
+deadlines planned afterwards use the new calendar, and those planned before keep theirs.
 """
 
 from __future__ import annotations
@@ -20,10 +18,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities import build_activities
-from activities.policy import PolicyActivities
 from complaints.policies import POLICY_DIR, load_compliant_policy
 from complaints.workdays import WorkingCalendar
 from models.actions import Acknowledge, Extend
+from models.events import ActionResult, RefreshCalendar
 from models.messages import CaseView, Deadline
 from tests.cases import DEFINITION, STAGE1_HANDLER
 from tests.conftest import Stack, make_intake
@@ -61,9 +59,7 @@ async def test_new_bank_holiday_changes_new_deadlines_not_recorded_ones(
                            encoding="utf-8")
 
     def activities() -> list[Any]:
-        built = build_activities(stack.settings)
-        built[0] = PolicyActivities(policy_dir=policies).load_policy
-        return built
+        return build_activities(stack.settings, policy_dir=policies)
 
     old_calendar = WorkingCalendar.for_policy(load_compliant_policy(policy_file))
     stack.activities = activities()
@@ -76,8 +72,9 @@ async def test_new_bank_holiday_changes_new_deadlines_not_recorded_ones(
     # Proclaimed after the acknowledgement: one holiday inside the running case's stage 1
     # window, one inside the window an extension from its due date will cover.
     in_window = old_calendar.add_working_days(recorded.start, 3)
-    in_extension = old_calendar.add_working_days(recorded.due, 2)
-    add_one_off_holidays(policy_file, in_window, in_extension)
+    in_first_extension = old_calendar.add_working_days(recorded.due, 2)
+    in_extension = old_calendar.add_working_days(recorded.due, 7)
+    add_one_off_holidays(policy_file, in_window, in_first_extension, in_extension)
     new_calendar = WorkingCalendar.for_policy(load_compliant_policy(policy_file))
     assert new_calendar.add_working_days(recorded.start, 10) > recorded.due
 
@@ -94,11 +91,21 @@ async def test_new_bank_holiday_changes_new_deadlines_not_recorded_ones(
 
         extended = await do(running, Extend(by=STAGE1_HANDLER, working_days=5,
                                             reason="A surveyor must inspect the roof"))
+        # The running case still counts on the calendar it recorded when it started.
         later = response_deadline(extended, "stage1_response#2")
         assert later.start == recorded.due
-        assert later.due == new_calendar.add_working_days(recorded.due, 5)
-        assert later.due > old_calendar.add_working_days(recorded.due, 5)
-        assert response_deadline(extended).due == recorded.due  # still as recorded
+        assert later.due == old_calendar.add_working_days(recorded.due, 5)
+        assert later.due < new_calendar.add_working_days(recorded.due, 5)
+        # Asked to read its calendar again, it plans the next deadline with the new one.
+        await running.execute_update("refresh_calendar", RefreshCalendar(by="ops-1"),
+                                     result_type=ActionResult)
+        again = await do(running, Extend(by=STAGE1_HANDLER, working_days=5,
+                                         reason="The surveyor needs a second visit"))
+        last = response_deadline(again, "stage1_response#3")
+        assert last.due == new_calendar.add_working_days(later.due, 5)
+        assert last.due > old_calendar.add_working_days(later.due, 5)
+        assert response_deadline(again).due == recorded.due  # still as recorded
+        assert response_deadline(again, "stage1_response#2").due == later.due
         history = await running.fetch_history()
     assert task_failures(history) == 0
 

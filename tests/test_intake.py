@@ -26,9 +26,9 @@ from sqlmodel import select
 from temporalio.client import WorkflowExecutionStatus
 
 from activities import build_activities
-from activities.policy import PolicyActivities
 from complaints.policies import POLICY_DIR
 from models.actions import Acknowledge
+from models.events import CaseInput
 from models.messages import ComplaintInput, Intake, RecordIntakeInput
 from models.tables import ComplaintRow, LetterRow, NotificationRow
 from tests.cases import DEFINITION, STAGE1_HANDLER
@@ -188,7 +188,7 @@ async def test_future_receipt_started_directly_is_corrected_not_crashed(stack: S
         lodged = london_date(dt.datetime.now(dt.UTC)) + timedelta(days=10)
         intake = raw_intake(received_on=lodged.isoformat(), issue_occurred_on=None)
         handle = await stack.env.client.start_workflow(
-            ComplaintWorkflow.run, ComplaintInput(intake=intake), id=intake.reference,
+            ComplaintWorkflow.run, CaseInput(intake=intake), id=intake.reference,
             task_queue=stack.task_queue)
         current = await started(handle)
         note = current.case.audit[0]
@@ -241,13 +241,11 @@ async def test_missing_policy_waits_and_recovers(stack: Stack, tmp_path: Path) -
     """A case whose policy cannot be loaded waits (manager told) and starts once it exists."""
     policies = tmp_path / "policies"
     policies.mkdir()
-    activities = build_activities(stack.settings)
-    activities[0] = PolicyActivities(policy_dir=policies).load_policy
-    stack.activities = activities
+    stack.activities = build_activities(stack.settings, policy_dir=policies)
     intake = raw_intake(policy_name="landlord-x")
     async with stack.worker():
         handle = await stack.env.client.start_workflow(
-            ComplaintWorkflow.run, ComplaintInput(intake=intake), id=intake.reference,
+            ComplaintWorkflow.run, CaseInput(intake=intake), id=intake.reference,
             task_queue=stack.task_queue)
         told = await notifications(stack, intake.reference, "policy_unavailable")
         assert len(told) == 1 and "landlord-x" in told[0].message

@@ -8,6 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from domain.lifecycle import (
+    TRIGGERS,
+    ActionRefused,
+    ComplaintMachine,
+    ComplaintState,
+    Limits,
+    mermaid_diagram,
+)
 from models.actions import (
     AcknowledgeEscalation,
     AddIssue,
@@ -30,14 +38,6 @@ from tests.cases import (
     new_case,
     respond_to,
     valid_action,
-)
-from workflows.complaint import (
-    TRIGGERS,
-    ActionRefused,
-    ComplaintMachine,
-    ComplaintState,
-    Limits,
-    mermaid_diagram,
 )
 
 S = ComplaintState

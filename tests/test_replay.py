@@ -10,15 +10,17 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.complaint import ComplaintWorkflow
+from worker import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 def test_there_are_histories_of_finished_cases() -> None:
-    """The committed histories cover both stages, a decline, a withdrawal and a lapse."""
+    """The committed histories of both types cover both stages, declines, withdrawals, lapses."""
     names = {p.stem for p in HISTORIES}
-    assert {"both_stages", "declined", "breached_then_withdrawn", "window_lapsed"} <= names
+    scenarios = {"both_stages", "declined", "breached_then_withdrawn", "window_lapsed"}
+    assert scenarios <= names  # the first workflow type, ComplaintWorkflow
+    assert {f"complaint_{n}" for n in scenarios | {"refused_then_breached"}} <= names
     for path in HISTORIES:
         events = json.loads(path.read_text(encoding="utf-8"))["events"]
         assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED", path.name
@@ -28,6 +30,7 @@ def test_there_are_histories_of_finished_cases() -> None:
 async def test_history_replays(path: Path) -> None:
     """Replaying a finished case with today's code raises no non-determinism error."""
     history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
-    replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=pydantic_data_converter)
+    # The worker's own list: each history replays with the type it was recorded under.
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -25,7 +25,8 @@ from sqlalchemy import (
     union_all,
 )
 
-from complaints.reports.figures import (
+from complaints.reports.model import EvidenceItem, ExceptionRow, pct
+from complaints.reports.queries import (
     ACTIONS,
     COMPLAINTS,
     EXTENSIONS,
@@ -35,13 +36,12 @@ from complaints.reports.figures import (
     F,
     R,
     ReportOptions,
-    _count_if,
-    _instant_in,
-    _responses,
+    count_if,
+    instant_in,
+    responses_in_period,
     scoped,
     within_extension,
 )
-from complaints.reports.model import EvidenceItem, ExceptionRow, pct
 from complaints.workdays import WorkingCalendar
 from models.tables import LetterRow, OmbudsmanDetailsRow, RefusalRow
 
@@ -78,11 +78,11 @@ def _records(db: Connection, options: ReportOptions) -> EvidenceItem:
         # IN (subquery) rather than a correlated EXISTS: one hashed lookup table, not a
         # probe per response (on PostgreSQL several times faster for a large year).
         letter = R.reference.in_(select(L.reference).where(L.stage == stage, L.kind == kind))
-        n, with_letter = db.execute(_responses(options, func.count(), _count_if(letter))
+        n, with_letter = db.execute(responses_in_period(options, func.count(), count_if(letter))
                                     .where(R.stage == stage)).one()
         cases, met = cases + int(n), met + int(with_letter)
         if int(n) > int(with_letter):
-            missing.append(_responses(options, R.reference, R.stage, R.responded_on)
+            missing.append(responses_in_period(options, R.reference, R.stage, R.responded_on)
                            .where(R.stage == stage, ~letter))
     logged = db.execute(select(func.count()).where(
         C.policy_name == options.policy.name,
@@ -123,7 +123,7 @@ def _acknowledged(db: Connection, options: ReportOptions, stage: int) -> Evidenc
     overdue = and_(or_(done.is_(None), done > as_of), ~declined, eligible,
                    C.withdrawn_at.is_(None), C.referred_to_ombudsman_at.is_(None), due < as_of)
     acked_n, on_time, overdue_n = db.execute(select(
-        _count_if(acked), _count_if(and_(acked, done <= due)), _count_if(overdue))
+        count_if(acked), count_if(and_(acked, done <= due)), count_if(overdue))
         .where(mine)).one()
     what = "received" if stage == 1 else "escalation requested"
 
@@ -153,7 +153,7 @@ def _acknowledged(db: Connection, options: ReportOptions, stage: int) -> Evidenc
 
 def _responded(db: Connection, options: ReportOptions, stage: int) -> EvidenceItem:
     """6.3 / 6.14: stage responses within the Code timescale (extensions per 6.4 / 6.15)."""
-    cases, met = db.execute(_responses(options, func.count(), _count_if(within_extension()))
+    cases, met = db.execute(responses_in_period(options, func.count(), count_if(within_extension()))
                             .where(R.stage == stage)).one()
     limit_days = (options.policy.limits.stage1_response if stage == 1
                   else options.policy.limits.stage2_response)
@@ -165,7 +165,7 @@ def _responded(db: Connection, options: ReportOptions, stage: int) -> EvidenceIt
             f"clock from {start.isoformat()}, due {base.isoformat()}{extended}, responded "
             f"{done.isoformat()} after {taken} working days"))
 
-    listed = _exceptions(db, _responses(
+    listed = _exceptions(db, responses_in_period(
         options, R.reference, R.clock_start, R.due_base, R.due_final, R.responded_on,
         R.working_days_taken, R.extension_days).where(R.stage == stage, ~within_extension())
         .order_by(R.responded_on, R.reference), options.limit, describe)
@@ -184,11 +184,11 @@ def _extension_cap(db: Connection, options: ReportOptions, stage: int) -> Eviden
     """6.4 / 6.15: extensions within the cap, or with a good reason recorded."""
     cap = options.policy.extension_cap(stage)
     extended = and_(R.stage == stage, R.extension_days > 0)
-    cases, met, beyond = db.execute(_responses(
-        options, func.count(), _count_if(R.extension_within_code == true()),
-        _count_if(and_(R.extension_days > cap, R.extension_within_code == true())))
+    cases, met, beyond = db.execute(responses_in_period(
+        options, func.count(), count_if(R.extension_within_code == true()),
+        count_if(and_(R.extension_days > cap, R.extension_within_code == true())))
         .where(extended)).one()
-    listed = _exceptions(db, _responses(options, R.reference, R.extension_days)
+    listed = _exceptions(db, responses_in_period(options, R.reference, R.extension_days)
                          .where(extended, R.extension_within_code != true())
                          .order_by(R.extension_days.desc(), R.reference), options.limit,
                          lambda r: ExceptionRow(reference=r[0], detail=(
@@ -207,9 +207,9 @@ def _ombudsman_given(db: Connection, options: ReportOptions, stage: int) -> Evid
     """6.5 / 6.16: the Ombudsman's details given with every extension."""
     given = exists().where(O.reference == E.reference, O.stage == E.stage,
                            O.extension_seq == E.stage_seq)
-    where = (E.stage == stage, _instant_in(E.granted_at, options.period))
+    where = (E.stage == stage, instant_in(E.granted_at, options.period))
     cases, met = db.execute(scoped(options, EXTENSIONS, E.reference, func.count(),
-                                   _count_if(given)).where(*where)).one()
+                                   count_if(given)).where(*where)).one()
     listed = _exceptions(db, scoped(options, EXTENSIONS, E.reference, E.reference, E.stage_seq,
                                     E.granted_at)
                          .where(*where, ~given).order_by(E.granted_at, E.reference),
@@ -226,10 +226,10 @@ def _ombudsman_given(db: Connection, options: ReportOptions, stage: int) -> Evid
 def _different_person(db: Connection, options: ReportOptions) -> EvidenceItem:
     """6.13: stage 2 handled by someone other than the stage 1 handler."""
     same = or_(C.stage2_handler == C.stage1_handler, R.by == C.stage1_handler)
-    cases, met = db.execute(_responses(options, func.count(), _count_if(~same),
-                                       complaints=True).where(R.stage == 2)).one()
-    listed = _exceptions(db, _responses(options, R.reference, C.stage1_handler,
-                                        C.stage2_handler, R.by, complaints=True)
+    cases, met = db.execute(responses_in_period(options, func.count(), count_if(~same),
+                                                complaints=True).where(R.stage == 2)).one()
+    listed = _exceptions(db, responses_in_period(options, R.reference, C.stage1_handler,
+                                                 C.stage2_handler, R.by, complaints=True)
                          .where(R.stage == 2, same).order_by(R.responded_on, R.reference),
                          options.limit, lambda r: ExceptionRow(reference=r[0], detail=(
                              f"stage 1 handled by {r[1]}; stage 2 acknowledged by {r[2]} "
@@ -250,7 +250,7 @@ def _refused(db: Connection, options: ReportOptions, kind: str) -> EvidenceItem:
     letter = exists().where(L.reference == refused.c.reference, L.kind == letter_kind)
     joined = refused.join(COMPLAINTS, refused.c.reference == C.reference)
     mine = C.policy_name == options.policy.name
-    cases, met = db.execute(select(func.count(), _count_if(letter)).select_from(joined)
+    cases, met = db.execute(select(func.count(), count_if(letter)).select_from(joined)
                             .where(mine)).one()
     listed = _exceptions(db, select(refused.c.reference).select_from(joined)
                          .where(mine, ~letter).order_by(refused.c.reference), options.limit,
@@ -277,7 +277,7 @@ def _actions_done(db: Connection, options: ReportOptions) -> EvidenceItem:
     in_period = A.due_by.between(period.start, period.end)
     on_time = and_(A.completed_on.is_not(None), A.completed_on <= A.due_by)
     cases, met = db.execute(scoped(options, ACTIONS, A.reference, func.count(),
-                                   _count_if(on_time)).where(in_period)).one()
+                                   count_if(on_time)).where(in_period)).one()
 
     def describe(row: Any) -> ExceptionRow:
         reference, action_id, due, completed = row

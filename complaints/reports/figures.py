@@ -8,13 +8,11 @@ function's docstring says which rows it counts.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     Connection,
     Engine,
     Select,
@@ -29,6 +27,7 @@ from sqlalchemy import (
     true,
 )
 
+from complaints.reports.evidence import evidence_pack
 from complaints.reports.model import (
     AckFigures,
     ActionException,
@@ -49,32 +48,30 @@ from complaints.reports.model import (
     WorkingDaysCount,
     pct,
 )
-from complaints.reports.period import Period
-from models.policy import Policy
-from models.tables import (
-    ActionRow,
-    ComplaintRow,
-    ExtensionRow,
-    RefusalRow,
-    ResponseRow,
+from complaints.reports.queries import (
+    ACTIONS,
+    EXTENSIONS,
+    REFUSALS,
+    REMEDIES,
+    A,
+    C,
+    E,
+    F,
+    M,
+    R,
+    ReportOptions,
+    count_if,
+    instant_in,
+    responses_in_period,
+    scoped,
+    within_base,
+    within_extension,
 )
-from models.tables import RemedyRow as RemedyTable
 
+# ReportOptions, scoped and the within_* conditions live in ``queries`` (shared with the
+# evidence pack) and are re-exported here, where callers have always found them.
 __all__ = ["METHOD", "ReportOptions", "build_report", "scoped", "within_base",
            "within_extension"]
-
-C = ComplaintRow.__table__.c  # type: ignore[attr-defined]
-R = ResponseRow.__table__.c  # type: ignore[attr-defined]
-F = RefusalRow.__table__.c  # type: ignore[attr-defined]
-E = ExtensionRow.__table__.c  # type: ignore[attr-defined]
-M = RemedyTable.__table__.c  # type: ignore[attr-defined]
-A = ActionRow.__table__.c  # type: ignore[attr-defined]
-COMPLAINTS = ComplaintRow.__table__  # type: ignore[attr-defined]
-RESPONSES = ResponseRow.__table__  # type: ignore[attr-defined]
-REFUSALS = RefusalRow.__table__  # type: ignore[attr-defined]
-EXTENSIONS = ExtensionRow.__table__  # type: ignore[attr-defined]
-REMEDIES = RemedyTable.__table__  # type: ignore[attr-defined]
-ACTIONS = ActionRow.__table__  # type: ignore[attr-defined]
 
 #: How each figure is counted; printed as the report's "Method" section.
 METHOD: list[str] = [
@@ -129,74 +126,6 @@ METHOD: list[str] = [
 ]
 
 
-class ReportOptions:
-    """How to report: the period, policy, homes, as-of date, CH02 basis, list lengths.
-
-    Attributes:
-        period: The days covered.
-        policy: The landlord's policy (time limits, homes, calendar).
-        homes: Homes owned for CH01 (the policy's figure unless overridden).
-        as_of: The date "overdue" and "not yet" figures are taken at.
-        basis: Which CH02 figure is the headline.
-        exceptions: How many exceptions to list per item (0: all).
-    """
-
-    def __init__(self, period: Period, policy: Policy, *, homes: int | None = None,
-                 as_of: dt.date | None = None, basis: Ch02Basis = Ch02Basis.WITH_EXTENSION,
-                 exceptions: int = 50) -> None:
-        self.period = period
-        self.policy = policy
-        self.homes = policy.homes_owned if homes is None else homes
-        self.as_of = as_of or min(period.end, dt.date.today())
-        self.basis = basis
-        self.exceptions = exceptions
-        #: Whether rows must be joined to their complaint to keep to the policy's; False
-        #: when every complaint in the database is the policy's (the usual case).
-        self.join_policy = True
-
-    @property
-    def limit(self) -> int | None:
-        """The LIMIT for exception lists (None for all)."""
-        return self.exceptions or None
-
-
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def within_base() -> ColumnElement[bool]:
-    """A response issued on or before its base due date."""
-    return R.responded_on <= R.due_base
-
-
-def within_extension() -> ColumnElement[bool]:
-    """A response within the base date, or within a Code-compliant extended date."""
-    return or_(R.responded_on <= R.due_base,
-               and_(R.extension_within_code == true(), R.responded_on <= R.due_final))
-
-
-def scoped(options: ReportOptions, table: Any, reference: Any, *columns: Any,
-           complaints: bool = False) -> Select[Any]:
-    """SELECT ``columns`` FROM ``table``, keeping to the policy's complaints.
-
-    The join to ``complaints`` is made only when it is needed: when the database holds
-    other policies' complaints too, or when ``complaints`` says the columns need it.
-    """
-    if options.join_policy:
-        return (select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
-                .where(C.policy_name == options.policy.name))
-    if complaints:
-        return select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
-    return select(*columns).select_from(table)
-
-
-def _responses(options: ReportOptions, *columns: Any, complaints: bool = False) -> Select[Any]:
-    """SELECT ``columns`` FROM responses of the policy's complaints issued in the period."""
-    period = options.period
-    return (scoped(options, RESPONSES, R.reference, *columns, complaints=complaints)
-            .where(R.responded_on.between(period.start, period.end)))
-
-
 def _complaints(options: ReportOptions, *columns: Any) -> Select[Any]:
     """SELECT ``columns`` FROM the policy's complaints received in the period."""
     period = options.period
@@ -212,10 +141,6 @@ def _escalations(options: ReportOptions, *columns: Any) -> Select[Any]:
                                                                      period.end)))
 
 
-def _instant_in(column: Any, period: Period) -> ColumnElement[bool]:
-    return and_(column >= period.start_instant, column < period.end_instant)
-
-
 def _int(value: Any) -> int:
     return int(value or 0)
 
@@ -226,10 +151,10 @@ def _int(value: Any) -> int:
 def _received(db: Connection, options: ReportOptions) -> dict[str, int]:
     """Complaints logged, excluded, withdrawn in the period, and stage 2 received."""
     row = db.execute(_complaints(
-        options, func.count(), _count_if(C.excluded == true()),
-        _count_if(C.withdrawn_at.is_not(None)))).one()
+        options, func.count(), count_if(C.excluded == true()),
+        count_if(C.withdrawn_at.is_not(None)))).one()
     stage2 = db.execute(_escalations(
-        options, _count_if(C.escalation_refused != true()))).scalar_one()
+        options, count_if(C.escalation_refused != true()))).scalar_one()
     return {"logged": _int(row[0]), "excluded": _int(row[1]), "withdrawn": _int(row[2]),
             "stage1": _int(row[0]) - _int(row[1]), "stage2": _int(stage2)}
 
@@ -238,15 +163,15 @@ def _stage_rows(db: Connection, options: ReportOptions) -> dict[int, dict[str, A
     """Per stage: responses issued in the period and how they were counted."""
     escalated = R.reference.in_(select(C.reference).where(
         C.escalation_requested_on <= options.as_of))
-    later = db.execute(_responses(options, func.count())
+    later = db.execute(responses_in_period(options, func.count())
                        .where(R.stage == 1, escalated)).scalar_one()
-    query = _responses(
-        options, R.stage, func.count(), _count_if(within_base()),
-        _count_if(within_extension()), _count_if(R.extension_days > 0),
-        _count_if(and_(R.extension_days > 0, R.responded_on <= R.due_final)),
-        _count_if(R.responded_on > R.due_final), func.avg(R.working_days_taken),
-        func.max(R.working_days_taken), _count_if(R.decision == "upheld"),
-        _count_if(R.decision == "partly_upheld"), _count_if(R.decision == "not_upheld"),
+    query = responses_in_period(
+        options, R.stage, func.count(), count_if(within_base()),
+        count_if(within_extension()), count_if(R.extension_days > 0),
+        count_if(and_(R.extension_days > 0, R.responded_on <= R.due_final)),
+        count_if(R.responded_on > R.due_final), func.avg(R.working_days_taken),
+        func.max(R.working_days_taken), count_if(R.decision == "upheld"),
+        count_if(R.decision == "partly_upheld"), count_if(R.decision == "not_upheld"),
     ).group_by(R.stage)
     names = ("responses", "within_base", "within_extension", "extended",
              "extended_within_new_date", "late_final", "mean", "max", "upheld", "partly",
@@ -265,9 +190,9 @@ def _percentiles(db: Connection, options: ReportOptions) -> dict[int, tuple[floa
     the smallest number of days whose cumulative count reaches k. The ranks are the
     middle one(s), ``(n + 1) // 2`` and ``(n + 2) // 2``, and ``ceil(0.9 n)``.
     """
-    histogram = _responses(options, R.stage.label("stage"), R.working_days_taken.label("wd"),
-                           func.count().label("n")).group_by(R.stage,
-                                                             R.working_days_taken).subquery()
+    histogram = responses_in_period(
+        options, R.stage.label("stage"), R.working_days_taken.label("wd"),
+        func.count().label("n")).group_by(R.stage, R.working_days_taken).subquery()
     # PostgreSQL sums integers as numeric: cast back, so that // divides integers.
     running = select(
         histogram.c.stage, histogram.c.wd,
@@ -293,18 +218,18 @@ def _acknowledgements(db: Connection, options: ReportOptions) -> list[AckFigures
     acked1 = and_(C.acknowledged_on.is_not(None), C.acknowledged_on <= as_of)
     open_case = and_(C.withdrawn_at.is_(None), C.referred_to_ombudsman_at.is_(None))
     row1 = db.execute(_complaints(
-        options, _count_if(and_(acked1, C.excluded != true())),
-        _count_if(and_(acked1, C.excluded != true(),
-                       C.acknowledged_on <= C.acknowledgement_due)),
-        _count_if(and_(~acked1, C.declined_at.is_(None), open_case,
-                       C.acknowledgement_due < as_of)),
+        options, count_if(and_(acked1, C.excluded != true())),
+        count_if(and_(acked1, C.excluded != true(),
+                      C.acknowledged_on <= C.acknowledgement_due)),
+        count_if(and_(~acked1, C.declined_at.is_(None), open_case,
+                      C.acknowledgement_due < as_of)),
     )).one()
     acked2 = and_(C.stage2_acknowledged_on.is_not(None), C.stage2_acknowledged_on <= as_of)
     row2 = db.execute(_escalations(
-        options, _count_if(acked2),
-        _count_if(and_(acked2, C.stage2_acknowledged_on <= C.stage2_acknowledgement_due)),
-        _count_if(and_(~acked2, C.escalation_refused != true(), open_case,
-                       C.stage2_acknowledgement_due < as_of)),
+        options, count_if(acked2),
+        count_if(and_(acked2, C.stage2_acknowledged_on <= C.stage2_acknowledgement_due)),
+        count_if(and_(~acked2, C.escalation_refused != true(), open_case,
+                      C.stage2_acknowledgement_due < as_of)),
     )).one()
     return [AckFigures(stage=stage, acknowledged=_int(r[0]), within_limit=_int(r[1]),
                        pct_within_limit=pct(_int(r[1]), _int(r[0])),
@@ -316,8 +241,8 @@ def _volumes(db: Connection, options: ReportOptions, column: Any) -> list[Volume
     """Complaints received in the period grouped by ``column`` (channel or category)."""
     escalated = and_(C.escalation_requested_on.is_not(None),
                      C.escalation_requested_on <= options.as_of)
-    query = _complaints(options, column, func.count(), _count_if(C.excluded == true()),
-                        _count_if(escalated)).group_by(column).order_by(
+    query = _complaints(options, column, func.count(), count_if(C.excluded == true()),
+                        count_if(escalated)).group_by(column).order_by(
         func.count().desc(), column)
     return [VolumeRow(name=str(r[0]), received=_int(r[1]), excluded=_int(r[2]),
                       escalated=_int(r[3])) for r in db.execute(query)]
@@ -340,9 +265,9 @@ def _monthly(db: Connection, options: ReportOptions) -> list[MonthRow]:
         data[(int(y), int(m))]["stage2_received"] = _int(n)
     # Responses are counted per day (a few hundred rows) and the days added up per month
     # here: cheaper than working out the month of every response in the database.
-    query = _responses(options, R.responded_on, R.stage, func.count(),
-                       _count_if(within_base()), _count_if(within_extension())
-                       ).group_by(R.responded_on, R.stage)
+    query = responses_in_period(options, R.responded_on, R.stage, func.count(),
+                                count_if(within_base()), count_if(within_extension())
+                                ).group_by(R.responded_on, R.stage)
     for day, stage, n, base, ext in db.execute(query):
         entry = data[(day.year, day.month)]
         for field, value in (("responses", n), ("within_base", base),
@@ -358,8 +283,8 @@ def _monthly(db: Connection, options: ReportOptions) -> list[MonthRow]:
 
 def _working_days(db: Connection, options: ReportOptions) -> list[WorkingDaysCount]:
     """How many responses took each number of working days, per stage."""
-    query = _responses(options, R.stage, R.working_days_taken, func.count()).group_by(
-        R.stage, R.working_days_taken).order_by(R.stage, R.working_days_taken)
+    query = responses_in_period(options, R.stage, R.working_days_taken, func.count(
+    )).group_by(R.stage, R.working_days_taken).order_by(R.stage, R.working_days_taken)
     return [WorkingDaysCount(stage=int(s), working_days=int(w), responses=int(n))
             for s, w, n in db.execute(query)]
 
@@ -371,7 +296,7 @@ def _extension_reasons(db: Connection, options: ReportOptions,
     for stage in (1, 2):
         count = func.count().label("n")
         query = (scoped(options, EXTENSIONS, E.reference, E.reason, count)
-                 .where(E.stage == stage, _instant_in(E.granted_at, options.period))
+                 .where(E.stage == stage, instant_in(E.granted_at, options.period))
                  .group_by(E.reason).order_by(count.desc(), E.reason).limit(top))
         reasons += [ExtensionReason(stage=stage, reason=str(reason), extensions=int(n))
                     for reason, n in db.execute(query)]
@@ -397,7 +322,7 @@ def _refusals(db: Connection, options: ReportOptions) -> list[RefusalFigures]:
 
 def _remedies(db: Connection, options: ReportOptions) -> tuple[list[RemedyRow], int]:
     """Remedies offered in responses issued in the period, by kind; financial responses."""
-    in_period = _instant_in(M.offered_at, options.period)
+    in_period = instant_in(M.offered_at, options.period)
     query = (scoped(options, REMEDIES, M.reference, M.kind, func.count(),
                     func.coalesce(func.sum(M.amount_pence), 0))
              .where(in_period).group_by(M.kind).order_by(func.count().desc(), M.kind))
@@ -414,7 +339,7 @@ def _actions(db: Connection, options: ReportOptions) -> ActionFigures:
     period, as_of = options.period, options.as_of
     due, on_time = db.execute(
         scoped(options, ACTIONS, A.reference, func.count(),
-               _count_if(and_(A.completed_on.is_not(None), A.completed_on <= A.due_by)))
+               count_if(and_(A.completed_on.is_not(None), A.completed_on <= A.due_by)))
         .where(A.due_by.between(period.start, period.end))).one()
     overdue = and_(A.due_by < as_of, or_(A.completed_on.is_(None), A.completed_on > as_of))
     total = db.execute(scoped(options, ACTIONS, A.reference, func.count())
@@ -433,7 +358,7 @@ def _actions(db: Connection, options: ReportOptions) -> ActionFigures:
 def _ombudsman(db: Connection, options: ReportOptions) -> ReferralFigures:
     """Cases referred to the Housing Ombudsman in the period."""
     where = (C.policy_name == options.policy.name,
-             _instant_in(C.referred_to_ombudsman_at, options.period))
+             instant_in(C.referred_to_ombudsman_at, options.period))
     total = db.execute(select(func.count()).where(*where)).scalar_one()
     listed = db.execute(select(C.reference).where(*where)
                         .order_by(C.referred_to_ombudsman_at, C.reference)
@@ -459,7 +384,7 @@ def _breaches(db: Connection, options: ReportOptions,
             f"stage{stage}_acknowledgements")
     key = by("response")
     for stage in (1, 2):
-        add(_responses(options, key, func.count(), complaints=True)
+        add(responses_in_period(options, key, func.count(), complaints=True)
             .where(R.stage == stage, ~within_extension()).group_by(key),
             f"stage{stage}_responses")
     fields = ("stage1_acknowledgements", "stage1_responses", "stage2_acknowledgements",
@@ -497,8 +422,6 @@ def build_report(engine: Engine | Connection, options: ReportOptions, *,
 
 
 def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
-    from complaints.reports.evidence import evidence_pack
-
     policy, homes = options.policy, options.homes
     policies = db.execute(select(func.count(distinct(C.policy_name)),
                                  func.min(C.policy_name))).one()

@@ -6,7 +6,7 @@ import csv
 import html
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from complaints.reports.document import (
@@ -21,7 +21,7 @@ from complaints.reports.document import (
 )
 from complaints.reports.model import Report
 
-__all__ = ["FORMATS", "render", "to_csv", "to_html", "to_json", "to_markdown"]
+__all__ = ["FORMATS", "csv_cell", "render", "to_csv", "to_html", "to_json", "to_markdown"]
 
 FORMATS = ("md", "html", "json", "csv")
 
@@ -167,16 +167,58 @@ def _rows(section: str, value: Any, item: str = "") -> Iterator[list[str]]:
         yield [section, item, "", "" if value is None else str(value)]
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP "CSV Injection"): the four
+#: formula starters, and tab / carriage return, which some spreadsheets skip first.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: A plain decimal number, which a spreadsheet reads as a number and never as a formula.
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+def csv_cell(value: str) -> str:
+    """``value`` made safe to open in a spreadsheet (OWASP: prefix a single quote).
+
+    A cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return (a category
+    or an extension reason typed by staff, an id from an integration) would be run as a
+    formula by Excel or LibreOffice (``=HYPERLINK(...)`` sending data away, ``@SUM``,
+    ``-2+3``); a leading ``'`` makes it text and is not shown. A cell that is a plain
+    number, negative ones included (``-1.5``), is left as it is: it can run nothing and
+    must stay a number for whoever sums the column. Quoting and double quotes are the
+    ``csv`` module's business.
+    """
+    if value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """A ``csv.writer`` whose every cell goes through :func:`csv_cell`."""
+
+    def __init__(self, buffer: io.StringIO) -> None:
+        self._minimal = csv.writer(buffer, lineterminator="\n")
+        self._quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: Iterable[str]) -> None:
+        safe = [csv_cell(cell) for cell in row]
+        # The csv module quotes a cell holding the line terminator ("\n") but not a bare
+        # "\r", which readers take as the end of the row: such a row is quoted in full.
+        writer = self._quoted if any("\r" in cell for cell in safe) else self._minimal
+        writer.writerow(safe)
+
+    def writerows(self, rows: Iterable[Iterable[str]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
 def to_csv(report: Report) -> str:
     """Render every figure as CSV rows: section, item, measure, value.
 
     Scalars are in section ``report``; lists give one row per element and measure (e.g.
     ``ch02,1,pct_within_base,80.0``), nested lists a dotted section
-    (``evidence.exceptions``).
+    (``evidence.exceptions``). No cell can run as a formula (:func:`csv_cell`).
     """
     data = report.model_dump(mode="json")
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = _SafeWriter(buffer)
     writer.writerow(["section", "item", "measure", "value"])
     for name, value in data.items():
         if isinstance(value, list | dict):
@@ -219,7 +261,7 @@ def render(report: Report, fmt: str, *, evidence_only: bool = False) -> str:
             return adapter.dump_json(items, indent=2).decode() + "\n"
         if fmt == "csv":
             buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
+            writer = _SafeWriter(buffer)
             writer.writerow(["section", "item", "measure", "value"])
             writer.writerows(_rows("evidence", [i.model_dump(mode="json") for i in items]))
             return buffer.getvalue()

