@@ -38,6 +38,7 @@ from temporalio.worker import Replayer, Worker  # noqa: E402
 
 from activities import build_activities  # noqa: E402
 from benchmarks.bare_workflow import BareInput, BareWorkflow, bare_record  # noqa: E402
+from complaints.logs import configure_logging  # noqa: E402
 from complaints.settings import Settings  # noqa: E402
 from domain.deadlines import london_date  # noqa: E402
 from models.actions import (  # noqa: E402
@@ -130,11 +131,11 @@ def payload_bytes(message: Message) -> int:
     for field, value in message.ListFields():
         if field.message_type is None:
             continue
-        if field.label == field.LABEL_REPEATED:
+        if isinstance(value, Message):
+            total += payload_bytes(value)
+        else:  # a repeated or map field of messages
             items = value.values() if hasattr(value, "values") else value
             total += sum(payload_bytes(v) for v in items if isinstance(v, Message))
-        else:
-            total += payload_bytes(value)
     return total
 
 
@@ -177,6 +178,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def main(cases: int, concurrency: int) -> None:
     """Run the comparison and print the table."""
+    configure_logging(level="WARNING")  # the activities' info lines would cost and clutter
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(CLI), data_converter=pydantic_data_converter,
         search_attributes=[SA_STATE, SA_STAGE, SA_NEXT_DEADLINE, SA_LANDLORD, SA_HANDLER,

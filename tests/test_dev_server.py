@@ -18,10 +18,11 @@ from activities import build_activities
 from complaints.settings import Settings
 from complaints.staff import lodge_intake
 from models.actions import Acknowledge
+from models.events import ActionResult
 from models.messages import CaseView
 from tests.cases import DEFINITION, STAGE1_HANDLER
 from tests.conftest import SEARCH_KEYS, TEMPORAL_CLI, make_intake
-from workflows.complaint import ComplaintWorkflow
+from worker import WORKFLOWS
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -41,7 +42,7 @@ async def test_operator_finds_case_by_search_attributes(local: WorkflowEnvironme
                         outbox_dir=tmp_path / "outbox")
     queue = f"tq-{uuid.uuid4()}"
     intake = make_intake()
-    worker = Worker(local.client, task_queue=queue, workflows=[ComplaintWorkflow],
+    worker = Worker(local.client, task_queue=queue, workflows=WORKFLOWS,
                     activities=build_activities(settings),
                     activity_executor=concurrent.futures.ThreadPoolExecutor(4))
     async with worker:
@@ -52,7 +53,7 @@ async def test_operator_finds_case_by_search_attributes(local: WorkflowEnvironme
             await asyncio.sleep(0.1)
         await handle.execute_update("acknowledge", Acknowledge(
             by=STAGE1_HANDLER, handler_id=STAGE1_HANDLER, definition=DEFINITION),
-            result_type=CaseView)
+            result_type=ActionResult)
         query = (f"WorkflowId = '{handle.id}' AND ComplaintState = 'stage1_investigating' "
                  f"AND Landlord = 'Connexus' AND HandlerId = '{STAGE1_HANDLER}' "
                  "AND Overdue = false AND ComplaintStage = 1")

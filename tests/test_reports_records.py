@@ -34,6 +34,7 @@ from models.case import (
     PointFinding,
     ResponseRecord,
 )
+from models.events import ActionResult
 from models.messages import (
     CaseSnapshot,
     CaseView,
@@ -279,7 +280,8 @@ async def test_a_real_workflow_writes_what_the_report_counts(stack: Stack) -> No
     from temporalio.client import WorkflowHandle
 
     async def act(handle: WorkflowHandle[Any, Any], action: Action) -> CaseView:
-        return await handle.execute_update(action.trigger, action, result_type=CaseView)
+        await handle.execute_update(action.trigger, action, result_type=ActionResult)
+        return await handle.query("case_view", result_type=CaseView)
 
     async with stack.worker():
         handle = await stack.lodge(make_intake())

@@ -151,3 +151,45 @@ async def test_resync_errors_are_one_line(stack: Stack, tmp_path: Path, args: tu
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 1 and needle in errors[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_restore_then_resync_for_the_complaint_type(stack: Stack, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `Complaint` case: resync replays its recorded events onto a backup, with no gap."""
+    from tests.test_workflow import do as act
+    from tests.test_workflow import started as begun
+
+    intake = make_intake()
+    reference = intake.reference
+    backup = tmp_path / "backup.db"
+    async with stack.worker():
+        handle = await stack.lodge(intake)
+        await begun(handle)
+        await act(handle, ACKNOWLEDGE)
+        backup_sqlite(_database(stack), backup)
+        await act(handle, Extend(by=STAGE1_HANDLER, working_days=5,
+                                 reason="A surveyor must inspect the roof"))
+        last = await act(handle, respond_to((await view(handle)).case, STAGE1_HANDLER))
+    # An update returns once its event is recorded: nothing is left to write.
+    live = make_engine(stack.settings.effective_database_url())
+    before = records(live, reference)
+    live.dispose()
+    assert len(before["audit_events"]) == max(e.seq for e in last.case.audit)
+    outbox = stack.settings.effective_outbox()
+    files = outbox_state(outbox)
+    engine = make_engine(f"sqlite:///{backup}")
+    lost = {t: len(before[t]) - len(v) for t, v in records(engine, reference).items()}
+    assert lost["audit_events"] > 0 and lost["letters"] > 0 and lost["deadlines"] > 0
+    monkeypatch.setattr(LetterActivities, "_deliver_to_outbox", _no_delivery)
+    monkeypatch.setattr(LetterActivities, "_deliver_by_email", _no_delivery)
+    recorders = Recorders.for_engine(engine, outbox)
+    first = await resync_case(stack.env.client, recorders, engine, reference)
+    assert first.error is None, first.error
+    after = records(engine, reference)
+    for table in NOT_REBUILT | {"references"}:
+        before.pop(table), after.pop(table)
+    assert after == before
+    assert outbox_state(outbox) == files
+    second = await resync_case(stack.env.client, recorders, engine, reference)
+    assert second.error is None and not +second.restored
+    engine.dispose()
