@@ -68,6 +68,7 @@ from models.actions import (
     RequestEscalation,
 )
 from models.case import Party, PartyRole
+from models.events import ActionResult
 from models.messages import CaseView, Intake
 from models.tables import (
     AuditRow,
@@ -75,6 +76,7 @@ from models.tables import (
     DeadlineRow,
     DeliveryRow,
     LetterRow,
+    NotificationDeliveryRow,
     NotificationRow,
 )
 from tests.cases import DEFINITION, STAGE1_HANDLER, STAGE2_HANDLER, respond_to
@@ -299,6 +301,8 @@ class SmtpSink:
         self.lose_answers = 0
         self.answers_lost: list[Received] = []
         self.in_data = 0
+        #: Messages to staff (notifications) between their commit and their answer.
+        self.staff_in_data = 0
         self.on_accept: Callable[[Received], Awaitable[None]] | None = None
         self._lock = threading.Lock()
         self._controller: Controller | None = None
@@ -343,7 +347,9 @@ class SmtpSink:
                              now) for r in envelope.rcpt_tos]
         with self._lock:
             self.messages.extend(accepted)
+        staff = sum(1 for m in accepted if m.rcpt.endswith("@" + STAFF_DOMAIN))
         self.in_data += 1
+        self.staff_in_data += staff
         try:
             if self.on_accept is not None:
                 for item in accepted:
@@ -358,6 +364,7 @@ class SmtpSink:
             return "250 2.0.0 Accepted"
         finally:
             self.in_data -= 1
+            self.staff_in_data -= staff
 
 
 # --- cases and staff actions -------------------------------------------------------------
@@ -443,15 +450,20 @@ async def resilient(call: Callable[[], Awaitable[T]], stats: DriveStats, *,
 
 async def act(handle: WorkflowHandle[Any, Any], action: Action, update_id: str,
               stats: DriveStats) -> CaseView:
-    """Send a staff action as an update with a fixed id, until it is answered.
+    """Send a staff action as an update with a fixed id, until it is answered; then query.
 
     The id makes a resend the same update: Temporal answers a repeat with the first
     one's outcome, so an action whose answer was lost (worker killed, server restarted)
-    is never applied twice.
+    is never applied twice. The update answers with a small ``ActionResult`` (its event
+    is recorded by then); the case as a whole comes from the ``case_view`` query.
     """
-    view = await resilient(lambda: handle.execute_update(
-        action.trigger, action, id=update_id, result_type=CaseView), stats)
+    result = await resilient(lambda: handle.execute_update(
+        action.trigger, action, id=update_id, result_type=ActionResult), stats)
+    assert isinstance(result, ActionResult) and result.reference == handle.id, result
     stats.updates += 1
+    view = await resilient(lambda: handle.query("case_view", result_type=CaseView), stats,
+                           give_up_after=300, attempt_timeout=20)
+    assert max(e.seq for e in view.case.audit) >= result.seq, (result, view.case.audit)
     return view
 
 
@@ -464,14 +476,14 @@ async def lodge(client: Client, task_queue: str, case: Intake,
 
 
 async def drive(client: Client, task_queue: str, case: Intake, steps: Iterable[Step],
-                stats: DriveStats, progress: Callable[[], None] | None = None) -> CaseView:
+                stats: DriveStats, progress: Callable[[str], None] | None = None) -> CaseView:
     """Lodge ``case`` and take it through ``steps``; return the case after the last."""
     handle = await lodge(client, task_queue, case, stats)
     view: CaseView | None = None
     for index, (name, build) in enumerate(steps):
         view = await act(handle, build(view), f"{case.reference}/{index}-{name}", stats)
         if progress is not None:
-            progress()
+            progress(name)
     assert view is not None
     return view
 
@@ -503,8 +515,9 @@ async def wait_recorded(client: Client, references: list[str], database_url: str
                         timeout: float = 300) -> dict[str, CaseView]:
     """Wait until every case's read model and audit trail have caught up with its query.
 
-    An update returns once its letter is sent; the snapshot and audit rows are written
-    just after, so a check right away could race them.
+    The query holds the last ten audit entries; the highest seq among them is the last
+    the case handed out, and the database must hold 1..that seq. A timer's event (a
+    reminder, a breach) may still be recording when the last update has answered.
     """
     sessions = _sessions(database_url)
     give_up = time.monotonic() + timeout
@@ -518,8 +531,9 @@ async def wait_recorded(client: Client, references: list[str], database_url: str
                 row = session.get(ComplaintRow, reference)
                 audit = session.exec(select(AuditRow.seq).where(
                     AuditRow.reference == reference)).all()
+            highest = max((e.seq for e in view.case.audit), default=0)
             if row is not None and row.state == view.state and \
-                    len(audit) >= len(view.case.audit) and row.snapshot_at is not None \
+                    max(audit, default=0) >= highest and row.snapshot_at is not None \
                     and row.overdue == view.overdue:
                 pending.discard(reference)
         if not pending:
@@ -545,11 +559,14 @@ def verify(views: dict[str, CaseView], intakes: dict[str, Intake], database_url:
       ``.txt`` and ``.html`` to the outbox, emailed once to each recipient (the sink holds
       exactly one message per letter and recipient, with the letter's Message-ID) and
       recorded as delivered once per channel and recipient; nothing else is there;
-    - every staff notification recorded was emailed once;
-    - each audit trail is ``seq`` 1..n without gaps or repeats and equals the query's;
+    - every staff notification recorded was emailed once, and every deadline the
+      workflow marks as told (``manager_notified``, ``lead_notified``) has its notice;
+    - each audit trail is ``seq`` 1..n without gaps or repeats, n is the highest seq the
+      query shows, and its last entries equal the query's (it keeps the last ten);
     - the read model (state, stage, overdue, next deadline, deadlines) equals the query.
 
-    The one duplicate allowed is an email in ``commit_window`` (message id, recipient):
+    The one duplicate allowed is an email in ``commit_window`` (message id, recipient),
+    to a resident or to staff:
     one the server had committed when a kill stopped the worker before it could note the
     hand-over (see ``in_commit_window``); it must be recorded ``resent``.
     """
@@ -559,6 +576,7 @@ def verify(views: dict[str, CaseView], intakes: dict[str, Intake], database_url:
         letter_rows = session.exec(select(LetterRow)).all()
         deliveries = session.exec(select(DeliveryRow)).all()
         notifications = session.exec(select(NotificationRow)).all()
+        notice_deliveries = session.exec(select(NotificationDeliveryRow)).all()
         audit_rows = session.exec(select(AuditRow).order_by(col(AuditRow.reference),
                                                             col(AuditRow.seq))).all()
         complaints = {row.reference: row for row in session.exec(select(ComplaintRow))}
@@ -644,11 +662,16 @@ def verify(views: dict[str, CaseView], intakes: dict[str, Intake], database_url:
                             f"{sorted(missing)[:5]}")
         if unexpected:
             problems.append(f"unexpected emails: {sorted(unexpected)[:5]}")
+        to_staff = Counter((m.message_id, m.rcpt) for m in received
+                           if m.rcpt.endswith("@" + STAFF_DOMAIN))
         staff = Counter(m.message_id for m in received if m.rcpt.endswith("@" + STAFF_DOMAIN))
         wanted_staff = Counter(message_id_for(n.notification_id) for n in notifications)
-        staff_duplicates = sum(n - 1 for n in staff.values() if n > 1)
-        if staff_duplicates:
-            problems.append(f"{staff_duplicates} duplicate staff notification emails")
+        staff_duplicates = sum(n - 1 for n in to_staff.values() if n > 1)
+        staff_unexplained = {k for k, n in to_staff.items()
+                             if n > 2 or (n == 2 and k not in window)}
+        if staff_unexplained:
+            problems.append(f"{staff_duplicates} duplicate staff notification emails: "
+                            f"{sorted(staff_unexplained)[:5]}")
         if set(staff) != set(wanted_staff):
             problems.append(f"staff emails differ from NotificationRow: "
                             f"{sorted(set(staff) ^ set(wanted_staff))[:5]}")
@@ -660,21 +683,40 @@ def verify(views: dict[str, CaseView], intakes: dict[str, Intake], database_url:
             "duplicates_outside_commit_window": len(unexplained),
             "losses": sum(missing.values()),
             "staff_emails": sum(staff.values()), "staff_email_duplicates": staff_duplicates,
-            "notifications": len(notifications),
+            "staff_duplicates_outside_commit_window": len(staff_unexplained),
         }
 
-    # Audit trails: 1..n, no gaps, no repeats, equal to the workflow's.
+    # Notifications: every deadline the workflow says it told someone about has its notice
+    # recorded (the email is checked above), and nothing is recorded twice.
+    figures["notifications"] = dict(Counter(n.kind for n in notifications))
+    figures["notification_deliveries"] = dict(Counter(d.status for d in notice_deliveries))
+    problems += [f"notification email {d.notification_id} to {d.recipient} is {d.status!r}"
+                 for d in notice_deliveries if d.status not in DELIVERED][:5]
+    recorded_ids = Counter(n.notification_id for n in notifications)
+    problems += [f"notification {k} recorded {n} times" for k, n in recorded_ids.items()
+                 if n != 1]
+    for reference, view in views.items():
+        for d in view.deadlines:
+            told = ([f"{reference}:breach:{d.key}"] if d.manager_notified else []) + \
+                ([f"{reference}:breach_escalated:{d.key}"] if d.lead_notified else [])
+            problems += [f"{reference}: notice {n} not recorded" for n in told
+                         if n not in recorded_ids]
+
+    # Audit trails: 1..n, no gaps, no repeats; n and the last entries as the workflow's.
     by_reference: dict[str, list[AuditRow]] = {}
     for row in audit_rows:
         by_reference.setdefault(row.reference, []).append(row)
     for reference, view in views.items():
         rows = by_reference.get(reference, [])
         seqs = [r.seq for r in rows]
-        if seqs != list(range(1, len(seqs) + 1)) or len(seqs) != len(view.case.audit):
-            problems.append(f"{reference}: audit seqs {seqs} but the workflow has "
-                            f"{len(view.case.audit)} events")
+        highest = max((e.seq for e in view.case.audit), default=0)
+        if seqs != list(range(1, len(seqs) + 1)) or len(seqs) != highest:
+            problems.append(f"{reference}: audit seqs {seqs} but the workflow has handed "
+                            f"out 1..{highest}")
             continue
-        for row, event in zip(rows, view.case.audit, strict=True):
+        by_seq = {r.seq: r for r in rows}
+        for event in view.case.audit:
+            row = by_seq[event.seq]
             ours = (row.action, row.by, row.from_state, row.to_state, row.accepted,
                     _utc(row.at))
             theirs = (event.action, event.by, event.from_state, event.to_state,
@@ -749,6 +791,10 @@ def in_commit_window(database_url: str, outbox: Path,
             select(DeliveryRow).where(DeliveryRow.channel == SMTP)) if d.status in DELIVERED}
         done |= {(message_id_for(n), f"{r}@{STAFF_DOMAIN}") for n, r in session.exec(
             select(NotificationRow.notification_id, NotificationRow.recipient_id))}
+        notices = {message_id_for(d.notification_id): d.notification_id
+                   for d in session.exec(select(NotificationDeliveryRow))}
+        done |= {(message_id_for(d.notification_id), d.recipient) for d in session.exec(
+            select(NotificationDeliveryRow)) if d.status in DELIVERED}
     pending = []
     for m in accepted:
         if (m.message_id, m.rcpt) in done:
@@ -756,8 +802,16 @@ def in_commit_window(database_url: str, outbox: Path,
         letter_id = letters.get(m.message_id)
         if letter_id is not None and handed_over_marker(outbox, letter_id, m.rcpt).exists():
             continue
+        notice_id = notices.get(m.message_id)
+        if notice_id is not None and handed_over_marker(
+                outbox, NOTICE_MARKER_NAMESPACE + notice_id, m.rcpt).exists():
+            continue
         pending.append(m)
     return pending
+
+
+#: Notifications' markers are namespaced (``activities/notifications.py``).
+NOTICE_MARKER_NAMESPACE = "notification\0"
 
 
 def write_figures(name: str, figures: dict[str, Any]) -> Path:

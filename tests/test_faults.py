@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from tests.faults import (
     LETTERS_PER_LIFECYCLE,
     LIFECYCLE,
     RECIPIENTS,
+    STAFF_DOMAIN,
     DriveStats,
     Received,
     SmtpSink,
@@ -147,15 +149,25 @@ def today() -> dt.date:
 
 
 async def run_cases(r: Rig, intakes: list[Intake], concurrency: int, stats: DriveStats,
-                    progress: list[int] | None = None) -> dict[str, CaseView]:
-    """Take every case through the full lifecycle, ``concurrency`` at a time."""
+                    progress: list[int] | None = None, steps: Counter[str] | None = None,
+                    hold: dict[str, asyncio.Event] | None = None) -> dict[str, CaseView]:
+    """Take every case through the full lifecycle, ``concurrency`` at a time.
+
+    ``progress[0]`` counts the updates answered and ``steps`` each step's; a case in
+    ``hold`` is lodged at once and driven once its event is set.
+    """
     gate = asyncio.Semaphore(concurrency)
 
-    def tick() -> None:
+    def tick(name: str) -> None:
         if progress is not None:
             progress[0] += 1
+        if steps is not None:
+            steps[name] += 1
 
     async def one(case: Intake) -> CaseView:
+        if hold is not None and case.reference in hold:
+            await lodge(r.staff, r.task_queue, case, stats)
+            await hold[case.reference].wait()
         async with gate:
             return await drive(r.staff, r.task_queue, case, LIFECYCLE, stats, tick)
 
@@ -181,6 +193,13 @@ async def check(r: Rig, intakes: list[Intake], expect_state: str | None,
 CASES = int(os.environ.get("FAULTS_CASES", "100"))
 CONCURRENCY = 50
 KILLS = int(os.environ.get("FAULTS_KILLS", "5"))
+#: Cases lodged and left waiting until their acknowledgement deadline is skipped past (a
+#: breach: staff are told), then taken through the lifecycle like the others, late.
+BREACH_CASES = 8
+#: Which kill first skips the waiting cases past their deadline, then waits for a staff
+#: notification in the middle of its SMTP conversation.
+STAFF_KILL = 1
+ACK_DEADLINE = "stage1_acknowledgement#1"
 
 
 @dataclass
@@ -188,78 +207,141 @@ class Kill:
     """One SIGKILL of the worker and what was going on at that moment."""
 
     at_s: float
-    waited_for_smtp: bool
+    aimed_at: str
+    updates_done_pct: float
+    cases_in_stage2: int
+    cases_closed: int
     letters_in_smtp: int
+    staff_emails_in_smtp: int
     outbox_letters: int
-    outbox_rising: bool
     emails_accepted: int
     in_commit_window: list[tuple[str, str]] = field(default_factory=list)
     down_s: float = 0.0
 
 
-async def kill_repeatedly(r: Rig, rng: random.Random, kills: list[Kill], count: int,
-                          started: float) -> None:
-    """SIGKILL the worker ``count`` times at random moments, restarting it each time.
+def kill_schedule(rng: random.Random, count: int) -> list[float]:
+    """The share of all updates after which each kill comes: spread over the whole run."""
+    return [min(0.97, (number + rng.uniform(0.35, 0.75)) / count) for number in range(count)]
 
-    Every other kill waits for a letter to be in the middle of its SMTP conversation
-    (handed over, not yet answered), so that kills land while letters are delivered.
+
+async def skip_past_deadline(r: Rig, reference: str, key: str) -> None:
+    """Fast-forward one case's clock a minute past its deadline ``key``."""
+    handle = r.staff.get_workflow_handle(reference)
+    view = await query(r.staff, reference)
+    due = next(d for d in view.deadlines if d.key == key)
+    gap = due.ends_at + dt.timedelta(minutes=1) - await r.skipper.get_current_time(handle)
+    assert await r.skipper.fast_forward(handle, gap)
+
+
+async def kill_repeatedly(r: Rig, rng: random.Random, kills: list[Kill], total: int,
+                          progress: list[int], steps: Counter[str],
+                          hold: dict[str, asyncio.Event], started: float) -> None:
+    """SIGKILL the worker ``KILLS`` times as the updates progress, restarting it each time.
+
+    Kill ``STAFF_KILL`` first starts skipping the held cases past their acknowledgement
+    deadline (the server moves their clocks as the worker handles their timers), then
+    waits for a staff notice to be in the middle of its SMTP conversation; the others
+    alternate between waiting for a letter there and no wait at all. Once the breaches
+    are recorded (and emailed) the held cases are released.
     """
-    for number in range(count):
-        await asyncio.sleep(rng.uniform(2.0, 6.0))
-        wait_for_smtp = number % 2 == 0
-        before = outbox_letters(r.outbox)
-        if wait_for_smtp:
-            give_up = time.monotonic() + 30
-            while r.sink.in_data == 0 and time.monotonic() < give_up:
+    releaser: asyncio.Task[int] | None = None
+    skipping: asyncio.Future[list[None]] | None = None
+    for number, share in enumerate(kill_schedule(rng, KILLS)):
+        while progress[0] < share * total:
+            await asyncio.sleep(0.05)
+        aimed_at = "staff email" if number == STAFF_KILL else \
+            "letter email" if number % 2 == 0 else "any moment"
+        if number == STAFF_KILL:
+            skipping = asyncio.gather(*(skip_past_deadline(r, ref, ACK_DEADLINE)
+                                        for ref in hold))
+        waiting = {"staff email": lambda: r.sink.staff_in_data,
+                   "letter email": lambda: r.sink.in_data}.get(aimed_at)
+        if waiting is not None:
+            give_up = time.monotonic() + 60
+            while waiting() == 0 and time.monotonic() < give_up:
                 await asyncio.sleep(0.002)
-        in_smtp = r.sink.in_data
+        in_smtp, staff_in_smtp = r.sink.in_data, r.sink.staff_in_data
         r.worker.kill()
         at = time.monotonic()
-        now_outbox = outbox_letters(r.outbox)
         # The worker is dead: emails the server accepted that it had not noted yet were in
         # SMTP's commit window (see RELIABILITY.md); earlier kills' are counted there.
         seen = {pair for k in kills for pair in k.in_commit_window}
         window = [(m.message_id, m.rcpt) for m in in_commit_window(
             r.database_url, r.outbox, r.sink.snapshot())]
-        kill = Kill(at_s=round(at - started, 2), waited_for_smtp=wait_for_smtp,
-                    letters_in_smtp=in_smtp, outbox_letters=now_outbox,
-                    outbox_rising=now_outbox > before, emails_accepted=len(r.sink.snapshot()),
+        kill = Kill(at_s=round(at - started, 2), aimed_at=aimed_at,
+                    updates_done_pct=round(100 * progress[0] / total, 1),
+                    cases_in_stage2=steps["request_escalation"] - steps["close"],
+                    cases_closed=steps["close"], letters_in_smtp=in_smtp - staff_in_smtp,
+                    staff_emails_in_smtp=staff_in_smtp, outbox_letters=outbox_letters(r.outbox),
+                    emails_accepted=len(r.sink.snapshot()),
                     in_commit_window=[pair for pair in window if pair not in seen])
         await asyncio.sleep(rng.uniform(0.2, 2.0))
         r.worker.start()
         await r.worker.ready()
         kill.down_s = round(time.monotonic() - at, 2)
         kills.append(kill)
+        if skipping is not None and releaser is None:
+            releaser = asyncio.create_task(release_after_breaches(r, hold, skipping))
+    if releaser is not None:
+        await releaser
+
+
+async def release_after_breaches(r: Rig, hold: dict[str, asyncio.Event],
+                                 skipping: asyncio.Future[list[None]]) -> int:
+    """Wait for the held cases' breach notices (recorded and emailed), then release them."""
+    try:
+        await skipping
+        return await wait_for_breaches(r, list(hold), ACK_DEADLINE, timeout=240)
+    finally:
+        for event in hold.values():
+            event.set()
 
 
 async def test_worker_sigkilled_mid_delivery_loses_and_duplicates_nothing(
         workdir: Path) -> None:
-    """100 cases through both stages while the worker is SIGKILLed 5 times mid-delivery."""
+    """100 cases through both stages and 8 breaches while the worker is SIGKILLed 5 times."""
     rng = random.Random(SEED)
     started = time.monotonic()
     async with rig(workdir, commit_delay=0.02) as r:
         intakes = [intake(n, today()) for n in range(1, CASES + 1)]
+        hold = {case.reference: asyncio.Event() for case in intakes[:BREACH_CASES]}
         stats = DriveStats()
         kills: list[Kill] = []
-        killer = asyncio.create_task(kill_repeatedly(r, rng, kills, KILLS, started))
+        progress, steps = [0], Counter[str]()
+        total = CASES * len(LIFECYCLE)
+        run = asyncio.create_task(run_cases(r, intakes, CONCURRENCY, stats, progress, steps,
+                                            hold))
+        killer = asyncio.create_task(kill_repeatedly(r, rng, kills, total, progress, steps,
+                                                     hold, started))
         try:
-            await run_cases(r, intakes, CONCURRENCY, stats)
+            done, _ = await asyncio.wait({run, killer}, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
             await killer
+            await run
         finally:
-            killer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await killer
+            for task in (killer, run):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         window = [pair for k in kills for pair in k.in_commit_window]
         figures, problems = await check(r, intakes, "closed", window)
         retries = figures["activity_retries"]
+        breach_ids = {message_id_for(f"{ref}:breach:{ACK_DEADLINE}") for ref in hold}
+        breach_emails = Counter(m.message_id for m in r.sink.snapshot()
+                                if m.message_id in breach_ids)
         figures = {
             "seed": SEED, "cases": CASES, "concurrency": CONCURRENCY,
-            "kills": len(kills),
+            "breach_cases": BREACH_CASES, "kills": len(kills),
             "kills_with_letters_in_smtp": sum(1 for k in kills if k.letters_in_smtp),
-            "letters_in_smtp_at_kills": sum(k.letters_in_smtp for k in kills),
+            "kills_with_staff_email_in_smtp": sum(1 for k in kills if k.staff_emails_in_smtp),
+            "kills_with_cases_in_stage2": sum(1 for k in kills if k.cases_in_stage2),
+            "kills_with_cases_closed": sum(1 for k in kills if k.cases_closed),
             "emails_in_commit_window_at_kills": len(window),
-            "send_letter_attempts_cut_by_kills": retries["after_timeout"].get(
-                "send_letter", 0),
+            "record_case_event_attempts_cut_by_kills": retries["after_timeout"].get(
+                "record_case_event", 0),
+            "breach_notice_emails": sum(breach_emails.values()),
             "updates": stats.updates, "update_resends": stats.update_retries,
             **figures, "kill_log": [asdict(k) for k in kills],
             "resent_after_a_kill": figures["deliveries"].get("resent", 0),
@@ -274,11 +356,26 @@ async def test_worker_sigkilled_mid_delivery_loses_and_duplicates_nothing(
         # and allowed by verify() only then: a crash in the microseconds between the
         # final "." and the marker).
         assert figures["unique_message_ids"] == CASES * LETTERS_PER_LIFECYCLE
+        resident_window = [w for w in window if not w[1].endswith("@" + STAFF_DOMAIN)]
         assert figures["emails_received"] == CASES * LETTERS_PER_LIFECYCLE * RECIPIENTS \
-            + len(window)
+            + len(resident_window)
         assert figures["losses"] == 0
+        # Each held case breached (and was reminded) and its manager was emailed the
+        # acknowledgement breach notice once; every other notice once too (verify()).
+        assert figures["notifications"].get("breach", 0) >= BREACH_CASES
+        assert figures["staff_emails"] == sum(figures["notifications"].values()) + sum(
+            1 for w in window if w[1].endswith("@" + STAFF_DOMAIN))
+        assert set(breach_emails) == breach_ids
+        assert sum(breach_emails.values()) == BREACH_CASES + sum(
+            1 for w in window if w[0] in breach_ids)
+        assert figures["staff_duplicates_outside_commit_window"] == 0
+        # The kills were spread over the run: in stage 2, while cases closed, mid-SMTP.
+        assert kills[-1].updates_done_pct >= 75, "no kill came late in the run"
+        assert figures["kills_with_cases_in_stage2"] >= 1
+        assert figures["kills_with_cases_closed"] >= 1
         assert figures["kills_with_letters_in_smtp"] >= 1, "no kill landed mid-delivery"
-        assert figures["send_letter_attempts_cut_by_kills"] >= 1
+        assert figures["kills_with_staff_email_in_smtp"] >= 1, "no kill landed mid-notice"
+        assert figures["record_case_event_attempts_cut_by_kills"] >= 1
 
 
 # --- 2. the Temporal server restarted mid-batch --------------------------------------------
@@ -534,7 +631,7 @@ async def test_smtp_refusing_then_down_then_an_answer_lost(workdir: Path) -> Non
         write_figures("smtp_outage", figures)
         assert problems == []
         assert figures["refusals_451"] >= 1
-        assert figures["activity_retries"]["retried"].get("send_letter", 0) >= 1
+        assert figures["activity_retries"]["retried"].get("record_case_event", 0) >= 1
         # The lost answer: not sent again, recorded "unconfirmed"; it arrived once.
         assert len(lost) == 1
         assert figures["deliveries"].get("unconfirmed") == 1
