@@ -7,8 +7,9 @@ without an activity: the same history always plans the same dates, and a later u
 the holiday data (or of the tz database) cannot move a running case's deadlines.
 
 Everything here is pure: no clock, no I/O, no tz database. London time comes from the UK
-summer-time rule (Summer Time Order 2002), which has not changed since 2002 and is checked
-against ``zoneinfo`` by the tests for every day of two centuries.
+summer-time rule (last Sundays of March and October at 01:00 UTC, in force since 1996 and
+set by the Summer Time Order 2002); ``tests/test_deadlines.py`` checks it against
+``zoneinfo`` for every day from 2000 (the earliest receipt the engine accepts) to 2199.
 """
 
 from __future__ import annotations
