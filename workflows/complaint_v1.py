@@ -17,12 +17,13 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from domain.deadlines import LABEL, PROVISION, london_date
     from domain.lifecycle import (
         TRIGGER_TEXT,
         ActionRefused,  # noqa: F401 - part of this module's old public surface
@@ -83,6 +84,25 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.policy import EscalationWindowStart, EscalationWindowUnit, Policy
 
+# What both workflow types share, defined once in the current one (same values as when
+# this type was written, so its histories replay unchanged).
+from workflows.complaint import (  # noqa: E402
+    _MEETS,
+    ACTION_HORIZON_DAYS,
+    POLICY_RETRY_EVERY,
+    RETENTION,
+    RETRY,
+    SA_HANDLER,
+    SA_LANDLORD,
+    SA_NEXT_DEADLINE,
+    SA_OVERDUE,
+    SA_STAGE,
+    SA_STATE,
+    SHORT,
+    SYSTEM,
+    _cause,
+)
+
 S = ComplaintState
 
 # transitions logs every trigger at INFO, replays included: keep only its warnings.
@@ -92,35 +112,10 @@ logging.getLogger("transitions").setLevel(logging.WARNING)
 # The Temporal workflow: one per complaint, id = the complaint reference.
 # =====================================================================================
 
-#: Custom search attributes operators filter on in the Web UI (no personal data).
-SA_STATE = SearchAttributeKey.for_keyword("ComplaintState")
-SA_STAGE = SearchAttributeKey.for_int("ComplaintStage")
-SA_NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
-SA_LANDLORD = SearchAttributeKey.for_keyword("Landlord")
-SA_HANDLER = SearchAttributeKey.for_keyword("HandlerId")
-SA_OVERDUE = SearchAttributeKey.for_bool("Overdue")
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    "ComplaintState": "Keyword", "ComplaintStage": "Int", "NextDeadline": "Datetime",
-    "Landlord": "Keyword", "HandlerId": "Keyword", "Overdue": "Bool",
-}
-
-#: Who acts when the system itself moves a case (the escalation window lapsing).
-SYSTEM = "system"
-#: How long a finished case stays open to late actions (the Ombudsman's 12 months).
-RETENTION = timedelta(days=366)
-#: Activity options: retry for ever with backoff (outages must not lose anything).
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                    maximum_interval=timedelta(minutes=5),
-                    non_retryable_error_types=["PolicyRejected", "PolicyError"])
-SHORT = timedelta(seconds=30)
 #: Re-reading a policy's calendar before planning: a few tries, then the case's own calendar.
 RETRY_BRIEF = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(seconds=30), maximum_attempts=5,
                           non_retryable_error_types=["PolicyRejected", "PolicyError"])
-#: How often a case whose policy cannot be loaded tries again (the manager is told once).
-POLICY_RETRY_EVERY = timedelta(days=1)
-#: The furthest ahead an outstanding action may be promised (planned as a deadline, 7.3).
-ACTION_HORIZON_DAYS = 5 * 366
 
 #: Patch id for the behaviour added after the first release: the intake checked against
 #: the case's own clock (future receipt corrected, out-of-time flagged for a decision,
@@ -130,48 +125,6 @@ ACTION_HORIZON_DAYS = 5 * 366
 #: has already passed (6.4, 6.15) and no action promised more than five years ahead.
 #: Cases started before it replay without any of these (``workflow.patched``).
 PATCH_HARDENED = "hardened-intake-guards-calendar-2026-11"
-
-_PROVISION = {
-    DeadlineKind.EARLY_CONTACT: "policy", DeadlineKind.STAGE1_ACKNOWLEDGEMENT: "6.2",
-    DeadlineKind.STAGE1_RESPONSE: "6.3", DeadlineKind.ESCALATION_WINDOW: "policy",
-    DeadlineKind.STAGE2_ACKNOWLEDGEMENT: "6.11", DeadlineKind.STAGE2_RESPONSE: "6.14",
-    DeadlineKind.ACTION: "7.3",
-}
-_LABEL = {
-    DeadlineKind.EARLY_CONTACT: "Early contact", DeadlineKind.STAGE1_ACKNOWLEDGEMENT:
-    "Stage 1 acknowledgement", DeadlineKind.STAGE1_RESPONSE: "Stage 1 response",
-    DeadlineKind.ESCALATION_WINDOW: "Escalation window",
-    DeadlineKind.STAGE2_ACKNOWLEDGEMENT: "Stage 2 acknowledgement",
-    DeadlineKind.STAGE2_RESPONSE: "Stage 2 final response", DeadlineKind.ACTION: "Action",
-}
-#: Which deadline each trigger meets.
-_MEETS: dict[str, tuple[DeadlineKind, ...]] = {
-    "acknowledge": (DeadlineKind.STAGE1_ACKNOWLEDGEMENT,),
-    "decline": (DeadlineKind.STAGE1_ACKNOWLEDGEMENT,),
-    "respond": (DeadlineKind.STAGE1_RESPONSE, DeadlineKind.STAGE2_RESPONSE),
-    "request_escalation": (DeadlineKind.ESCALATION_WINDOW,),
-    "acknowledge_escalation": (DeadlineKind.STAGE2_ACKNOWLEDGEMENT,),
-    "refuse_escalation": (DeadlineKind.STAGE2_ACKNOWLEDGEMENT,),
-}
-
-
-def london_date(instant: dt.datetime) -> dt.date:
-    """The Europe/London calendar date of a UTC instant, without reading tz data.
-
-    UK summer time runs from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
-    Sunday of October (Summer Time Order 2002). Computing it here keeps the workflow free
-    of the tz database, which may change under a running case.
-    """
-    utc = instant.astimezone(dt.UTC)
-
-    def last_sunday(month: int) -> dt.datetime:
-        last = dt.date(utc.year, month, 31)
-        day = last - dt.timedelta(days=(last.weekday() + 1) % 7)
-        return dt.datetime(day.year, day.month, day.day, 1, tzinfo=dt.UTC)
-
-    summer = last_sunday(3) <= utc < last_sunday(10)
-    return (utc + dt.timedelta(hours=1 if summer else 0)).date()
-
 
 class _Effect:
     """A transition applied in a handler, waiting for the main loop's side effects."""
@@ -667,7 +620,7 @@ class ComplaintWorkflowV1:
         deadline = await workflow.execute_activity(
             "plan_deadline", PlanDeadlineInput(
                 policy=self.policy, key=key, kind=kind, stage=stage,
-                label=label or _LABEL[kind], provision=_PROVISION[kind], start=start,
+                label=label or LABEL[kind], provision=PROVISION[kind], start=start,
                 working_days=working_days, calendar_days=calendar_days,
                 calendar_months=calendar_months),
             result_type=Deadline, start_to_close_timeout=SHORT, retry_policy=RETRY)
@@ -897,21 +850,6 @@ class ComplaintWorkflowV1:
         return CarriedState(policy=self.policy, case=self.case, deadlines=self.deadlines,
                             letters=self.letters, notifications_sent=self.notifications_sent,
                             audit_recorded=self.audit_recorded)
-
-
-def _cause(exc: BaseException) -> str:
-    """A short description of a failure, safe for a staff notification (no personal data).
-
-    The innermost cause's type; with its first line only for an ``ApplicationError``,
-    whose messages the engine's own activities write without personal data. Any other
-    message (a ``ValidationError`` quotes its input) is left out.
-    """
-    inner: BaseException = exc
-    while inner.__cause__ is not None:
-        inner = inner.__cause__
-    if isinstance(inner, ApplicationError) and inner.message:
-        return f"{inner.type or 'ApplicationError'}: {inner.message.splitlines()[0]}"[:500]
-    return type(inner).__name__
 
 
 class _Note(Action):
