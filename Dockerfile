@@ -22,6 +22,7 @@ COPY complaints/ ./complaints/
 COPY workflows/ ./workflows/
 COPY activities/ ./activities/
 COPY models/ ./models/
+COPY domain/ ./domain/
 COPY worker.py alembic.ini ./
 
 # Runtime dependencies only (no [dev] extras). The source stays in /app too:

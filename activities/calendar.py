@@ -1,6 +1,7 @@
 """Planning deadlines: due dates, reminder and escalation instants, from the calendar.
 
-Bank-holiday data (the ``holidays`` package) and the policy's closure days are read here,
+Bank-holiday data (the ``holidays`` package) and the policy's one-off bank holidays are read
+here (closure days never lengthen a Code timescale),
 in an activity, so that a deadline is computed once and recorded in the workflow's
 history: a later holiday-data update cannot change a running case's deadlines on replay.
 """

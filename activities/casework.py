@@ -17,19 +17,21 @@ workflow worked out.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlmodel import Session, col, select
+from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.letters import LetterActivities
 from activities.notifications import NotificationActivities
 from activities.policy import PolicyActivities
-from activities.records import RecordActivities
+from activities.records import RecordActivities, table_of
 from complaints.workdays import WorkingCalendar, non_working_weekdays
 from domain.deadlines import london_date
 from models.actions import ACTION_BY_TRIGGER, Action
@@ -51,11 +53,13 @@ from models.letters import (
     Exclusion,
     Extension,
     FinalResponse,
+    HandlerChanged,
     Letter,
     LetterKind,
     Stage1Acknowledgement,
     Stage1Response,
     Stage2Acknowledgement,
+    WithdrawalConfirmation,
 )
 from models.messages import (
     CaseSnapshot,
@@ -74,12 +78,50 @@ __all__ = ["CaseworkActivities", "calendar_data"]
 
 log = structlog.get_logger(__name__)
 
+# The statements of every event, built once (SQLAlchemy caches their compiled form).
+_CASE_RECORDS = table_of(CaseRecordRow)
+_CASE_RECORD = select(
+    _CASE_RECORDS.c.event_seq, _CASE_RECORDS.c.policy_json, _CASE_RECORDS.c.case_json,
+    _CASE_RECORDS.c.deadlines_json).where(_CASE_RECORDS.c.reference == bindparam("reference"))
+_UPDATE_CASE_RECORD = update(_CASE_RECORDS).where(
+    _CASE_RECORDS.c.reference == bindparam("match_reference"))
+_AUDIT = table_of(AuditRow)
+_AUDIT_STORED = select(_AUDIT.c.seq).where(
+    _AUDIT.c.reference == bindparam("reference"),
+    _AUDIT.c.seq.in_(bindparam("seqs", expanding=True)))
+_INSERT_AUDIT = insert(_AUDIT)
+_PARTY_ROWS = table_of(PartyRow)
+_PARTIES = select(
+    _PARTY_ROWS.c.role, _PARTY_ROWS.c.name, _PARTY_ROWS.c.address, _PARTY_ROWS.c.email,
+    _PARTY_ROWS.c.phone).where(_PARTY_ROWS.c.reference == bindparam("reference")).order_by(
+    _PARTY_ROWS.c.position)
+_ADJUSTMENT_ROWS = table_of(AdjustmentRow)
+_ADJUSTMENTS = select(_ADJUSTMENT_ROWS.c.description).where(
+    _ADJUSTMENT_ROWS.c.reference == bindparam("reference")).order_by(
+    _ADJUSTMENT_ROWS.c.position)
+_COMPLAINTS = table_of(ComplaintRow)
+_DESCRIPTION = select(_COMPLAINTS.c.description).where(
+    _COMPLAINTS.c.reference == bindparam("reference"))
+
+
+@functools.lru_cache(maxsize=256)
+def _policy(policy_json: str) -> Policy:
+    """The policy a case record stores, parsed once per distinct JSON.
+
+    Every event of a case reads the same stored policy; a ``Policy`` is frozen, so one
+    parsed instance serves them all. Keyed on the exact JSON: a different policy (or
+    version of one) is a different key.
+    """
+    return Policy.model_validate_json(policy_json)
+
 
 def calendar_data(policy: Policy, first_year: int, last_year: int) -> CalendarData:
     """The policy's working calendar for the given years, as a case records it."""
     calendar = WorkingCalendar.for_policy(policy)
     return CalendarData(nation=policy.nation.value, first_year=first_year, last_year=last_year,
-                        closed=non_working_weekdays(calendar, first_year, last_year))
+                        closed=non_working_weekdays(calendar, first_year, last_year),
+                        closures=tuple(sorted(d for d in policy.closure_days
+                                              if first_year <= d.year <= last_year)))
 
 
 class CaseworkActivities:
@@ -189,8 +231,17 @@ class CaseworkActivities:
         """
         with structlog.contextvars.bound_contextvars(reference=event.reference):
             with self.session_factory() as session:
-                case, policy, fresh = self._apply_record(session, event)
-                parties, adjustments, description = self._parties(session, event.reference)
+                # One transaction: the record, then what its letters need to be written.
+                connection = session.connection()
+                case, policy, fresh = self._apply_record(session, connection, event)
+                parties: tuple[Party, ...] = ()
+                adjustments: tuple[str, ...] = ()
+                description = ""
+                if event.letters:
+                    parties, adjustments, description = self._parties(connection,
+                                                                       event.reference)
+                if fresh:
+                    session.commit()
             letters = []
             for spec in event.letters:
                 letter = _letter(spec, event, case, policy, parties, adjustments, description)
@@ -207,23 +258,37 @@ class CaseworkActivities:
 
     # -- the record, in one transaction ---------------------------------------------------
 
-    def _apply_record(self, session: Session, event: CaseEvent) -> tuple[CaseFile, Policy, bool]:
-        row = session.get(CaseRecordRow, event.reference)
+    def _apply_record(self, session: Session, connection: Connection,
+                      event: CaseEvent) -> tuple[CaseFile, Policy, bool]:
+        """Merge ``event`` into the stored case record, unless it was applied before.
+
+        Core statements on the session's connection: the ORM's per-row objects cost more
+        than the work (see ``activities.records.Upsert``).
+
+        Returns:
+            The case file after the event, the case's policy, and whether the event was
+            applied now (the caller commits).
+
+        Raises:
+            ApplicationError: Retryable, of type ``IntakeNotRecorded``, when the case was
+                never opened in this database.
+
+        """
+        row = connection.execute(_CASE_RECORD, {"reference": event.reference}).first()
         if row is None:
             raise ApplicationError("the intake of this complaint is not recorded yet",
                                    type="IntakeNotRecorded")
-        policy = Policy.model_validate_json(row.policy_json)
+        policy = _policy(row.policy_json)
         if event.seq <= row.event_seq:
             return CaseFile.model_validate_json(row.case_json), policy, False
         case = CaseFile.model_validate({**json.loads(row.case_json), **event.changes})
         deadlines = {d["key"]: d for d in json.loads(row.deadlines_json)}
         deadlines.update({d.key: d.model_dump(mode="json") for d in event.deadlines})
-        row.case_json = case.model_dump_json()
-        row.deadlines_json = json.dumps(list(deadlines.values()))
-        row.event_seq = event.seq
-        row.updated_at = event.at
-        session.add(row)
-        self._audit(session, event)
+        connection.execute(_UPDATE_CASE_RECORD, {
+            "match_reference": event.reference, "case_json": case.model_dump_json(),
+            "deadlines_json": json.dumps(list(deadlines.values())), "event_seq": event.seq,
+            "updated_at": event.at})
+        self._audit(connection, event)
         header = event.header
         self.records.apply_snapshot(session, CaseSnapshot(
             reference=event.reference, landlord=header.landlord,
@@ -232,15 +297,16 @@ class CaseworkActivities:
             overdue=header.overdue, updated_at=event.at, case=case,
             deadlines=tuple(Deadline.model_validate(d) for d in deadlines.values())),
             changed=set(event.changes), deadlines=event.deadlines)
-        session.commit()
         return case, policy, True
 
     @staticmethod
-    def _audit(session: Session, event: CaseEvent) -> None:
-        """Append the event's audit entries not stored yet (by seq)."""
-        seqs = [e.seq for e in event.audit]
-        stored = set(session.exec(select(AuditRow.seq).where(
-            AuditRow.reference == event.reference, col(AuditRow.seq).in_(seqs))))
+    def _audit(connection: Connection, event: CaseEvent) -> None:
+        """Append the event's audit entries not stored yet (by seq), in one insert."""
+        if not event.audit:
+            return
+        stored = set(connection.scalars(_AUDIT_STORED, {
+            "reference": event.reference, "seqs": [e.seq for e in event.audit]}))
+        rows = []
         for entry in event.audit:
             if entry.seq in stored:
                 continue
@@ -249,24 +315,24 @@ class CaseworkActivities:
                     and entry.action == event.action.get("trigger"):
                 # The full record of what staff submitted (5.12); the workflow keeps none.
                 detail = json.dumps(event.action, sort_keys=True)
-            session.add(AuditRow(
-                reference=event.reference, seq=entry.seq, at=entry.at, action=entry.action,
-                by=entry.by, from_state=entry.from_state, to_state=entry.to_state,
-                accepted=entry.accepted, detail=detail))
+            rows.append({
+                "reference": event.reference, "seq": entry.seq, "at": entry.at,
+                "action": entry.action, "by": entry.by, "from_state": entry.from_state,
+                "to_state": entry.to_state, "accepted": entry.accepted, "detail": detail})
+        if rows:
+            connection.execute(_INSERT_AUDIT, rows)
 
     @staticmethod
-    def _parties(session: Session, reference: str) -> tuple[tuple[Party, ...],
-                                                            tuple[str, ...], str]:
-        rows = session.exec(select(PartyRow).where(PartyRow.reference == reference)
-                            .order_by(col(PartyRow.position))).all()
+    def _parties(connection: Connection, reference: str) -> tuple[tuple[Party, ...],
+                                                                  tuple[str, ...], str]:
+        """The case's parties, reasonable adjustments and complaint description."""
         parties = tuple(Party(role=PartyRole(r.role), name=r.name,
                               address=tuple(ln for ln in r.address.split("\n") if ln),
-                              email=r.email, phone=r.phone) for r in rows)
-        adjustments = tuple(a.description for a in session.exec(
-            select(AdjustmentRow).where(AdjustmentRow.reference == reference)
-            .order_by(col(AdjustmentRow.position))).all())
-        complaint = session.get(ComplaintRow, reference)
-        return parties, adjustments, complaint.description if complaint else ""
+                              email=r.email, phone=r.phone)
+                        for r in connection.execute(_PARTIES, {"reference": reference}))
+        adjustments = tuple(connection.scalars(_ADJUSTMENTS, {"reference": reference}))
+        description = connection.scalar(_DESCRIPTION, {"reference": reference})
+        return parties, adjustments, description if description is not None else ""
 
     # -- letters and records after the transaction ----------------------------------------
 
@@ -328,7 +394,8 @@ def _letter(spec: LetterSpec, event: CaseEvent, case: CaseFile, policy: Policy,
     if kind is LetterKind.EXCLUSION:
         return Exclusion(**base, grounds=action.grounds, explanation=action.explanation,
                          discretion_considered=action.discretion_considered,
-                         received_on=case.received_on, complaint_summary=description[:500])
+                         received_on=case.received_on, complaint_summary=description[:500],
+                         other_route=getattr(action, "instead", None))
     if kind is LetterKind.EXTENSION:
         before = sum(e.working_days for e in case.extensions
                      if e.stage == spec.stage and e.at < event.at)
@@ -345,9 +412,16 @@ def _letter(spec: LetterSpec, event: CaseEvent, case: CaseFile, policy: Policy,
             folded = tuple(i.description for i in case.issues
                            if i.folded_into_stage1 and i.at <= event.at)
             definition = definition.model_copy(update={"points": definition.points + folded})
+        outstanding = tuple(action.outstanding_actions)
+        if spec.stage == 2:
+            # Actions promised at stage 1 and still open are listed too (6.17, 6.19(f)).
+            outstanding = tuple(
+                a.action.model_copy(update={"due_by": a.due_by}) for a in case.actions
+                if a.stage == 1 and (a.completed_at is None or a.completed_at > event.at)
+            ) + outstanding
         common = {"definition": definition, "decision": action.decision,
                   "findings": action.findings, "remedies": action.remedies,
-                  "outstanding_actions": action.outstanding_actions}
+                  "outstanding_actions": outstanding}
         if spec.stage == 1:
             return Stage1Response(**base, **common, escalation_window=policy.escalation_window)
         return FinalResponse(**base, **common)
@@ -364,8 +438,22 @@ def _letter(spec: LetterSpec, event: CaseEvent, case: CaseFile, policy: Policy,
             escalation_requested_on=case.escalation_requested_on or today)
     if kind is LetterKind.ACTION_UPDATE:
         record = next(a for a in case.actions if a.action.action_id == action.action_id)
+        if event.action and event.action.get("trigger") == "delay_action":
+            # The date the resident was last given, and the new one with the reason.
+            given = [d for d in record.delays if d.at < event.at]
+            promised = given[-1].revised_due if given else record.action.due_by
+            return ActionUpdate(**base, action=record.action.model_copy(
+                update={"due_by": promised}), status=ActionStatus.DELAYED,
+                revised_due=action.revised_due, note=action.reason)
         return ActionUpdate(**base, action=record.action, status=ActionStatus.COMPLETED,
                             note=action.note)
+    if kind is LetterKind.WITHDRAWAL_CONFIRMATION:
+        channel = action.confirmed_via.value.replace("_", " ") if action.confirmed_via \
+            else "us"
+        return WithdrawalConfirmation(**base, withdrawn_on=today, reason=action.reason,
+                                      confirmed_via=f"by {channel}")
+    if kind is LetterKind.HANDLER_CHANGED:
+        return HandlerChanged(**base, stage=1 if spec.stage == 1 else 2, handler=action.to)
     raise ApplicationError(f"no letter of kind {kind.value}", type="LetterMismatch",
                            non_retryable=True)
 

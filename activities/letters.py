@@ -21,12 +21,14 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import structlog
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -45,6 +47,7 @@ from activities.email_once import (
 )
 from activities.email_once import heartbeat as _heartbeat
 from activities.mail import Mailer, message_id_for
+from activities.records import table_of
 from complaints.files import PRIVATE_FILE, make_private_dir
 from complaints.letters import DEFAULT_TEMPLATE_SET, TEMPLATES_DIR, render_letter
 from models.letters import Letter, RenderedLetter
@@ -55,7 +58,8 @@ from models.tables import DeliveryRow, LetterRow
 # activities.email_once for the callers that know them from here.
 __all__ = ["DELIVERED", "HANDED_OVER_MARKERS", "OUTBOX", "RECORD_RETRY_SECONDS", "RESENT",
            "SENDING", "SENT", "SMTP", "UNCONFIRMED", "retry_write",
-           "LetterActivities", "email_addresses", "handed_over_marker", "outbox_paths"]
+           "LetterActivities", "StoredLetter", "email_addresses", "handed_over_marker",
+           "outbox_paths"]
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +70,18 @@ OUTBOX_RECIPIENT = "file"
 
 _TEMPLATE_SET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+# The statements of every letter, built once (SQLAlchemy caches their compiled form).
+_LETTERS = table_of(LetterRow)
+_LETTER = select(_LETTERS).where(_LETTERS.c.letter_id == bindparam("letter_id"))
+_INSERT_LETTER = insert(_LETTERS)
+_RERENDER_LETTER = update(_LETTERS).where(
+    _LETTERS.c.letter_id == bindparam("match_letter_id"))
+_DELIVERY_ROWS = table_of(DeliveryRow)
+_DELIVERIES = select(_DELIVERY_ROWS.c.channel, _DELIVERY_ROWS.c.recipient,
+                     _DELIVERY_ROWS.c.status).where(
+    _DELIVERY_ROWS.c.letter_id == bindparam("letter_id"))
+_INSERT_DELIVERY = insert(_DELIVERY_ROWS)
 
 
 def outbox_paths(outbox_dir: Path, reference: str, letter_id: str) -> tuple[Path, Path]:
@@ -108,6 +124,26 @@ def _write_atomically(path: Path, content: str) -> None:
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredLetter:
+    """A letter as stored (a ``LetterRow``'s columns), read or written with Core statements.
+
+    Plain data rather than the ORM row: building an instrumented ``LetterRow`` costs more
+    than the statement that reads it, and nothing here needs a session's identity map.
+    """
+
+    letter_id: str
+    reference: str
+    kind: str
+    stage: int
+    seq: int
+    subject: str
+    text: str
+    html: str
+    sha256: str
+    created_at: dt.datetime
 
 
 def email_addresses(letter: Letter) -> list[str]:
@@ -168,9 +204,9 @@ class LetterActivities:
                     f"letter {input.letter_id!r} is addressed for another complaint",
                     type="LetterMismatch", non_retryable=True)
             rendered = render_letter(input.letter, self._template_set(input.template_set))
-            row = self._store(input, rendered)
+            row, deliveries = self._store(input, rendered)
             _heartbeat("stored")
-            delivered = [self._deliver_to_outbox(input, row)]
+            delivered = [self._deliver_to_outbox(input, row, deliveries)]
             _heartbeat("outbox")
             if self.mailer is not None:
                 sent = self._deliver_by_email(input, row, self.mailer)
@@ -183,7 +219,7 @@ class LetterActivities:
 
     def restore_letter(self, input: SendLetterInput, receipt: LetterReceipt | None = None,
                        stored_at: dt.datetime | None = None,
-                       delivered_at: dt.datetime | None = None) -> LetterRow:
+                       delivered_at: dt.datetime | None = None) -> StoredLetter:
         """Store a letter that was sent before, and its deliveries, WITHOUT delivering it.
 
         For ``complaints resync``, which rebuilds the database from the workflows'
@@ -208,10 +244,10 @@ class LetterActivities:
         with structlog.contextvars.bound_contextvars(reference=input.reference,
                                                      letter_id=input.letter_id):
             with self.session_factory() as session:
-                row = session.get(LetterRow, input.letter_id)
+                row, deliveries = self._stored(session.connection(), input.letter_id)
             if row is None:
                 rendered = render_letter(input.letter, self._template_set(input.template_set))
-                row = self._store(input, rendered, created_at=stored_at)
+                row, deliveries = self._store(input, rendered, created_at=stored_at)
             if receipt is None:
                 return row
             wanted: list[tuple[str, str]] = []
@@ -223,7 +259,9 @@ class LetterActivities:
                     count = int(channel.partition(":")[2] or 0)
                     wanted += [(SMTP, a) for a in email_addresses(input.letter)[:count]]
             for channel, recipient in wanted:
-                if not self._delivered(row.letter_id, channel, recipient):
+                # Recording is idempotent (a concurrent record makes it a no-op): the
+                # deliveries read with the letter are enough to skip those on record.
+                if deliveries.get((channel, recipient)) not in DELIVERED:
                     self._record_delivery(row.letter_id, channel, recipient, delivered_at)
             return row
 
@@ -235,70 +273,99 @@ class LetterActivities:
         log.info("template_set_fallback", template_set=name)
         return DEFAULT_TEMPLATE_SET
 
+    @staticmethod
+    def _stored(connection: Connection,
+                letter_id: str) -> tuple[StoredLetter | None, dict[tuple[str, str], str]]:
+        """The stored letter, if any, and its recorded deliveries, in one transaction.
+
+        Returns:
+            The letter (None when not stored) and the status of each delivery recorded,
+            by (channel, recipient).
+
+        """
+        found = connection.execute(_LETTER, {"letter_id": letter_id}).first()
+        if found is None:
+            return None, {}
+        deliveries = {(d.channel, d.recipient): d.status
+                      for d in connection.execute(_DELIVERIES, {"letter_id": letter_id})}
+        return StoredLetter(**found._asdict()), deliveries
+
     def _store(self, input: SendLetterInput, rendered: RenderedLetter,
-               created_at: dt.datetime | None = None) -> LetterRow:
-        """Store the letter once; on a repeat return what was stored (and sent) before."""
+               created_at: dt.datetime | None = None,
+               ) -> tuple[StoredLetter, dict[tuple[str, str], str]]:
+        """Store the letter once; on a repeat return what was stored (and sent) before.
+
+        Core statements in one transaction (the ORM's unit of work costs more than the
+        two statements): read the letter and its deliveries, then insert or re-render.
+
+        Returns:
+            The stored letter and its deliveries as read then, by (channel, recipient):
+            none for a letter stored now (a delivery is only ever recorded for a letter
+            already stored).
+
+        """
         digest = _sha256(rendered.text)
         with self.session_factory() as session:
-            row = session.get(LetterRow, input.letter_id)
+            connection = session.connection()
+            row, deliveries = self._stored(connection, input.letter_id)
             if row is not None and row.sha256 != digest:
-                delivered = session.exec(
-                    select(DeliveryRow.id).where(DeliveryRow.letter_id == input.letter_id)
-                ).first()
-                if delivered is not None:
+                if deliveries:
                     # Keep the record identical to what the resident already received.
                     log.warning("letter_render_changed_after_delivery",
                                 stored_sha256=row.sha256, new_sha256=digest)
-                    return row
-                row.subject, row.text, row.html, row.sha256 = (
-                    rendered.subject, rendered.text, rendered.html, digest)
-                session.add(row)
+                    return row, deliveries
+                connection.execute(_RERENDER_LETTER, {
+                    "match_letter_id": input.letter_id, "subject": rendered.subject,
+                    "text": rendered.text, "html": rendered.html, "sha256": digest})
                 session.commit()
                 log.info("letter_rerendered", sha256=digest)
-                return row
+                return replace(row, subject=rendered.subject, text=rendered.text,
+                               html=rendered.html, sha256=digest), deliveries
             if row is not None:
-                return row
-            row = LetterRow(
+                return row, deliveries
+            row = StoredLetter(
                 letter_id=input.letter_id, reference=input.reference,
                 kind=input.letter.kind.value, stage=input.stage, seq=input.seq,
                 subject=rendered.subject, text=rendered.text, html=rendered.html,
                 sha256=digest, created_at=created_at or dt.datetime.now(dt.UTC),
             )
-            session.add(row)
             try:
+                connection.execute(_INSERT_LETTER, asdict(row))
                 session.commit()
             except IntegrityError:
                 # Another attempt stored it first: use that one.
                 session.rollback()
-                existing = session.get(LetterRow, input.letter_id)
+                existing, deliveries = self._stored(session.connection(), input.letter_id)
                 if existing is None:
                     raise
-                return existing
+                return existing, deliveries
             log.info("letter_stored", kind=row.kind, sha256=digest)
-            return row
-
-    def _delivered(self, letter_id: str, channel: str, recipient: str) -> bool:
-        with self.session_factory() as session:
-            found = session.exec(
-                select(DeliveryRow.status).where(DeliveryRow.letter_id == letter_id,
-                                                 DeliveryRow.channel == channel,
-                                                 DeliveryRow.recipient == recipient)
-            ).first()
-            return found in DELIVERED
+            return row, {}
 
     def _record_delivery(self, letter_id: str, channel: str, recipient: str,
                          at: dt.datetime | None = None) -> None:
         with self.session_factory() as session:
-            session.add(DeliveryRow(letter_id=letter_id, channel=channel, recipient=recipient,
-                                    status="sent", delivered_at=at or dt.datetime.now(dt.UTC)))
             try:
+                session.connection().execute(_INSERT_DELIVERY, {
+                    "letter_id": letter_id, "channel": channel, "recipient": recipient,
+                    "status": "sent", "delivered_at": at or dt.datetime.now(dt.UTC)})
                 session.commit()
             except IntegrityError:
                 session.rollback()  # recorded by a concurrent attempt: same outcome
 
-    def _deliver_to_outbox(self, input: SendLetterInput, row: LetterRow) -> str:
-        """Write the letter's files once; return the channel name."""
-        if not self._delivered(row.letter_id, OUTBOX, OUTBOX_RECIPIENT):
+    def _deliver_to_outbox(self, input: SendLetterInput, row: StoredLetter,
+                           deliveries: Mapping[tuple[str, str], str]) -> str:
+        """Write the letter's files once; return the channel name.
+
+        Args:
+            input: The letter's input.
+            row: The stored letter.
+            deliveries: Its deliveries as ``_store`` read them with it. Reading them again
+                would only narrow, not close, the window in which a concurrent attempt
+                writes the files too (the same files; its record makes ours a no-op).
+
+        """
+        if deliveries.get((OUTBOX, OUTBOX_RECIPIENT)) not in DELIVERED:
             text_path, html_path = outbox_paths(self.outbox_dir, input.reference, row.letter_id)
             _write_atomically(text_path, row.text)
             _write_atomically(html_path, row.html)
@@ -306,7 +373,8 @@ class LetterActivities:
             log.info("letter_written_to_outbox")
         return OUTBOX
 
-    def _deliver_by_email(self, input: SendLetterInput, row: LetterRow, mailer: Mailer) -> int:
+    def _deliver_by_email(self, input: SendLetterInput, row: StoredLetter,
+                          mailer: Mailer) -> int:
         """Email every recipient with an address once; return how many have it."""
         addresses = email_addresses(input.letter)
         message_id = message_id_for(row.letter_id)

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, cast
 
 import structlog
+from sqlalchemy import Connection, Table, bindparam, insert, inspect, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -51,7 +54,8 @@ from models.tables import (
     ResponseRow,
 )
 
-__all__ = ["RecordActivities", "ResponseMeasure", "london_date", "measure_responses"]
+__all__ = ["RecordActivities", "ResponseMeasure", "Upsert", "london_date", "measure_responses",
+           "table_of"]
 
 log = structlog.get_logger(__name__)
 
@@ -222,6 +226,105 @@ def measure_responses(case: CaseFile, deadlines: Sequence[Deadline], policy: Pol
     return measures
 
 
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy table of a ``table=True`` model (for Core statements)."""
+    return cast(Table, inspect(model).local_table)
+
+
+class Upsert:
+    """Write a case's rows of one child table by their natural key, in bulk (Core).
+
+    The read model is rewritten on every event, mostly with what it holds already: the
+    ORM's per-row objects, identity map and flush cost more than the work itself. This
+    reads the case's stored rows once, inserts the missing ones in one ``executemany``
+    and updates, by id, only those whose values differ: the same rows as an ORM upsert,
+    in plain SQL every dialect runs. The statements are built once (SQLAlchemy caches
+    their compiled form by statement).
+    """
+
+    def __init__(self, model: type[SQLModel], key: tuple[str, ...],
+                 values: tuple[str, ...]) -> None:
+        """Prepare the statements.
+
+        Args:
+            model: The table's model: an ``id`` primary key and a ``reference`` column,
+                unique on ``reference`` and ``key``.
+            key: The columns that name a row within its case.
+            values: The other columns written (every one, on insert and on update).
+
+        """
+        table = table_of(model)
+        self.key = key
+        self.values = values
+        self._select = select_columns(table.c.id, *(table.c[c] for c in key + values)).where(
+            table.c.reference == bindparam("reference"))
+        self._insert = insert(table)
+        # No SET clause: executemany derives it from the parameters (the value columns).
+        self._update = update(table).where(table.c.id == bindparam("row_id"))
+
+    def write(self, connection: Connection, reference: str,
+              rows: Iterable[Mapping[str, Any]]) -> None:
+        """Make the case's stored rows hold ``rows`` (rows not named are left as they are).
+
+        Args:
+            connection: The session's connection (its transaction).
+            reference: The case.
+            rows: Each row's key and value columns. Of two rows with the same key the
+                later one's values are written, in the first one's place (as the ORM
+                upsert of actions did; the others failed on the unique key instead).
+
+        """
+        wanted: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+        for row in rows:
+            wanted[tuple(row[k] for k in self.key)] = row
+        if not wanted:
+            return
+        stored = {tuple(r[k] for k in self.key): r for r in connection.execute(
+            self._select, {"reference": reference}).mappings()}
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for key, row in wanted.items():
+            old = stored.get(key)
+            if old is None:
+                inserts.append({"reference": reference, **{c: row[c] for c in self.key},
+                                **{c: row[c] for c in self.values}})
+            elif any(old[c] != row[c] for c in self.values):
+                updates.append({"row_id": old["id"], **{c: row[c] for c in self.values}})
+        if inserts:
+            connection.execute(self._insert, inserts)
+        if updates:
+            connection.execute(self._update, updates)
+
+
+_COMPLAINTS = table_of(ComplaintRow)
+#: What a snapshot needs of the stored complaint before it writes it.
+_COMPLAINT_STATE = select_columns(_COMPLAINTS.c.snapshot_at, _COMPLAINTS.c.withdrawn_at).where(
+    _COMPLAINTS.c.reference == bindparam("reference"))
+#: The complaint's row, its SET clause derived from the parameters.
+_UPDATE_COMPLAINT = update(_COMPLAINTS).where(
+    _COMPLAINTS.c.reference == bindparam("match_reference"))
+
+_OMBUDSMAN = table_of(OmbudsmanDetailsRow)
+_OMBUDSMAN_STORED = select_columns(_OMBUDSMAN.c.record_id).where(
+    _OMBUDSMAN.c.record_id == bindparam("record_id"))
+_INSERT_OMBUDSMAN = insert(_OMBUDSMAN)
+
+_DEADLINES = Upsert(DeadlineRow, ("key",), (
+    "kind", "stage", "label", "provision", "start", "due", "ends_at", "status", "met_at",
+    "breached_at"))
+_EXTENSIONS = Upsert(ExtensionRow, ("extension_seq",), (
+    "stage_seq", "stage", "working_days", "reason", "good_reason", "granted_by",
+    "granted_at"))
+_RESPONSES = Upsert(ResponseRow, ("stage", "seq"), (
+    "decision", "responded_at", "responded_on", "by", "clock_start", "due_base", "due_final",
+    "extension_days", "extension_within_code", "working_days_taken"))
+_REFUSALS = Upsert(RefusalRow, ("kind", "ground"), ("decided_at", "decided_on", "by"))
+_REMEDIES = Upsert(RemedyRow, ("stage", "position"), (
+    "kind", "description", "amount_pence", "due_by", "decision", "offered_by", "offered_at"))
+_ACTIONS = Upsert(ActionRow, ("action_id",), (
+    "stage", "description", "due_by", "owner", "completed_at", "completed_on"))
+
+
 class RecordActivities:
     """Write complaints, their parties, snapshots, audit trails and Ombudsman details."""
 
@@ -312,6 +415,9 @@ class RecordActivities:
                        deadlines: Sequence[Deadline] | None = None) -> bool:
         """Write a snapshot into ``session`` without committing (see ``record_snapshot``).
 
+        The writes are Core statements on the session's connection, in its transaction:
+        ORM objects pending in ``session`` are not flushed before them.
+
         Args:
             session: The open session.
             input: The case as it stands.
@@ -327,203 +433,142 @@ class RecordActivities:
                 complaint's intake has not been stored yet.
 
         """
-        complaint = session.get(ComplaintRow, input.reference)
-        if complaint is None:
+        # Core, not ORM objects: see ``Upsert``.
+        connection = session.connection()
+        stored = connection.execute(_COMPLAINT_STATE, {"reference": input.reference}).first()
+        if stored is None:
             raise ApplicationError("the intake of this complaint is not recorded yet",
                                    type="IntakeNotRecorded")
-        if complaint.snapshot_at is not None and complaint.snapshot_at > input.updated_at:
+        if stored.snapshot_at is not None and stored.snapshot_at > input.updated_at:
             log.info("snapshot_stale", state=input.state)
             return False
-        complaint.landlord = input.landlord
-        complaint.policy_name = input.policy_name
-        complaint.state = input.state
-        complaint.stage = input.stage
-        complaint.handler_id = input.handler_id
-        complaint.next_deadline = input.next_deadline
-        complaint.overdue = input.overdue
-        complaint.updated_at = input.updated_at
-        complaint.snapshot_at = input.updated_at
-        complaint.closed_at = input.case.closed_at
-        self._apply_reporting_fields(complaint, input)
-        session.add(complaint)
-        self._upsert_deadlines(session, input, deadlines)
+        complaint: dict[str, Any] = {
+            "landlord": input.landlord, "policy_name": input.policy_name,
+            "state": input.state, "stage": input.stage, "handler_id": input.handler_id,
+            "next_deadline": input.next_deadline, "overdue": input.overdue,
+            "updated_at": input.updated_at, "snapshot_at": input.updated_at,
+            "closed_at": input.case.closed_at, **self._reporting_fields(input)}
+        if input.state == "withdrawn" and stored.withdrawn_at is None:
+            complaint["withdrawn_at"] = input.updated_at
+        connection.execute(_UPDATE_COMPLAINT, {"match_reference": input.reference, **complaint})
+        self._upsert_deadlines(connection, input, deadlines)
         if changed is None:
             changed = set(CaseFile.model_fields)
         clocks = any(d.kind in _RESPONSE_KIND.values() for d in
                      (input.deadlines if deadlines is None else deadlines))
         if "extensions" in changed:
-            self._upsert_extensions(session, input)
+            self._upsert_extensions(connection, input)
         if clocks or {"responses", "extensions"} & set(changed):
-            self._upsert_responses(session, input, complaint)
+            self._upsert_responses(connection, input, complaint["acknowledged_on"],
+                                   complaint["stage2_acknowledged_on"])
         if {"declined", "escalation_refused"} & set(changed):
-            self._upsert_refusals(session, input)
+            self._upsert_refusals(connection, input)
         if "responses" in changed:
-            self._upsert_remedies(session, input)
+            self._upsert_remedies(connection, input)
         if "actions" in changed:
-            self._upsert_actions(session, input)
+            self._upsert_actions(connection, input)
         return True
 
     @staticmethod
-    def _apply_reporting_fields(complaint: ComplaintRow, snapshot: CaseSnapshot) -> None:
-        """Copy what the reports count from the case file and its deadlines."""
+    def _reporting_fields(snapshot: CaseSnapshot) -> dict[str, Any]:
+        """What the reports count, from the case file and its deadlines (complaint columns)."""
         case, deadlines = snapshot.case, snapshot.deadlines
-        # The workflow may correct an impossible (future) receipt date: count the corrected.
-        complaint.received_on = case.received_on
-        complaint.stage1_handler = case.stage1_handler
-        complaint.stage2_handler = case.stage2_handler
         ack = latest(deadlines, DeadlineKind.STAGE1_ACKNOWLEDGEMENT)
-        complaint.acknowledgement_due = ack.due if ack else None
         # A decline also meets the acknowledgement deadline: only a handler means accepted.
         met = last_met(deadlines, DeadlineKind.STAGE1_ACKNOWLEDGEMENT)
-        complaint.acknowledged_on = (london_date(met.met_at) if met and met.met_at
-                                     and case.stage1_handler else None)
         ack2 = latest(deadlines, DeadlineKind.STAGE2_ACKNOWLEDGEMENT)
-        complaint.stage2_acknowledgement_due = ack2.due if ack2 else None
         # Refusing an escalation meets the stage 2 acknowledgement deadline too.
         met2 = last_met(deadlines, DeadlineKind.STAGE2_ACKNOWLEDGEMENT)
-        complaint.stage2_acknowledged_on = (london_date(met2.met_at) if met2 and met2.met_at
-                                            and case.stage2_handler else None)
-        complaint.escalation_requested_on = case.escalation_requested_on
-        complaint.declined_at = case.declined.at if case.declined else None
-        complaint.excluded = case.declined is not None and case.stage1_handler is None
-        complaint.escalation_refused = case.escalation_refused is not None
-        if snapshot.state == "withdrawn" and complaint.withdrawn_at is None:
-            complaint.withdrawn_at = snapshot.updated_at
-        complaint.referred_to_ombudsman_at = case.referred_to_ombudsman_at
+        return {
+            # The workflow may correct an impossible (future) receipt date: count the
+            # corrected.
+            "received_on": case.received_on,
+            "stage1_handler": case.stage1_handler,
+            "stage2_handler": case.stage2_handler,
+            "acknowledgement_due": ack.due if ack else None,
+            "acknowledged_on": (london_date(met.met_at) if met and met.met_at
+                                and case.stage1_handler else None),
+            "stage2_acknowledgement_due": ack2.due if ack2 else None,
+            "stage2_acknowledged_on": (london_date(met2.met_at) if met2 and met2.met_at
+                                       and case.stage2_handler else None),
+            "escalation_requested_on": case.escalation_requested_on,
+            "declined_at": case.declined.at if case.declined else None,
+            "excluded": case.declined is not None and case.stage1_handler is None,
+            "escalation_refused": case.escalation_refused is not None,
+            "referred_to_ombudsman_at": case.referred_to_ombudsman_at,
+        }
 
     @staticmethod
-    def _upsert_responses(session: Session, snapshot: CaseSnapshot,
-                          complaint: ComplaintRow) -> None:
+    def _upsert_responses(connection: Connection, snapshot: CaseSnapshot,
+                          acknowledged_on: dt.date | None,
+                          stage2_acknowledged_on: dt.date | None) -> None:
         if not snapshot.case.responses:
             return
         policy, calendar = policy_and_calendar(snapshot.policy_name)
         measures = measure_responses(snapshot.case, snapshot.deadlines, policy, calendar,
-                                     complaint.acknowledged_on, complaint.stage2_acknowledged_on)
-        stored = {(row.stage, row.seq): row for row in session.exec(
-            select(ResponseRow).where(ResponseRow.reference == snapshot.reference))}
-        for m in measures:
-            row = stored.get((m.stage, m.seq)) or ResponseRow(
-                reference=snapshot.reference, stage=m.stage, seq=m.seq, decision=m.decision,
-                responded_at=m.responded_at, responded_on=m.responded_on, by=m.by,
-                clock_start=m.clock_start, due_base=m.due_base, due_final=m.due_final,
-                working_days_taken=m.working_days_taken)
-            row.decision = m.decision
-            row.responded_at = m.responded_at
-            row.responded_on = m.responded_on
-            row.by = m.by
-            row.clock_start = m.clock_start
-            row.due_base = m.due_base
-            row.due_final = m.due_final
-            row.extension_days = m.extension_days
-            row.extension_within_code = m.extension_within_code
-            row.working_days_taken = m.working_days_taken
-            session.add(row)
+                                     acknowledged_on, stage2_acknowledged_on)
+        _RESPONSES.write(connection, snapshot.reference, (
+            {"stage": m.stage, "seq": m.seq, "decision": m.decision,
+             "responded_at": m.responded_at, "responded_on": m.responded_on, "by": m.by,
+             "clock_start": m.clock_start, "due_base": m.due_base, "due_final": m.due_final,
+             "extension_days": m.extension_days,
+             "extension_within_code": m.extension_within_code,
+             "working_days_taken": m.working_days_taken} for m in measures))
 
     @staticmethod
-    def _upsert_refusals(session: Session, snapshot: CaseSnapshot) -> None:
+    def _upsert_refusals(connection: Connection, snapshot: CaseSnapshot) -> None:
         case = snapshot.case
         decisions = [("complaint", case.declined), ("escalation", case.escalation_refused)]
-        if not any(record for _, record in decisions):
-            return
-        stored = {(row.kind, row.ground): row for row in session.exec(
-            select(RefusalRow).where(RefusalRow.reference == snapshot.reference))}
-        for kind, record in decisions:
-            if record is None:
-                continue  # An order may clear a refusal: the row stays, it was made.
-            for ground in record.grounds:
-                row = stored.get((kind, ground.value)) or RefusalRow(
-                    reference=snapshot.reference, kind=kind, ground=ground.value,
-                    decided_at=record.at, decided_on=london_date(record.at), by=record.by)
-                row.decided_at = record.at
-                row.decided_on = london_date(record.at)
-                row.by = record.by
-                session.add(row)
+        # An order may clear a refusal (None): its rows stay, it was made.
+        _REFUSALS.write(connection, snapshot.reference, (
+            {"kind": kind, "ground": ground.value, "decided_at": record.at,
+             "decided_on": london_date(record.at), "by": record.by}
+            for kind, record in decisions if record is not None
+            for ground in record.grounds))
 
     @staticmethod
-    def _upsert_deadlines(session: Session, snapshot: CaseSnapshot,
+    def _upsert_deadlines(connection: Connection, snapshot: CaseSnapshot,
                           deadlines: Sequence[Deadline] | None = None) -> None:
-        if deadlines is not None and not deadlines:
-            return
-        stored = {row.key: row for row in session.exec(
-            select(DeadlineRow).where(DeadlineRow.reference == snapshot.reference))}
-        for deadline in snapshot.deadlines if deadlines is None else deadlines:
-            row = stored.get(deadline.key) or DeadlineRow(
-                reference=snapshot.reference, key=deadline.key, kind=deadline.kind.value,
-                stage=deadline.stage, label=deadline.label, provision=deadline.provision,
-                start=deadline.start, due=deadline.due, ends_at=deadline.ends_at,
-                status=deadline.status.value)
-            row.kind = deadline.kind.value
-            row.stage = deadline.stage
-            row.label = deadline.label
-            row.provision = deadline.provision
-            row.start = deadline.start
-            row.due = deadline.due
-            row.ends_at = deadline.ends_at
-            row.status = deadline.status.value
-            row.met_at = deadline.met_at
-            row.breached_at = deadline.breached_at
-            session.add(row)
+        _DEADLINES.write(connection, snapshot.reference, (
+            {"key": d.key, "kind": d.kind.value, "stage": d.stage, "label": d.label,
+             "provision": d.provision, "start": d.start, "due": d.due, "ends_at": d.ends_at,
+             "status": d.status.value, "met_at": d.met_at, "breached_at": d.breached_at}
+            for d in (snapshot.deadlines if deadlines is None else deadlines)))
 
     @staticmethod
-    def _upsert_extensions(session: Session, snapshot: CaseSnapshot) -> None:
-        stored = {row.extension_seq: row for row in session.exec(
-            select(ExtensionRow).where(ExtensionRow.reference == snapshot.reference))}
+    def _upsert_extensions(connection: Connection, snapshot: CaseSnapshot) -> None:
+        rows: list[dict[str, Any]] = []
         at_stage: dict[int, int] = {}
         for seq, extension in enumerate(snapshot.case.extensions, 1):
-            row = stored.get(seq) or ExtensionRow(
-                reference=snapshot.reference, extension_seq=seq, stage=extension.stage,
-                working_days=extension.working_days, reason=extension.reason,
-                granted_by=extension.by, granted_at=extension.at)
             at_stage[extension.stage] = at_stage.get(extension.stage, 0) + 1
-            row.stage_seq = at_stage[extension.stage]
-            row.stage = extension.stage
-            row.working_days = extension.working_days
-            row.reason = extension.reason
-            row.good_reason = extension.good_reason
-            row.granted_by = extension.by
-            row.granted_at = extension.at
-            session.add(row)
+            rows.append({"extension_seq": seq, "stage_seq": at_stage[extension.stage],
+                         "stage": extension.stage, "working_days": extension.working_days,
+                         "reason": extension.reason, "good_reason": extension.good_reason,
+                         "granted_by": extension.by, "granted_at": extension.at})
+        _EXTENSIONS.write(connection, snapshot.reference, rows)
 
     @staticmethod
-    def _upsert_remedies(session: Session, snapshot: CaseSnapshot) -> None:
-        stored = {(row.stage, row.position): row for row in session.exec(
-            select(RemedyRow).where(RemedyRow.reference == snapshot.reference))}
+    def _upsert_remedies(connection: Connection, snapshot: CaseSnapshot) -> None:
+        rows: list[dict[str, Any]] = []
         positions: dict[int, int] = {}
         for response in snapshot.case.responses:
             for remedy in response.remedies:
                 position = positions[response.stage] = positions.get(response.stage, 0) + 1
-                row = stored.get((response.stage, position)) or RemedyRow(
-                    reference=snapshot.reference, stage=response.stage, position=position,
-                    kind=remedy.kind.value, description=remedy.description,
-                    decision=response.decision.value, offered_by=response.by,
-                    offered_at=response.at)
-                row.kind = remedy.kind.value
-                row.description = remedy.description
-                row.amount_pence = _pence(remedy.amount)
-                row.due_by = remedy.due_by
-                row.decision = response.decision.value
-                row.offered_by = response.by
-                row.offered_at = response.at
-                session.add(row)
+                rows.append({"stage": response.stage, "position": position,
+                             "kind": remedy.kind.value, "description": remedy.description,
+                             "amount_pence": _pence(remedy.amount), "due_by": remedy.due_by,
+                             "decision": response.decision.value, "offered_by": response.by,
+                             "offered_at": response.at})
+        _REMEDIES.write(connection, snapshot.reference, rows)
 
     @staticmethod
-    def _upsert_actions(session: Session, snapshot: CaseSnapshot) -> None:
-        stored = {row.action_id: row for row in session.exec(
-            select(ActionRow).where(ActionRow.reference == snapshot.reference))}
-        for record in snapshot.case.actions:
-            action = record.action
-            row = stored.get(action.action_id) or ActionRow(
-                reference=snapshot.reference, action_id=action.action_id, stage=record.stage,
-                description=action.description, due_by=action.due_by)
-            row.stage = record.stage
-            row.description = action.description
-            row.due_by = action.due_by
-            row.owner = action.owner
-            row.completed_at = record.completed_at
-            row.completed_on = (london_date(record.completed_at) if record.completed_at
-                                else None)
-            session.add(row)
-            stored[action.action_id] = row
+    def _upsert_actions(connection: Connection, snapshot: CaseSnapshot) -> None:
+        _ACTIONS.write(connection, snapshot.reference, (
+            {"action_id": r.action.action_id, "stage": r.stage,
+             "description": r.action.description, "due_by": r.action.due_by,
+             "owner": r.action.owner, "completed_at": r.completed_at,
+             "completed_on": london_date(r.completed_at) if r.completed_at else None}
+            for r in snapshot.case.actions))
 
     @activity.defn
     def record_audit(self, input: AuditBatch) -> int:
@@ -568,22 +613,28 @@ class RecordActivities:
         """
         with structlog.contextvars.bound_contextvars(reference=input.reference):
             with self.session_factory() as session:
-                if session.get(OmbudsmanDetailsRow, input.record_id) is not None:
+                # Core statements: one row, no use for the ORM's unit of work.
+                connection = session.connection()
+                if connection.scalar(_OMBUDSMAN_STORED, {"record_id": input.record_id}):
                     log.info("ombudsman_details_already_recorded", record_id=input.record_id)
                     return
                 details = input.details
-                session.add(OmbudsmanDetailsRow(
-                    record_id=input.record_id, reference=input.reference, stage=input.stage,
-                    extension_seq=input.extension_seq, letter_id=input.letter_id,
-                    given_to=LINE_SEPARATOR.join(input.given_to), given_at=input.given_at,
-                    name=details.name, address=details.address, phone=details.phone,
-                    phone_hours=details.phone_hours, online_form=details.online_form,
-                    email=details.email, email_new_cases_until=details.email_new_cases_until))
                 try:
+                    connection.execute(_INSERT_OMBUDSMAN, {
+                        "record_id": input.record_id, "reference": input.reference,
+                        "stage": input.stage, "extension_seq": input.extension_seq,
+                        "letter_id": input.letter_id,
+                        "given_to": LINE_SEPARATOR.join(input.given_to),
+                        "given_at": input.given_at, "name": details.name,
+                        "address": details.address, "phone": details.phone,
+                        "phone_hours": details.phone_hours, "online_form": details.online_form,
+                        "email": details.email,
+                        "email_new_cases_until": details.email_new_cases_until})
                     session.commit()
                 except IntegrityError:
                     session.rollback()
-                    if session.get(OmbudsmanDetailsRow, input.record_id) is None:
+                    if not session.connection().scalar(_OMBUDSMAN_STORED,
+                                                       {"record_id": input.record_id}):
                         raise
                     return
             log.info("ombudsman_details_recorded", record_id=input.record_id, stage=input.stage,

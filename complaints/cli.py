@@ -67,26 +67,30 @@ def cli() -> None:
 @click.option("--nation", type=NATIONS, default=None,
               help="Whose bank holidays count (default: the policy's, else england-and-wales).")
 @click.option("--policy", "policy_name", default=None,
-              help="A policy name or file whose nation and closure days apply.")
+              help="A policy name or file: its nation and one-off bank holidays count; its "
+                   "closure days are warned about, never added.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def deadlines(start: dt.date, working_days: int, nation: str | None, policy_name: str | None,
               as_json: bool) -> None:
     """Print the due date of "within N working days of D" (D is day 0)."""
     extra: tuple[dt.date, ...] = ()
+    closures: tuple[dt.date, ...] = ()
     chosen = Nation(nation) if nation else Nation.ENGLAND_AND_WALES
     if policy_name is not None:
         policy = _load(policy_name)
-        extra = policy.non_working_days()
+        extra, closures = policy.non_working_days(), policy.closure_days
         chosen = Nation(nation) if nation else policy.nation
     calendar = WorkingCalendar(chosen, extra)
     deadline = calendar.deadline(start, working_days)
     skipped = _skipped(calendar, start, deadline.due)
+    closed = sorted(d for d in closures if start < d <= deadline.due)
     if as_json:
         click.echo(json.dumps({
             "from": start.isoformat(), "working_days": working_days, "nation": chosen.value,
             "policy": policy_name, "due": deadline.due.isoformat(),
             "ends_at": deadline.ends_at.isoformat().replace("+00:00", "Z"),
             "skipped": [{"date": d.isoformat(), "reason": r} for d, r in skipped],
+            "closures_before_due": [d.isoformat() for d in closed],
         }))
         return
     click.echo(f"due: {deadline.due.isoformat()} ({deadline.due:%A %-d %B %Y})")
@@ -94,6 +98,10 @@ def deadlines(start: dt.date, working_days: int, nation: str | None, policy_name
     holidays = [(d, r) for d, r in skipped if r not in ("Saturday", "Sunday")]
     if holidays:
         click.echo("not counted: " + "; ".join(f"{d:%a %-d %b %Y} {r}" for d, r in holidays))
+    if closed:
+        click.echo("warning: the landlord is closed on "
+                   + ", ".join(f"{d:%a %-d %b}" for d in closed)
+                   + ", on or before the due date, which does not move: plan the work around it")
 
 
 def _skipped(calendar: WorkingCalendar, start: dt.date,
@@ -103,6 +111,12 @@ def _skipped(calendar: WorkingCalendar, start: dt.date,
         return []  # Too long a list to be useful; the due date speaks for itself.
     days = (start + dt.timedelta(days=i) for i in range(1, (due - start).days + 1))
     return [(d, r) for d in days if (r := calendar.non_working_reason(d)) is not None]
+
+
+#: What a landlord's closure day does (and does not do), in `policy check` and `policy show`.
+CLOSURE_EFFECT = ("they never lengthen a Code timescale: deadlines count Monday to Friday "
+                  "less the nation's bank holidays; staff are warned when a due date falls "
+                  "in or just after a closure")
 
 
 @cli.group()
@@ -118,6 +132,10 @@ def policy_check(name_or_path: str) -> None:
     breaches = check_against_code(loaded)
     if not breaches:
         click.echo(f"{loaded.name}: complies with the Complaint Handling Code 2024")
+        if loaded.closure_days:
+            click.echo(f"  {len(loaded.closure_days)} closure day(s) "
+                       f"({', '.join(d.isoformat() for d in loaded.closure_days[:6])}"
+                       f"{' ...' if len(loaded.closure_days) > 6 else ''}): {CLOSURE_EFFECT}")
         return
     click.echo(f"{loaded.name}: refused, it breaks the Complaint Handling Code 2024 "
                f"({len(breaches)} provision{'s' if len(breaches) > 1 else ''}):", err=True)
@@ -155,7 +173,8 @@ def policy_show(name_or_path: str, as_json: bool) -> None:
         ("escalation window", f"{window.length} {window.unit.replace('_', ' ')} after the "
                               f"{window.runs_from.replace('_', ' ')}"),
         ("exclusion window", f"{loaded.exclusion_window_months} months"),
-        ("closure days", ", ".join(d.isoformat() for d in loaded.closure_days) or "-"),
+        ("closure days", (", ".join(d.isoformat() for d in loaded.closure_days)
+                          + f" ({CLOSURE_EFFECT})") if loaded.closure_days else "-"),
         ("one-off bank holidays",
          ", ".join(d.isoformat() for d in loaded.one_off_bank_holidays) or "-"),
         ("homes owned", f"{loaded.homes_owned:,}"),
@@ -280,8 +299,11 @@ def db_upgrade() -> None:
 
 
 register_staff_commands(cli, ISO_DATE)
+__import__("complaints.casework_cli", fromlist=["register"]).register(cli, ISO_DATE)
 __import__("complaints.reports.cli", fromlist=["register"]).register(cli, ISO_DATE)
 __import__("complaints.resync", fromlist=["register"]).register(cli)
+__import__("complaints.casefiles_cli", fromlist=["register"]).register(cli, ISO_DATE)
+__import__("complaints.directory_cli", fromlist=["register"]).register(cli, ISO_DATE)
 
 
 def _load(name_or_path: str) -> Any:

@@ -511,6 +511,11 @@ def _split(value: str, parts: int, what: str) -> list[str]:
 
 def _send(reference: str, trigger: str, payload: dict[str, Any], as_json: bool = False) -> None:
     action = build_action(trigger, payload)
+    from complaints.directory import directory_refusal  # the staff directory's check
+
+    refusal = directory_refusal(action)
+    if refusal is not None:  # before Temporal is asked; an empty directory refuses nothing
+        raise StaffError(f"refused: {refusal}")
     view = run_async(act)(reference, action)
     if as_json and isinstance(view, ActionResult):
         view = run_async(_query)(reference)  # --json prints the whole case, as `status`
@@ -617,12 +622,25 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
     @click.option("--ground", multiple=True, help="An exclusion ground (Code section 2).")
     @click.option("--explanation", default=None)
     @click.option("--discretion", default=None, help="How discretion was considered (2.3).")
+    @click.option("--issue-date", type=date_type, default=None,
+                  help="When the issue occurred (the twelve-month ground needs it, 2.3).")
+    @click.option("--aware-on", type=date_type, default=None,
+                  help="When the resident became aware of it, if later.")
+    @click.option("--instead", default=None,
+                  help="What the resident can do instead (the other route), for the letter.")
     def decline(reference: str, by: str, json_path: str | None, ground: tuple[str, ...],
-                explanation: str | None, discretion: str | None) -> None:
-        """Decline a complaint on a section 2 ground, with reasons (Code 2.1-2.5)."""
-        _send(reference, "decline", _payload(json_path, by=by, grounds=list(ground),
-                                             explanation=explanation,
-                                             discretion_considered=discretion))
+                explanation: str | None, discretion: str | None, issue_date: dt.date | None,
+                aware_on: dt.date | None, instead: str | None) -> None:
+        """Decline a complaint on a section 2 ground, with reasons (Code 2.1-2.5).
+
+        Before acknowledgement on any section 2 ground; after it, only on a ground that
+        arose since (legal proceedings started, for example).
+        """
+        _send(reference, "decline", _payload(
+            json_path, by=by, grounds=list(ground), explanation=explanation,
+            discretion_considered=discretion, instead=instead,
+            issue_occurred_on=issue_date.isoformat() if issue_date else None,
+            aware_on=aware_on.isoformat() if aware_on else None))
 
     @cli.command()
     @click.argument("reference")
@@ -699,10 +717,15 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
     @cli.command()
     @click.argument("reference")
     @BY
+    @click.option("--reason", default=None, help="The resident's reason, in their words.")
+    @click.option("--confirmed-via", default=None,
+                  help="How the resident confirmed it: phone, email, letter, in_person, ...")
     @click.option("--note", default=None)
-    def withdraw(reference: str, by: str, note: str | None) -> None:
-        """Record that the resident withdrew the complaint."""
-        _send(reference, "withdraw", _payload(None, by=by, note=note))
+    def withdraw(reference: str, by: str, reason: str | None, confirmed_via: str | None,
+                 note: str | None) -> None:
+        """Record that the resident withdrew the complaint; a letter confirms it to them."""
+        _send(reference, "withdraw", _payload(None, by=by, reason=reason,
+                                              confirmed_via=confirmed_via, note=note))
 
     @cli.command("complete-action")
     @click.argument("reference")

@@ -32,14 +32,22 @@ from models.actions import (
     AddIssue,
     Close,
     CompleteAction,
+    ComplyOrder,
     Decline,
+    DelayAction,
     Extend,
+    OmbudsmanContact,
+    OmbudsmanDetermination,
     OmbudsmanOrderKind,
+    PayRemedy,
+    Reassign,
+    ReassignRole,
     RecordContact,
     RefuseEscalation,
     ReopenOnOrder,
     RequestEscalation,
     Respond,
+    Withdraw,
 )
 from models.case import AuditEvent, CaseFile
 from models.events import (
@@ -86,7 +94,8 @@ MAX_BY = 60
 #: state a case carries, whatever staff do): issues raised (6.8), issues folded into stage 1
 #: (each becomes a point to answer), extensions at one stage, outstanding actions.
 CASE_BOUNDS: dict[str, int] = {"issues": 50, "folded_issues": 20, "extensions_per_stage": 20,
-                               "actions": 100}
+                               "actions": 100, "delays_per_action": 20, "reassignments": 50,
+                               "ombudsman_contacts": 50, "orders": 50}
 
 #: Which deadline each trigger meets.
 _MEETS: dict[str, tuple[DeadlineKind, ...]] = {
@@ -106,12 +115,14 @@ class CaseBook:
         intake: The complaint as lodged.
         carried: The state carried over a continue-as-new, or None for a new case.
         now: The clock; the workflow passes ``workflow.now``.
+        casework: The casework rules' revision (see :class:`domain.lifecycle.Limits`).
     """
 
     def __init__(self, intake: Intake, carried: CaseState | None,
-                 now: Callable[[], dt.datetime]) -> None:
+                 now: Callable[[], dt.datetime], *, casework: int = 1) -> None:
         self.intake = intake
         self.now = now
+        self.casework = casework
         self.context: CaseContext | None = carried.context if carried else None
         self.case = carried.case if carried else CaseFile(
             reference=intake.reference, policy_name=intake.policy_name,
@@ -125,6 +136,7 @@ class CaseBook:
         self.refusals: list[Refusal] = carried.refusals if carried else []
         self.calendar = RecordedCalendar(self.context.calendar) if self.context else None
         self._unrecorded: list[AuditEvent] = []  # audit entries not queued for recording
+        self._closure_notices: list[NotifyInput] = []  # warnings for the next event
         self.machine = ComplaintMachine(self.case, self.limits(), next_seq=self._next_seq)
         #: Events to record, in order; numbered over the case's life.
         self.queue: list[CaseEvent] = []
@@ -209,14 +221,17 @@ class CaseBook:
         current = self.context.calendar
         kept = tuple(d for d in current.closed if d.year <= current.last_year)
         added = tuple(d for d in data.closed if d.year > current.last_year)
-        calendar = data.model_copy(update={"closed": kept + added})
+        closures = tuple(d for d in current.closures if d.year <= current.last_year) + tuple(
+            d for d in data.closures if d.year > current.last_year)
+        calendar = data.model_copy(update={"closed": kept + added, "closures": closures})
         self.context = self.context.model_copy(update={"calendar": calendar})
         self.calendar = RecordedCalendar(calendar)
 
     def finished(self) -> bool:
         """Whether the case has ended, followed through, and its retention has passed."""
         state = self.machine.state
-        if state not in ENDED or (self.case.open_actions() and state is not S.WITHDRAWN):
+        open_work = self.case.open_actions() or self.case.open_orders()
+        if state not in ENDED or (open_work and state not in (S.WITHDRAWN, S.VOIDED)):
             return False
         ended = self.ended_at()
         return ended is not None and self.now() >= ended + RETENTION
@@ -256,6 +271,24 @@ class CaseBook:
             if made >= CASE_BOUNDS["extensions_per_stage"]:
                 return (f"extensions: {made} at stage {case.stage}, at most "
                         f"{CASE_BOUNDS['extensions_per_stage']}: respond instead")
+        if isinstance(action, DelayAction):
+            record = next((a for a in case.actions if a.action.action_id == action.action_id),
+                          None)
+            if record is not None and len(record.delays) >= CASE_BOUNDS["delays_per_action"]:
+                return (f"delays: action {action.action_id} was delayed {len(record.delays)} "
+                        f"times, at most {CASE_BOUNDS['delays_per_action']}: tell the "
+                        "complaints lead, and complete or close it")
+        if isinstance(action, OmbudsmanContact) and \
+                case.ombudsman_contacts >= CASE_BOUNDS["ombudsman_contacts"]:
+            return (f"ombudsman contacts: {case.ombudsman_contacts} on this case, at most "
+                    f"{CASE_BOUNDS['ombudsman_contacts']}: record further ones as contacts")
+        if isinstance(action, OmbudsmanDetermination) and \
+                len(case.orders) + len(action.orders) > CASE_BOUNDS["orders"]:
+            return (f"orders: the case would have {len(case.orders) + len(action.orders)}, "
+                    f"at most {CASE_BOUNDS['orders']}")
+        if isinstance(action, Reassign) and case.reassignments >= CASE_BOUNDS["reassignments"]:
+            return (f"reassignments: {case.reassignments} on this case, at most "
+                    f"{CASE_BOUNDS['reassignments']}")
         if isinstance(action, Respond) and \
                 len(case.actions) + len(action.outstanding_actions) > CASE_BOUNDS["actions"]:
             return (f"outstanding_actions: the case would have "
@@ -276,12 +309,33 @@ class CaseBook:
                         f"{current.due.isoformat()} and is overdue: an extension must be "
                         f"agreed and explained before the due date (Code {provision}); send "
                         "the response now")
+        horizon = today + timedelta(days=ACTION_HORIZON_DAYS)
         if isinstance(action, Respond):
-            horizon = today + timedelta(days=ACTION_HORIZON_DAYS)
             late = [a.action_id for a in action.outstanding_actions if a.due_by > horizon]
             if late:
                 return (f"outstanding actions must be due by {horizon.isoformat()} (at most "
                         f"five years ahead, Code 7.3 'by when'): {', '.join(late)}")
+            if self.casework >= 2 and any(r.due_by is not None and r.due_by > horizon
+                                          for r in action.remedies):
+                return (f"remedies must be due by {horizon.isoformat()} (at most five years "
+                        "ahead, Code 7.3)")
+        if isinstance(action, DelayAction):
+            if action.revised_due <= today:
+                return (f"revised_due {action.revised_due.isoformat()} is not after today "
+                        f"({today.isoformat()}): give the new date the action will be done by")
+            if action.revised_due > horizon:
+                return (f"revised_due must be by {horizon.isoformat()} (at most five years "
+                        "ahead, Code 7.3)")
+        if isinstance(action, OmbudsmanContact) and action.respond_by is not None and \
+                not today <= action.respond_by <= horizon:
+            return (f"respond_by must be from today ({today.isoformat()}) to "
+                    f"{horizon.isoformat()}")
+        if isinstance(action, OmbudsmanDetermination) and any(
+                o.due_by > horizon for o in action.orders):
+            return f"orders must be due by {horizon.isoformat()} (at most five years ahead)"
+        if isinstance(action, PayRemedy) and action.paid_on > today:
+            return (f"paid_on {action.paid_on.isoformat()} is in the future: record a payment "
+                    f"once it is made (today is {today.isoformat()})")
         if isinstance(action, RequestEscalation):
             responded = next((r.at for r in self.case.responses if r.stage == 1), None)
             if action.requested_on > today:
@@ -316,6 +370,8 @@ class CaseBook:
         today = london_date(self.now())
         letters: list[LetterSpec] = []
         notices: list[NotifyInput] = []
+        if isinstance(action, RequestEscalation) and self.casework >= 2:
+            self._late_request(action, notices)
         for kind in _MEETS.get(action.trigger, ()):
             self._meet(kind)
         if isinstance(action, RecordContact) and action.early_contact:
@@ -348,6 +404,13 @@ class CaseBook:
                 self._plan(DeadlineKind.ACTION, stage, today,
                            calendar_days=max((item.due_by - today).days, 0),
                            key=f"action:{item.action_id}", label=f"Action {item.action_id}")
+            if self.casework >= 2:
+                for number, remedy in enumerate(action.remedies, 1):
+                    if remedy.kind == "financial" and remedy.due_by is not None:
+                        self._plan(DeadlineKind.ACTION, stage, today,
+                                   calendar_days=max((remedy.due_by - today).days, 0),
+                                   key=f"remedy:{stage}:{number}",
+                                   label=f"Payment of remedy {number} (stage {stage})")
             if stage == 1:
                 self._plan_escalation_window(today)
         elif isinstance(action, RequestEscalation):
@@ -363,6 +426,32 @@ class CaseBook:
             letters.append(self._letter(LetterKind.ESCALATION_REFUSAL, 2))
         elif isinstance(action, CompleteAction):
             return letters, notices, False, self._complete(action, today, letters)
+        elif isinstance(action, DelayAction):
+            self._delay(action, today, letters)
+        elif isinstance(action, PayRemedy):
+            for deadline in self.deadlines:
+                if deadline.key == f"remedy:{action.stage}:{action.remedy}":
+                    self._mark_met(deadline)
+            return letters, notices, False, self._followed_through(today)
+        elif isinstance(action, OmbudsmanContact | OmbudsmanDetermination):
+            for order in self.case.orders:
+                if order.at == self.now() and not any(
+                        d.key == f"order:{order.order_id}" for d in self.deadlines):
+                    self._plan(DeadlineKind.OMBUDSMAN, max(self.case.stage, 1), today,
+                               calendar_days=max((order.due_by - today).days, 0),
+                               key=f"order:{order.order_id}",
+                               label=f"Ombudsman {order.source.replace('_', ' ')} "
+                                     f"{order.order_id}")
+        elif isinstance(action, ComplyOrder):
+            for deadline in self.deadlines:
+                if deadline.key == f"order:{action.order_id}":
+                    self._mark_met(deadline)
+        elif isinstance(action, Withdraw) and self.casework >= 2:
+            letters.append(self._letter(LetterKind.WITHDRAWAL_CONFIRMATION,
+                                        max(self.case.stage, 1)))
+        elif isinstance(action, Reassign) and action.role is ReassignRole.HANDLER:
+            # The resident's contact changed: they are told who it is now.
+            letters.append(self._letter(LetterKind.HANDLER_CHANGED, max(self.case.stage, 1)))
         elif isinstance(action, AddIssue) and not self.case.issues[-1].folded_into_stage1:
             notices.append(self.notice(
                 NotificationKind.NEW_COMPLAINT_NEEDED, "manager", None,
@@ -380,11 +469,46 @@ class CaseBook:
     def _complete(self, action: CompleteAction, today: dt.date,
                   letters: list[LetterSpec]) -> str | None:
         """Meet the action's deadline, write to the resident; say if the case now closes."""
+        key = f"action:{action.action_id}"
         for deadline in self.deadlines:
-            if deadline.key == f"action:{action.action_id}":
+            # A delayed action's deadline was planned again as ``action:<id>#<n>``.
+            if deadline.key == key or deadline.key.startswith(key + "#"):
                 self._mark_met(deadline)
         record = next(a for a in self.case.actions if a.action.action_id == action.action_id)
         letters.append(self._letter(LetterKind.ACTION_UPDATE, record.stage))
+        return self._followed_through(today)
+
+    def _delay(self, action: DelayAction, today: dt.date, letters: list[LetterSpec]) -> None:
+        """Plan the action's revised date instead of its current one; tell the resident."""
+        record = next(a for a in self.case.actions if a.action.action_id == action.action_id)
+        key = f"action:{action.action_id}"
+        for deadline in self.deadlines:
+            if (deadline.key == key or deadline.key.startswith(key + "#")) \
+                    and deadline.status in (DeadlineStatus.PENDING, DeadlineStatus.BREACHED) \
+                    and deadline.met_at is None:
+                deadline.status = DeadlineStatus.EXTENDED
+        self._plan(DeadlineKind.ACTION, record.stage, today,
+                   calendar_days=(action.revised_due - today).days,
+                   key=f"{key}#{len(record.delays)}", label=f"Action {action.action_id}")
+        letters.append(self._letter(LetterKind.ACTION_UPDATE, record.stage))
+
+    def _late_request(self, action: RequestEscalation, notices: list[NotifyInput]) -> None:
+        """Mark a request made after the escalation window ended, and ask for a decision."""
+        window = self._latest(DeadlineKind.ESCALATION_WINDOW)
+        if window is None or action.requested_on <= window.due:
+            return
+        self.case.escalation_late = True
+        notices.append(self.notice(
+            NotificationKind.LATE_ESCALATION, "manager", None,
+            f"{self.case.reference}: stage 2 was requested on "
+            f"{action.requested_on.isoformat()}, after the escalation window ended on "
+            f"{window.due.isoformat()}. Decide: accept it at the landlord's discretion "
+            "(acknowledge-escalation), or refuse it in writing with reasons and the "
+            "Ombudsman's details (refuse-escalation, ground outside_escalation_window) "
+            "(Code 5.11)", key=f"late-escalation-{action.requested_on.isoformat()}"))
+
+    def _followed_through(self, today: dt.date) -> str | None:
+        """After stage 1, once every action is done: start the window, or say it lapsed."""
         if self.machine.state is S.STAGE1_RESPONDED and not self.case.open_actions():
             window = self._latest(DeadlineKind.ESCALATION_WINDOW)
             if window is None:
@@ -439,7 +563,28 @@ class CaseBook:
         deadline = plan(self.calendar, self.context.policy, kind=kind, stage=stage,
                         start=start, key=key, label=label, **length)
         self.deadlines.append(deadline)
+        if self.casework >= 2:
+            self._warn_of_closures(deadline)
         return deadline
+
+    def _warn_of_closures(self, deadline: Deadline) -> None:
+        """Tell the manager when the landlord is closed between a deadline's start and due.
+
+        Closure days never move a Code date (they are not in the calendar's non-working
+        days): the work has to be planned around them.
+        """
+        assert self.context is not None
+        closed = [d for d in self.context.calendar.closures
+                  if deadline.start < d <= deadline.due]
+        if not closed:
+            return
+        days = ", ".join(d.isoformat() for d in closed[:5]) + (" ..." if len(closed) > 5 else "")
+        self._closure_notices.append(self.notice(
+            NotificationKind.CLOSURE_WARNING, "manager", deadline,
+            f"{deadline.label} for {self.case.reference} is due on {deadline.due.isoformat()} "
+            f"and the landlord is closed on {days} before it. Closure days do not move a "
+            "Code date: plan the work to be done before the closure",
+            key=f"closure-{deadline.key}"))
 
     def _latest(self, kind: DeadlineKind) -> Deadline | None:
         return next((d for d in reversed(self.deadlines) if d.kind is kind), None)
@@ -560,7 +705,8 @@ class CaseBook:
         return NotifyInput(
             notification_id=f"{self.case.reference}:{kind.value}:{suffix}",
             reference=self.case.reference, kind=kind, recipient_role=role,
-            recipient_id=self.intake.lead_id if role == "lead" else self.intake.manager_id,
+            recipient_id=self.intake.lead_id if role == "lead"
+            else self.case.manager_id or self.intake.manager_id,
             deadline_key=deadline.key if deadline else None,
             due=deadline.due if deadline else None, message=message)
 
@@ -575,6 +721,8 @@ class CaseBook:
         """
         entries = list(self._unrecorded)
         self._unrecorded = []
+        notifications = [*(notifications or ()), *self._closure_notices]
+        self._closure_notices = []
         if self.pending_count:
             entries.insert(0, self._refusal_entry())
         case = self.case.model_dump(mode="json", exclude={"audit"})
@@ -670,10 +818,10 @@ class CaseBook:
     def limits(self) -> Limits:
         """The lifecycle's limits under the case's policy (the Code's, until it is read)."""
         if self.context is None:
-            return Limits()
+            return Limits(casework=self.casework)
         policy = self.context.policy
         return Limits(policy.limits.stage1_extension_cap, policy.limits.stage2_extension_cap,
-                      policy.exclusion_window_months)
+                      policy.exclusion_window_months, casework=self.casework)
 
     def carried(self) -> CaseState:
         """The bounded state a continue-as-new carries."""

@@ -37,12 +37,14 @@ LABEL: dict[DeadlineKind, str] = {
     DeadlineKind.STAGE2_ACKNOWLEDGEMENT: "Stage 2 acknowledgement",
     DeadlineKind.STAGE2_RESPONSE: "Stage 2 final response",
     DeadlineKind.ACTION: "Action",
+    DeadlineKind.OMBUDSMAN: "Ombudsman order",
 }
 PROVISION: dict[DeadlineKind, str] = {
     DeadlineKind.EARLY_CONTACT: "policy", DeadlineKind.STAGE1_ACKNOWLEDGEMENT: "6.2",
     DeadlineKind.STAGE1_RESPONSE: "6.3", DeadlineKind.ESCALATION_WINDOW: "policy",
     DeadlineKind.STAGE2_ACKNOWLEDGEMENT: "6.11", DeadlineKind.STAGE2_RESPONSE: "6.14",
     DeadlineKind.ACTION: "7.3",
+    DeadlineKind.OMBUDSMAN: "Ombudsman",
 }
 
 

@@ -25,17 +25,29 @@ from models.actions import (
     Action,
     AddIssue,
     CompleteAction,
+    ComplyOrder,
     Decline,
+    DelayAction,
     Extend,
+    OmbudsmanContact,
+    OmbudsmanContactKind,
+    OmbudsmanDetermination,
     OmbudsmanOrderKind,
+    PayRemedy,
+    Reassign,
+    ReassignRole,
     RecordContact,
     RefuseEscalation,
     ReopenOnOrder,
     RequestEscalation,
     Respond,
+    Void,
+    VoidReason,
+    Withdraw,
 )
 from models.case import (
     DECLINE_GROUNDS,
+    ActionDelay,
     ActionRecord,
     AuditEvent,
     CaseFile,
@@ -44,7 +56,11 @@ from models.case import (
     ExclusionGround,
     ExtensionRecord,
     IssueRecord,
+    OrderRecord,
+    PaymentRecord,
     ResponseRecord,
+    VoidRecord,
+    WithdrawalRecord,
 )
 from models.limits import staff_key
 from models.messages import DeadlineKind
@@ -73,7 +89,10 @@ class ComplaintState(StrEnum):
             resolving directly unless asked, and complies with any order.
         CLOSED: Finished: every remedy and action followed through (7.3), the escalation
             window lapsed, or escalation was refused (5.11).
-        WITHDRAWN: The resident withdrew the complaint.
+        WITHDRAWN: The resident withdrew the complaint (how they confirmed it is recorded,
+            and a letter confirms it).
+        VOIDED: Not a complaint to count: a duplicate, merged into another case, or created
+            in error. No letter goes to the resident and reports leave it out.
     """
 
     RECEIVED = "received"
@@ -88,6 +107,7 @@ class ComplaintState(StrEnum):
     WITH_OMBUDSMAN = "with_ombudsman"
     CLOSED = "closed"
     WITHDRAWN = "withdrawn"
+    VOIDED = "voided"
 
 
 S = ComplaintState
@@ -105,7 +125,8 @@ ACTIONS_TRACKED = [S.STAGE1_RESPONDED, S.STAGE2_REQUESTED, *STAGE2_OPEN, S.STAGE
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "acknowledge", "source": S.RECEIVED, "dest": S.STAGE1_INVESTIGATING,
      "after": "on_acknowledge"},
-    {"trigger": "decline", "source": S.RECEIVED, "dest": S.DECLINED, "after": "on_decline"},
+    {"trigger": "decline", "source": [S.RECEIVED, *STAGE1_OPEN], "dest": S.DECLINED,
+     "after": "on_decline"},
     {"trigger": "extend", "source": [S.STAGE1_INVESTIGATING, S.STAGE1_EXTENDED],
      "dest": S.STAGE1_EXTENDED, "after": "on_extend"},
     {"trigger": "extend", "source": [S.STAGE2_REVIEWING, S.STAGE2_EXTENDED],
@@ -114,8 +135,8 @@ TRANSITIONS: list[dict[str, Any]] = [
      "after": "on_respond"},
     {"trigger": "respond", "source": STAGE2_OPEN, "dest": S.STAGE2_RESPONDED,
      "after": "on_respond"},
-    {"trigger": "request_escalation", "source": S.STAGE1_RESPONDED, "dest": S.STAGE2_REQUESTED,
-     "after": "on_request_escalation"},
+    {"trigger": "request_escalation", "source": [S.STAGE1_RESPONDED, S.CLOSED],
+     "dest": S.STAGE2_REQUESTED, "after": "on_request_escalation"},
     {"trigger": "refuse_escalation", "source": S.STAGE2_REQUESTED, "dest": S.CLOSED,
      "after": "on_refuse_escalation"},
     {"trigger": "acknowledge_escalation", "source": S.STAGE2_REQUESTED,
@@ -127,15 +148,28 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "complete_action", "source": ACTIONS_TRACKED, "dest": None,
      "after": "on_complete_action"},
     {"trigger": "withdraw", "source": [s for s in ACTIVE if s is not S.STAGE2_RESPONDED],
-     "dest": S.WITHDRAWN, "after": "on_close"},
+     "dest": S.WITHDRAWN, "after": "on_withdraw"},
     {"trigger": "refer_ombudsman", "source": [*ACTIVE, S.DECLINED, S.CLOSED],
      "dest": S.WITH_OMBUDSMAN, "after": "on_refer_ombudsman"},
     {"trigger": "reopen_on_order", "source": [S.DECLINED, S.WITH_OMBUDSMAN], "dest": S.RECEIVED,
      "conditions": "order_takes_on_complaint", "after": "on_reopen"},
-    {"trigger": "reopen_on_order", "source": [S.CLOSED, S.WITH_OMBUDSMAN],
+    {"trigger": "reopen_on_order", "source": [S.CLOSED, S.WITH_OMBUDSMAN, S.STAGE1_RESPONDED],
      "dest": S.STAGE2_REQUESTED, "conditions": "order_escalates", "after": "on_reopen"},
     {"trigger": "close", "source": [S.STAGE1_RESPONDED, S.STAGE2_RESPONDED, S.WITH_OMBUDSMAN],
      "dest": S.CLOSED, "after": "on_close"},
+    {"trigger": "delay_action", "source": ACTIONS_TRACKED, "dest": None,
+     "after": "on_delay_action"},
+    {"trigger": "pay_remedy", "source": ACTIONS_TRACKED, "dest": None, "after": "on_pay_remedy"},
+    {"trigger": "void", "source": ACTIVE, "dest": S.VOIDED, "after": "on_void"},
+    {"trigger": "reassign", "source": [*ACTIVE, S.WITH_OMBUDSMAN], "dest": None,
+     "after": "on_reassign"},
+    {"trigger": "ombudsman_contact", "source": [*ACTIVE, S.DECLINED, S.CLOSED], "dest": None,
+     "after": "on_ombudsman_contact"},
+    {"trigger": "ombudsman_determination", "source": [*ACTIVE, S.WITH_OMBUDSMAN, S.DECLINED,
+                                                      S.CLOSED],
+     "dest": None, "after": "on_ombudsman_determination"},
+    {"trigger": "comply_order", "source": [*ACTIVE, S.WITH_OMBUDSMAN, S.DECLINED, S.CLOSED],
+     "dest": None, "after": "on_comply_order"},
 ]
 for _transition in TRANSITIONS:
     _conditions = _transition.get("conditions", [])
@@ -161,9 +195,15 @@ CLOCKS: dict[ComplaintState, frozenset[DeadlineKind]] = {
     S.WITH_OMBUDSMAN: frozenset({K.ACTION}),
     S.CLOSED: frozenset({K.ACTION}),
     S.WITHDRAWN: frozenset(),
+    S.VOIDED: frozenset(),
 }
+# An Ombudsman instruction or order runs whatever the landlord's process does, until it is
+# complied with; only withdrawing or voiding the case stops it.
+for _state in S:
+    if _state not in (S.WITHDRAWN, S.VOIDED):
+        CLOCKS[_state] = CLOCKS[_state] | {K.OMBUDSMAN}
 #: States in which the case is over: no clock of the Code runs (actions aside, see CLOCKS).
-ENDED = frozenset({S.CLOSED, S.DECLINED, S.WITHDRAWN})
+ENDED = frozenset({S.CLOSED, S.DECLINED, S.WITHDRAWN, S.VOIDED})
 
 TRIGGERS: tuple[str, ...] = tuple(dict.fromkeys(t["trigger"] for t in TRANSITIONS))
 
@@ -183,7 +223,22 @@ TRIGGER_TEXT: dict[str, str] = {
     "refer_ombudsman": "refer to the Ombudsman",
     "reopen_on_order": "reopen on the Ombudsman's order",
     "close": "close the case",
+    "delay_action": "report an action delayed",
+    "pay_remedy": "record a remedy paid",
+    "void": "void the case",
+    "reassign": "reassign the case",
+    "ombudsman_contact": "record contact from the Ombudsman",
+    "ombudsman_determination": "record the Ombudsman's determination",
+    "comply_order": "record compliance with an Ombudsman order",
 }
+
+
+#: The ``workflow.patched`` id under which a case takes casework revision 2 (see Limits).
+CASEWORK_PATCH = "casework-2"
+#: The triggers revision 2 adds: refused on cases that started before it.
+CASEWORK_2_TRIGGERS = frozenset({"delay_action", "pay_remedy", "void", "reassign",
+                                 "ombudsman_contact", "ombudsman_determination",
+                                 "comply_order"})
 
 
 class ActionRefused(Exception):
@@ -207,13 +262,20 @@ class Limits:
             regard to case (6.13), and an Ombudsman order to take on a complaint only while
             it is still excluded (2.4). Cases that started before them replay without them
             (the workflow passes ``workflow.patched(...)``); everything else uses them.
+        casework: The casework rules' revision. 2 adds late stage 2 requests, declining on
+            a ground that arises after acknowledgement, orders to escalate any answered
+            case, the different person checked against everyone at stage 1, reasons for
+            withdrawals, delayed actions, remedy payments, voiding and reassigning. Cases
+            that started before it keep revision 1 (:data:`CASEWORK_PATCH`).
     """
 
     def __init__(self, stage1_extension_cap: int = 10, stage2_extension_cap: int = 20,
-                 exclusion_window_months: int = 12, *, strict: bool = True) -> None:
+                 exclusion_window_months: int = 12, *, strict: bool = True,
+                 casework: int = 1) -> None:
         self.extension_cap = {1: stage1_extension_cap, 2: stage2_extension_cap}
         self.exclusion_window_months = exclusion_window_months
         self.strict = strict
+        self.casework = casework
 
     def same_person(self, first: str | None, second: str | None) -> bool:
         """Whether two staff ids name the same person (case-insensitively when strict)."""
@@ -247,15 +309,31 @@ def guard_decline(case: CaseFile, action: Decline, limits: Limits) -> str | None
                 f"{', '.join(sorted(g.value for g in DECLINE_GROUNDS))} (Code 2.2)")
     if limits.strict and len(set(action.grounds)) != len(action.grounds):
         return "give each ground once: the letter explains every ground to the resident (2.4)"
+    acknowledged = case.state != S.RECEIVED
+    if acknowledged and limits.casework < 2:
+        return "cannot decline the complaint once it is acknowledged on this case"
+    if acknowledged and ExclusionGround.OLDER_THAN_12_MONTHS in action.grounds:
+        return ("the twelve-month ground was known when the complaint was acknowledged; after "
+                "acknowledgement decline only on a ground that arose since, such as legal "
+                "proceedings (Code 2.2)")
     if ExclusionGround.OLDER_THAN_12_MONTHS in action.grounds:
         if action.discretion_considered is None:
             return ("declining an out-of-time complaint needs discretion_considered: the Code "
                     "requires considering discretion to accept it (2.3)")
         limit = _months_before(case.received_on, limits.exclusion_window_months)
-        if case.issue_occurred_on is not None and case.issue_occurred_on >= limit:
-            return (f"the issue occurred on {case.issue_occurred_on.isoformat()}, within "
+        occurred = case.issue_occurred_on or action.issue_occurred_on
+        if limits.casework >= 2 and occurred is None:
+            return ("the twelve-month ground needs the date the issue occurred: give "
+                    "issue_occurred_on (and aware_on if the resident learnt of it later) "
+                    "(Code 2.3)")
+        if occurred is not None and occurred >= limit:
+            return (f"the issue occurred on {occurred.isoformat()}, within "
                     f"{limits.exclusion_window_months} months of receipt on "
                     f"{case.received_on.isoformat()}: it must be accepted (Code 2.3)")
+        if limits.casework >= 2 and action.aware_on is not None and action.aware_on >= limit:
+            return (f"the resident became aware of the issue on {action.aware_on.isoformat()}, "
+                    f"within {limits.exclusion_window_months} months of receipt: it must be "
+                    "accepted (Code 2.3)")
     return None
 
 
@@ -281,6 +359,9 @@ def guard_respond(case: CaseFile, action: Respond, limits: Limits) -> str | None
     if stage == 2 and limits.same_person(action.by, case.stage1_handler):
         return (f"{action.by} handled stage 1: the stage 2 response must come from someone "
                 "else (Code 6.13)")
+    if stage == 2 and limits.casework >= 2 and _stage1_person(action.by, case, limits):
+        return (f"{action.by} acknowledged, extended or answered stage 1: the stage 2 "
+                "response must come from someone not involved at stage 1 (Code 6.13)")
     points = list(definition.points)
     if stage == 1:
         points += [i.description for i in case.issues if i.folded_into_stage1]
@@ -297,6 +378,11 @@ def guard_respond(case: CaseFile, action: Respond, limits: Limits) -> str | None
                 if r.kind == "financial" and r.amount is None]
     if unpriced:
         return f"a financial remedy must state its amount (Code 7.3): {'; '.join(unpriced)}"
+    undated = [r.description for r in action.remedies
+               if r.kind == "financial" and r.due_by is None]
+    if limits.casework >= 2 and undated:
+        return ("a financial remedy must state the date it will be paid by (due_by) (Code "
+                f"7.3): {'; '.join(undated)}")
     if action.decision is not Decision.NOT_UPHELD and not action.remedies:
         return (f"a {action.decision.value.replace('_', ' ')} complaint needs at least one "
                 "remedy setting out what will be put right (Code 7.1)")
@@ -320,6 +406,10 @@ def guard_refuse_escalation(case: CaseFile, action: RefuseEscalation,
         return None
     if len(set(action.grounds)) != len(action.grounds):
         return "give each ground once: the letter explains every ground to the resident (5.11)"
+    if limits.casework >= 2 and ExclusionGround.OUTSIDE_ESCALATION_WINDOW in action.grounds \
+            and not case.escalation_late:
+        return ("the request came within the escalation window, so outside_escalation_window "
+                "does not apply: acknowledge the request (Code 5.11, 6.10)")
     if ExclusionGround.OLDER_THAN_12_MONTHS in action.grounds and \
             action.discretion_considered is None:
         return ("refusing on the twelve-month ground needs discretion_considered: the Code "
@@ -329,10 +419,114 @@ def guard_refuse_escalation(case: CaseFile, action: RefuseEscalation,
 
 def guard_acknowledge_escalation(case: CaseFile, action: AcknowledgeEscalation,
                                  limits: Limits) -> str | None:
-    """The stage 2 handler is never the stage 1 handler (6.13)."""
+    """The stage 2 handler is never the stage 1 handler (6.13).
+
+    From casework revision 2 nobody who acknowledged, handled, extended or answered stage 1
+    may acknowledge stage 2 or be its handler.
+    """
     if limits.same_person(action.handler_id, case.stage1_handler):
         return (f"{action.handler_id} handled stage 1: stage 2 must be considered by a "
                 "different person (Code 6.13)")
+    if limits.casework >= 2:
+        for who in (action.handler_id, action.by):
+            if _stage1_person(who, case, limits):
+                return (f"{who} acknowledged, extended or answered stage 1: stage 2 must be "
+                        "acknowledged and considered by someone not involved at stage 1 "
+                        "(Code 6.13)")
+    return None
+
+
+def _stage1_person(who: str, case: CaseFile, limits: Limits) -> bool:
+    return any(limits.same_person(who, person) for person in case.stage1_people())
+
+
+def guard_request_escalation(case: CaseFile, action: RequestEscalation,
+                             limits: Limits) -> str | None:
+    """A closed case answered at stage 1 can still take a (late) request (5.11, 6.10)."""
+    if case.state != S.CLOSED:
+        return None
+    if limits.casework < 2:
+        return "cannot request stage 2 while the complaint is 'closed' on this case"
+    if not any(r.stage == 1 for r in case.responses) or case.stage2_definition is not None \
+            or case.escalation_refused is not None:
+        return ("only a case closed after its stage 1 response, never escalated, can take a "
+                "stage 2 request; otherwise log a new complaint or refer the resident to the "
+                "Ombudsman")
+    return None
+
+
+def guard_withdraw(case: CaseFile, action: Withdraw, limits: Limits) -> str | None:
+    """A withdrawal records why and how the resident confirmed it (5.12)."""
+    if limits.casework >= 2 and (action.reason is None or action.confirmed_via is None):
+        return ("a withdrawal needs the resident's reason and how they confirmed it "
+                "(reason, confirmed_via): the record must show it was their choice (Code 5.12)")
+    return None
+
+
+def _revision_2(trigger: str, limits: Limits) -> str | None:
+    if limits.casework < 2:
+        return (f"cannot {TRIGGER_TEXT[trigger]} on this case: it started before this action "
+                "existed; record it with record_contact and tell the complaints lead")
+    return None
+
+
+def guard_delay_action(case: CaseFile, action: DelayAction, limits: Limits) -> str | None:
+    """A delay names an open action and moves its date later, with a reason (6.6, 7.3)."""
+    record = next((a for a in case.open_actions() if a.action.action_id == action.action_id),
+                  None)
+    if record is None:
+        listed = ", ".join(a.action.action_id for a in case.open_actions()) or "none"
+        return f"no open action {action.action_id!r} on this case; open actions: {listed}"
+    if action.revised_due <= record.due_by:
+        return (f"the revised date must be after {record.due_by.isoformat()}, when action "
+                f"{action.action_id} is now due")
+    return None
+
+
+def guard_pay_remedy(case: CaseFile, action: PayRemedy, limits: Limits) -> str | None:
+    """Only a financial remedy that a response promised, and not yet paid, is paid (7.3)."""
+    response = next((r for r in case.responses if r.stage == action.stage), None)
+    if response is None:
+        return f"no stage {action.stage} response on this case, so no remedy to pay"
+    if action.remedy > len(response.remedies):
+        return (f"the stage {action.stage} response lists {len(response.remedies)} "
+                f"remedies; give remedy as a number from 1 to {len(response.remedies)}")
+    remedy = response.remedies[action.remedy - 1]
+    if remedy.kind != "financial":
+        return (f"remedy {action.remedy} at stage {action.stage} is {remedy.kind.value}, not "
+                "financial: complete it with complete_action if it is an action")
+    if (action.stage, action.remedy) not in case.unpaid_remedies():
+        return f"remedy {action.remedy} at stage {action.stage} is already recorded as paid"
+    return None
+
+
+def guard_void(case: CaseFile, action: Void, limits: Limits) -> str | None:
+    """A duplicate or a merge names the case that carries on."""
+    if action.reason is not VoidReason.CREATED_IN_ERROR and not action.duplicate_of:
+        return (f"a case voided as {action.reason.value} must name the case that carries on "
+                "(duplicate_of)")
+    if action.duplicate_of == case.reference:
+        return "a case cannot be a duplicate of itself: name the case that carries on"
+    return None
+
+
+def guard_reassign(case: CaseFile, action: Reassign, limits: Limits) -> str | None:
+    """A handler moves only at a stage that has one, never back to stage 1 people (6.13)."""
+    if action.role is ReassignRole.MANAGER:
+        current = case.manager_id
+        if current is not None and limits.same_person(current, action.to):
+            return f"{action.to} is already the manager of this case"
+        return None
+    stage2 = case.stage2_handler is not None
+    current = case.stage2_handler if stage2 else case.stage1_handler
+    if current is None:
+        return ("no handler yet: the handler is named when the complaint (or its stage 2 "
+                "request) is acknowledged")
+    if limits.same_person(current, action.to):
+        return f"{action.to} already handles this case"
+    if stage2 and _stage1_person(action.to, case, limits):
+        return (f"{action.to} acknowledged, extended or answered stage 1: stage 2 must be "
+                "handled by someone not involved at stage 1 (Code 6.13)")
     return None
 
 
@@ -346,35 +540,108 @@ def guard_complete_action(case: CaseFile, action: CompleteAction,
     return None
 
 
-def guard_close(case: CaseFile, action: Action, limits: Limits) -> str | None:
-    """A case closes only when every remedy and action is followed through (7.3)."""
-    open_ids = [a.action.action_id for a in case.open_actions()]
-    if open_ids:
-        return ("outstanding actions must be completed before closing (Code 7.3): "
-                + ", ".join(open_ids))
-    return None
 
 
 def guard_reopen(case: CaseFile, action: ReopenOnOrder, limits: Limits) -> str | None:
-    """An order reopens only what was refused: the complaint (2.4) or escalation (5.11)."""
+    """An order reopens what was refused: the complaint (2.4) or escalation (5.11).
+
+    From casework revision 2 an order to escalate works on any case answered at stage 1
+    and not yet at stage 2: refused, closed (a late request included), or still waiting.
+    """
     takes_on = action.order is OmbudsmanOrderKind.TAKE_ON_COMPLAINT
     if takes_on and case.declined is None:
         return "the complaint was never declined, so there is nothing to take on (Code 2.4)"
     if takes_on and limits.strict and case.stage1_definition is not None:
         return ("the complaint was taken on and acknowledged after it was declined, so there "
                 "is nothing left to take on (Code 2.4)")
-    if action.order is OmbudsmanOrderKind.ESCALATE_TO_STAGE2 and case.escalation_refused is None:
+    escalates = action.order is OmbudsmanOrderKind.ESCALATE_TO_STAGE2
+    if escalates and limits.casework >= 2:
+        if not any(r.stage == 1 for r in case.responses):
+            return ("the complaint has no stage 1 response yet: answer stage 1 first, then "
+                    "escalate as ordered (Code 5.11)")
+        if case.stage2_definition is not None:
+            return "the complaint is already at stage 2: there is nothing to escalate"
+    elif escalates and case.escalation_refused is None:
         return "escalation was never refused, so there is nothing to escalate (Code 5.11)"
     # Which states each order reopens from (the transition table's two reopen rows): an
     # order the state cannot act on is refused here, never left to fail in the machine.
-    from_states = (S.DECLINED, S.WITH_OMBUDSMAN) if takes_on else (S.CLOSED, S.WITH_OMBUDSMAN)
+    if takes_on:
+        from_states: tuple[ComplaintState, ...] = (S.DECLINED, S.WITH_OMBUDSMAN)
+    elif limits.casework >= 2:
+        from_states = (S.STAGE1_RESPONDED, S.CLOSED, S.WITH_OMBUDSMAN)
+    else:
+        from_states = (S.CLOSED, S.WITH_OMBUDSMAN)
     if case.state not in from_states:
         return (f"an order to {action.order.value.replace('_', ' ')} applies to a complaint "
                 f"that is {' or '.join(s.value for s in from_states)}, not '{case.state}'")
     return None
 
 
+def guard_close(case: CaseFile, action: Action, limits: Limits) -> str | None:
+    """A case closes only when every remedy and action is followed through (7.3)."""
+    open_ids = [a.action.action_id for a in case.open_actions()]
+    if open_ids:
+        return ("outstanding actions must be completed before closing (Code 7.3): "
+                + ", ".join(open_ids))
+    orders = [o.order_id for o in case.open_orders()]
+    if orders:
+        return ("the Ombudsman's orders must be complied with before closing; record each "
+                "with comply_order: " + ", ".join(orders))
+    unpaid = case.unpaid_remedies()
+    if limits.casework >= 2 and unpaid:
+        return ("financial remedies must be paid before closing (Code 7.3); record each with "
+                "pay_remedy: " + ", ".join(f"stage {st} remedy {n}" for st, n in unpaid))
+    return None
+
+
+def guard_ombudsman_contact(case: CaseFile, action: OmbudsmanContact,
+                            limits: Limits) -> str | None:
+    """An instruction has a date to do it by (it is tracked like an order)."""
+    if action.kind is OmbudsmanContactKind.INSTRUCTION and action.respond_by is None:
+        return ("an instruction from the Ombudsman needs respond_by: the date it must be done "
+                "by, which is tracked until it is complied with")
+    return None
+
+
+def guard_determination(case: CaseFile, action: OmbudsmanDetermination,
+                        limits: Limits) -> str | None:
+    """Order ids are unique on the case (each is complied with on its own)."""
+    ids = [o.order_id for o in action.orders]
+    known = {o.order_id for o in case.orders}
+    clash = sorted({i for i in ids if ids.count(i) > 1 or i in known})
+    if clash:
+        return f"order ids must be unique on the case; repeated: {', '.join(clash)}"
+    return None
+
+
+def guard_comply_order(case: CaseFile, action: ComplyOrder, limits: Limits) -> str | None:
+    """Only an order or instruction still open can be complied with."""
+    open_ids = [o.order_id for o in case.open_orders()]
+    if action.order_id not in open_ids:
+        listed = ", ".join(open_ids) or "none"
+        return (f"no open Ombudsman order {action.order_id!r} on this case; open orders: "
+                f"{listed}")
+    return None
+
+
+def check(case: CaseFile, action: Action, limits: Limits) -> str | None:
+    """The Code's guard for ``action`` (and the casework revision it needs), or None."""
+    if action.trigger in CASEWORK_2_TRIGGERS and limits.casework < 2:
+        return _revision_2(action.trigger, limits)
+    guard = GUARDS.get(action.trigger)
+    return guard(case, action, limits) if guard else None
+
+
 GUARDS: dict[str, Guard] = {
+    "ombudsman_contact": guard_ombudsman_contact,
+    "ombudsman_determination": guard_determination,
+    "comply_order": guard_comply_order,
+    "request_escalation": guard_request_escalation,
+    "withdraw": guard_withdraw,
+    "delay_action": guard_delay_action,
+    "pay_remedy": guard_pay_remedy,
+    "void": guard_void,
+    "reassign": guard_reassign,
     "decline": guard_decline,
     "extend": guard_extend,
     "respond": guard_respond,
@@ -425,8 +692,7 @@ class ComplaintMachine:
             listed = ", ".join(allowed) or "nothing (the case is finished)"
             return (f"cannot {TRIGGER_TEXT[trigger]} while the complaint is "
                     f"'{self.state.value}'; allowed now: {listed}")
-        guard = GUARDS.get(trigger)
-        return guard(self.case, action, self.limits) if guard else None
+        return check(self.case, action, self.limits)
 
     def apply(self, action: Action, at: dt.datetime) -> AuditEvent:
         """Take ``action`` at time ``at`` and append it to the audit trail.
@@ -453,9 +719,7 @@ class ComplaintMachine:
 
     def code_allows(self, event: EventData) -> bool:
         """Transition condition mirroring :data:`GUARDS`."""
-        action: Action = event.kwargs["action"]
-        guard = GUARDS.get(action.trigger)
-        return guard is None or guard(self.case, action, self.limits) is None
+        return check(self.case, event.kwargs["action"], self.limits) is None
 
     def issue_folds(self, event: EventData) -> bool:
         """A related issue raised before the stage 1 response is folded into it (6.8)."""
@@ -477,6 +741,7 @@ class ComplaintMachine:
         action: Acknowledge = event.kwargs["action"]
         self.case.stage1_handler = action.handler_id
         self.case.stage1_definition = action.definition
+        self.case.stage1_acknowledged_by = action.by
 
     def on_decline(self, event: EventData) -> None:
         """Record the grounds, explanation and discretion."""
@@ -484,6 +749,8 @@ class ComplaintMachine:
         self.case.declined = DecisionRecord(
             grounds=action.grounds, explanation=action.explanation,
             discretion_considered=action.discretion_considered, by=action.by, at=self._at)
+        if self.case.issue_occurred_on is None and action.issue_occurred_on is not None:
+            self.case.issue_occurred_on = action.issue_occurred_on
 
     def on_extend(self, event: EventData) -> None:
         """Record the extension at the current stage."""
@@ -506,6 +773,7 @@ class ComplaintMachine:
         """Record when stage 2 was asked for (the 6.11 clock starts here)."""
         action: RequestEscalation = event.kwargs["action"]
         self.case.escalation_requested_on = action.requested_on
+        self.case.closed_at = None  # a late request reopens a closed case (5.11)
 
     def on_refuse_escalation(self, event: EventData) -> None:
         """Record the refusal and its grounds, for reporting (8.1b)."""
@@ -558,6 +826,78 @@ class ComplaintMachine:
     def on_close(self, event: EventData) -> None:
         """Record when the case finished."""
         self.case.closed_at = self._at
+
+    def on_withdraw(self, event: EventData) -> None:
+        """Record the withdrawal, why and how it was confirmed, and when the case finished."""
+        action: Withdraw = event.kwargs["action"]
+        self.case.withdrawal = WithdrawalRecord(
+            reason=action.reason, by=action.by, at=self._at,
+            confirmed_via=action.confirmed_via.value if action.confirmed_via else None)
+        self.case.closed_at = self._at
+
+    def on_delay_action(self, event: EventData) -> None:
+        """Record the revised date and why."""
+        action: DelayAction = event.kwargs["action"]
+        delay = ActionDelay(revised_due=action.revised_due, reason=action.reason,
+                            by=action.by, at=self._at)
+        self.case.actions = [
+            a.model_copy(update={"delays": (*a.delays, delay)})
+            if a.action.action_id == action.action_id and a.completed_at is None else a
+            for a in self.case.actions
+        ]
+
+    def on_pay_remedy(self, event: EventData) -> None:
+        """Record the payment."""
+        action: PayRemedy = event.kwargs["action"]
+        self.case.payments.append(PaymentRecord(
+            stage=action.stage, remedy=action.remedy, amount=action.amount,
+            paid_on=action.paid_on, method=action.method, by=action.by, at=self._at))
+
+    def on_void(self, event: EventData) -> None:
+        """Record why the case was voided; it is over."""
+        action: Void = event.kwargs["action"]
+        self.case.voided = VoidRecord(reason=action.reason.value, explanation=action.explanation,
+                                      duplicate_of=action.duplicate_of, by=action.by,
+                                      at=self._at)
+        self.case.closed_at = self._at
+
+    def on_ombudsman_contact(self, event: EventData) -> None:
+        """Count the contact; an instruction is tracked like an order."""
+        action: OmbudsmanContact = event.kwargs["action"]
+        self.case.ombudsman_contacts += 1
+        if action.kind is OmbudsmanContactKind.INSTRUCTION and action.respond_by is not None:
+            self.case.orders.append(OrderRecord(
+                order_id=f"instruction-{self.case.ombudsman_contacts}", source="instruction",
+                description=action.details[:200], due_by=action.respond_by, at=self._at))
+
+    def on_ombudsman_determination(self, event: EventData) -> None:
+        """Record the finding and start tracking each order."""
+        action: OmbudsmanDetermination = event.kwargs["action"]
+        self.case.determinations.append(action.finding.value)
+        self.case.orders.extend(OrderRecord(
+            order_id=o.order_id, source=action.finding.value, description=o.description[:200],
+            due_by=o.due_by, at=self._at) for o in action.orders)
+
+    def on_comply_order(self, event: EventData) -> None:
+        """Mark the order complied with (the evidence is in the audit trail)."""
+        action: ComplyOrder = event.kwargs["action"]
+        self.case.orders = [
+            o.model_copy(update={"complied_at": self._at})
+            if o.order_id == action.order_id and o.complied_at is None else o
+            for o in self.case.orders]
+
+    def on_reassign(self, event: EventData) -> None:
+        """Move the handler of the current stage, or the manager."""
+        action: Reassign = event.kwargs["action"]
+        self.case.reassignments += 1
+        if action.role is ReassignRole.MANAGER:
+            self.case.manager_id = action.to
+        elif self.case.stage2_handler is not None:
+            self.case.stage2_handler = action.to
+        else:
+            if self.case.stage1_handler is not None:
+                self.case.former_stage1_handlers.append(self.case.stage1_handler)
+            self.case.stage1_handler = action.to
 
     # -- internals ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ where an action enters (the CLI, the workflow's update validators and signal han
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar
 
@@ -57,6 +58,12 @@ class Decline(Action):
     grounds: tuple[ExclusionGround, ...] = Field(min_length=1)
     explanation: Text
     discretion_considered: Text | None = None
+    #: For the twelve-month ground (2.3): when the issue occurred, if the intake did not
+    #: say, and when the resident became aware of it, if later.
+    issue_occurred_on: dt.date | None = None
+    aware_on: dt.date | None = None
+    #: What the resident can do instead (the other route), told in the letter (2.4).
+    instead: Text | None = None
 
 
 class Extend(Action):
@@ -147,6 +154,9 @@ class Withdraw(Action):
 
     trigger: ClassVar[str] = "withdraw"
     note: Text | None = None
+    #: Why the resident withdrew, and how they confirmed it (required on new cases).
+    reason: Text | None = None
+    confirmed_via: Channel | None = None
 
 
 class ReferOmbudsman(Action):
@@ -178,9 +188,123 @@ class Close(Action):
     note: Text | None = None
 
 
+class DelayAction(Action):
+    """Report an outstanding action delayed, with a revised date and why (6.6, 6.17, 7.3)."""
+
+    trigger: ClassVar[str] = "delay_action"
+    action_id: Label
+    revised_due: dt.date
+    reason: Text
+
+
+class PayRemedy(Action):
+    """Record a financial remedy paid: which one, how much and when (7.1-7.3)."""
+
+    trigger: ClassVar[str] = "pay_remedy"
+    #: The response's stage and the remedy's number in it (1 = the first listed).
+    stage: int = Field(ge=1, le=2)
+    remedy: PositiveInt = Field(le=100)
+    paid_on: dt.date
+    amount: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
+    method: Label | None = None
+
+
+class VoidReason(StrEnum):
+    """Why a case is voided: it is not a complaint to count."""
+
+    DUPLICATE = "duplicate"  # the same complaint lodged twice
+    MERGED = "merged"  # the same matter as another case, handled there
+    CREATED_IN_ERROR = "created_in_error"  # not a complaint (a test, a wrong entry)
+
+
+class Void(Action):
+    """Void a duplicate or a case created in error: not an exclusion, no letter, not counted."""
+
+    trigger: ClassVar[str] = "void"
+    reason: VoidReason
+    explanation: Text
+    #: The case that carries on (required for a duplicate or a merge).
+    duplicate_of: Label | None = None
+
+
+class ReassignRole(StrEnum):
+    """Whose responsibility moves."""
+
+    HANDLER = "handler"  # the current stage's handler: the resident's contact
+    MANAGER = "manager"  # the manager told of reminders and breaches
+
+
+class Reassign(Action):
+    """Move the current stage's handler, or the case's manager, to another member of staff."""
+
+    trigger: ClassVar[str] = "reassign"
+    role: ReassignRole
+    to: Label
+    reason: Text
+
+
+class OmbudsmanContactKind(StrEnum):
+    """Contact from the Ombudsman while the landlord's own process carries on."""
+
+    ENQUIRY = "enquiry"  # dispute support asks about the complaint
+    INSTRUCTION = "instruction"  # told to do something (e.g. respond) by a date
+
+
+class OmbudsmanContact(Action):
+    """The Ombudsman contacted the landlord about a live complaint; its clocks carry on.
+
+    An instruction is tracked like an order, with its own due date, until complied with.
+    A formal investigation is ``refer_ombudsman`` instead.
+    """
+
+    trigger: ClassVar[str] = "ombudsman_contact"
+    kind: OmbudsmanContactKind
+    details: Text
+    ombudsman_reference: Label | None = None
+    respond_by: dt.date | None = None
+
+
+class OmbudsmanFinding(StrEnum):
+    """The Ombudsman's determination on a complaint (or on its handling)."""
+
+    NO_MALADMINISTRATION = "no_maladministration"
+    SERVICE_FAILURE = "service_failure"
+    MALADMINISTRATION = "maladministration"
+    SEVERE_MALADMINISTRATION = "severe_maladministration"
+    COMPLAINT_HANDLING_FAILURE = "complaint_handling_failure"
+    RESOLVED = "reasonable_redress"
+
+
+class OrderItem(Frozen):
+    """One thing the Ombudsman ordered, by when."""
+
+    order_id: Label
+    description: Text
+    due_by: dt.date
+
+
+class OmbudsmanDetermination(Action):
+    """Record the Ombudsman's determination and its orders, each tracked to completion."""
+
+    trigger: ClassVar[str] = "ombudsman_determination"
+    finding: OmbudsmanFinding
+    details: Text
+    ombudsman_reference: Label | None = None
+    orders: tuple[OrderItem, ...] = Field(default=(), max_length=20)
+
+
+class ComplyOrder(Action):
+    """Record compliance with an Ombudsman order or instruction, with the evidence."""
+
+    trigger: ClassVar[str] = "comply_order"
+    order_id: Label
+    evidence: Text
+
+
 ALL_ACTIONS: tuple[type[Action], ...] = (
     Acknowledge, Decline, Extend, Respond, RequestEscalation, RefuseEscalation,
     AcknowledgeEscalation, AddIssue, RecordContact, CompleteAction, Withdraw,
-    ReferOmbudsman, ReopenOnOrder, Close,
+    ReferOmbudsman, ReopenOnOrder, Close, DelayAction, PayRemedy, Void, Reassign,
+    OmbudsmanContact, OmbudsmanDetermination, ComplyOrder,
 )
 ACTION_BY_TRIGGER: dict[str, type[Action]] = {a.trigger: a for a in ALL_ACTIONS}

@@ -195,12 +195,69 @@ class ResponseRecord(Frozen):
     at: dt.datetime
 
 
+class ActionDelay(Frozen):
+    """An outstanding action reported delayed: the revised date and why."""
+
+    revised_due: dt.date
+    reason: str
+    by: str
+    at: dt.datetime
+
+
+class PaymentRecord(Frozen):
+    """A financial remedy paid."""
+
+    stage: int
+    remedy: int
+    amount: Decimal
+    paid_on: dt.date
+    method: str | None = None
+    by: str
+    at: dt.datetime
+
+
+class WithdrawalRecord(Frozen):
+    """The resident's withdrawal: why, and how they confirmed it."""
+
+    reason: str | None
+    confirmed_via: str | None
+    by: str
+    at: dt.datetime
+
+
+class OrderRecord(Frozen):
+    """An Ombudsman order or instruction, tracked until complied with."""
+
+    order_id: str
+    source: str  # "instruction" or the determination's finding
+    description: str
+    due_by: dt.date
+    at: dt.datetime
+    complied_at: dt.datetime | None = None
+
+
+class VoidRecord(Frozen):
+    """Why a case was voided, and the case that carries on."""
+
+    reason: str
+    explanation: str
+    duplicate_of: str | None
+    by: str
+    at: dt.datetime
+
+
 class ActionRecord(Frozen):
     """An outstanding action and, once done, when it was completed."""
 
     action: OutstandingAction
     stage: int
     completed_at: dt.datetime | None = None
+    delays: tuple[ActionDelay, ...] = ()
+
+    @property
+    def due_by(self) -> dt.date:
+        """The date the action is now due: the last revised date, or the one promised."""
+        return self.delays[-1].revised_due if self.delays else self.action.due_by
 
 
 class IssueRecord(Frozen):
@@ -271,6 +328,23 @@ class CaseFile(BaseModel):
     contacts: int = 0
     early_contact_at: dt.datetime | None = None
     closed_at: dt.datetime | None = None
+    #: Who acknowledged stage 1 (with the handler, extenders and responders, the people
+    #: who may not consider stage 2, 6.13).
+    stage1_acknowledged_by: str | None = None
+    #: Stage 1 handlers replaced by a reassignment (still stage 1 people, 6.13).
+    former_stage1_handlers: list[str] = Field(default_factory=list)
+    #: The manager after a reassignment (None: the intake's).
+    manager_id: str | None = None
+    reassignments: int = 0
+    #: A stage 2 request made after the escalation window had ended (5.11, 6.10).
+    escalation_late: bool = False
+    payments: list[PaymentRecord] = Field(default_factory=list)
+    #: Ombudsman enquiries and instructions while the process runs, and determinations.
+    ombudsman_contacts: int = 0
+    determinations: list[str] = Field(default_factory=list)
+    orders: list[OrderRecord] = Field(default_factory=list)
+    withdrawal: WithdrawalRecord | None = None
+    voided: VoidRecord | None = None
     audit: list[AuditEvent] = Field(default_factory=list)
 
     @property
@@ -289,3 +363,21 @@ class CaseFile(BaseModel):
     def open_actions(self) -> list[ActionRecord]:
         """Outstanding actions not yet completed."""
         return [a for a in self.actions if a.completed_at is None]
+
+    def open_orders(self) -> list[OrderRecord]:
+        """Ombudsman orders and instructions not yet complied with."""
+        return [o for o in self.orders if o.complied_at is None]
+
+    def stage1_people(self) -> set[str]:
+        """Everyone who acknowledged, handled, extended or answered stage 1 (6.13)."""
+        people = {self.stage1_handler, self.stage1_acknowledged_by,
+                  *self.former_stage1_handlers}
+        people |= {e.by for e in self.extensions if e.stage == 1}
+        people |= {r.by for r in self.responses if r.stage == 1}
+        return {p for p in people if p}
+
+    def unpaid_remedies(self) -> list[tuple[int, int]]:
+        """Financial remedies promised and not yet paid, as (stage, number in the response)."""
+        paid = {(p.stage, p.remedy) for p in self.payments}
+        return [(r.stage, n) for r in self.responses for n, remedy in enumerate(r.remedies, 1)
+                if remedy.kind == "financial" and (r.stage, n) not in paid]

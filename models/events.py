@@ -34,14 +34,18 @@ class CalendarData(Frozen):
         nation: Whose bank holidays these are.
         first_year: First year covered (every non-working weekday of it is listed).
         last_year: Last year covered.
-        closed: Non-working weekdays: bank holidays (substitute days included), the
-            policy's one-off bank holidays and closure days.
+        closed: Non-working weekdays: bank holidays (substitute days included) and the
+            policy's one-off bank holidays. Cases recorded before closure days stopped
+            counting (casework revision 2) have the closure days here too.
+        closures: The landlord's closure days in those years: they do not count against
+            a Code timescale; a due date in or just after one is warned about.
     """
 
     nation: str
     first_year: int
     last_year: int
     closed: tuple[dt.date, ...]
+    closures: tuple[dt.date, ...] = ()
 
 
 class CaseContext(Frozen):

@@ -164,6 +164,8 @@ class LetterKind(StrEnum):
     EXCLUSION = "exclusion"
     ESCALATION_REFUSAL = "escalation_refusal"
     ACTION_UPDATE = "action_update"
+    WITHDRAWAL_CONFIRMATION = "withdrawal_confirmation"
+    HANDLER_CHANGED = "handler_changed"
 
 
 class ActionStatus(StrEnum):
@@ -779,6 +781,63 @@ class ActionUpdate(LetterBase):
         return elements
 
 
+class WithdrawalConfirmation(LetterBase):
+    """Confirms that the resident withdrew the complaint, and how they told us (5.12).
+
+    Attributes:
+        withdrawn_on: The day the withdrawal was recorded.
+        confirmed_via: How the resident confirmed it, in words (``by phone``).
+        reason: The resident's reason, if they gave one.
+
+    """
+
+    kind: Literal[LetterKind.WITHDRAWAL_CONFIRMATION] = LetterKind.WITHDRAWAL_CONFIRMATION
+    withdrawn_on: dt.date
+    confirmed_via: Label
+    reason: Text | None = None
+
+    def subject(self) -> str:
+        """Return the subject line."""
+        return f"Your complaint {self.reference}: you have withdrawn it"
+
+    def required_elements(self) -> dict[str, str]:
+        """List the strings the rendered letter must contain, keyed by the Code provision."""
+        elements = super().required_elements()
+        elements["5.12 withdrawn on"] = format_uk_date(self.withdrawn_on)
+        elements["5.12 confirmed via"] = self.confirmed_via
+        if self.reason is not None:
+            elements["5.12 reason"] = self.reason
+        return elements
+
+
+class HandlerChanged(LetterBase):
+    """Tells the resident who now handles the complaint and how to reach them (5.9).
+
+    Attributes:
+        stage: The stage being handled.
+        handler: Who handles it now (a name, or the staff id until the directory has one).
+        handler_contact: How to reach them, when known.
+
+    """
+
+    kind: Literal[LetterKind.HANDLER_CHANGED] = LetterKind.HANDLER_CHANGED
+    stage: Literal[1, 2]
+    handler: Label
+    handler_contact: Text | None = None
+
+    def subject(self) -> str:
+        """Return the subject line."""
+        return f"Your complaint {self.reference}: a new contact for your complaint"
+
+    def required_elements(self) -> dict[str, str]:
+        """List the strings the rendered letter must contain, keyed by the Code provision."""
+        elements = super().required_elements()
+        elements["5.9 handler"] = self.handler
+        if self.handler_contact is not None:
+            elements["5.9 handler contact"] = self.handler_contact
+        return elements
+
+
 Letter = Annotated[
     Stage1Acknowledgement
     | Stage2Acknowledgement
@@ -787,7 +846,9 @@ Letter = Annotated[
     | FinalResponse
     | Exclusion
     | EscalationRefusal
-    | ActionUpdate,
+    | ActionUpdate
+    | WithdrawalConfirmation
+    | HandlerChanged,
     Field(discriminator="kind"),
 ]
 """Any letter; parse with ``pydantic.TypeAdapter(Letter)``."""
@@ -800,5 +861,7 @@ LETTER_TYPES: dict[LetterKind, type[LetterBase]] = {
     LetterKind.FINAL_RESPONSE: FinalResponse,
     LetterKind.EXCLUSION: Exclusion,
     LetterKind.ESCALATION_REFUSAL: EscalationRefusal,
+    LetterKind.WITHDRAWAL_CONFIRMATION: WithdrawalConfirmation,
+    LetterKind.HANDLER_CHANGED: HandlerChanged,
     LetterKind.ACTION_UPDATE: ActionUpdate,
 }

@@ -224,6 +224,7 @@ class DeadlineKind(StrEnum):
     STAGE2_ACKNOWLEDGEMENT = "stage2_acknowledgement"
     STAGE2_RESPONSE = "stage2_response"
     ACTION = "action"
+    OMBUDSMAN = "ombudsman"  # an Ombudsman instruction or order, due by its own date
 
 
 class DeadlineStatus(StrEnum):
@@ -325,6 +326,8 @@ class NotificationKind(StrEnum):
     EXCLUSION_DECISION = "exclusion_decision"  # out of time: decide on discretion (2.3)
     INTAKE_CORRECTED = "intake_corrected"  # an impossible receipt date was corrected
     POLICY_UNAVAILABLE = "policy_unavailable"  # the case waits until its policy loads
+    LATE_ESCALATION = "late_escalation"  # accept at discretion or refuse in writing (5.11)
+    CLOSURE_WARNING = "closure_warning"  # a due date in or after a closure: it does not move
 
 
 class NotifyInput(Frozen):

@@ -106,7 +106,10 @@ class Policy(BaseModel):
         limits: Time limits in working days.
         escalation_window: How long after stage 1 escalation is accepted.
         exclusion_window_months: Complaints about issues this old may be excluded (2.3).
-        closure_days: Days the landlord is closed (e.g. a Christmas shutdown).
+        closure_days: Days the landlord is closed (e.g. a Christmas shutdown). They never
+            lengthen a Code timescale: deadlines count Monday to Friday less the nation's
+            bank holidays, and staff are warned when a due date falls in or just after a
+            closure, so that the work is done before it.
         one_off_bank_holidays: Proclaimed one-off bank holidays not yet in holiday data.
         ombudsman: Contact details printed in letters.
         homes_owned: Homes owned, for reporting per 1,000 homes (CH01).
@@ -135,5 +138,9 @@ class Policy(BaseModel):
         return self.limits.stage1_extension_cap if stage == 1 else self.limits.stage2_extension_cap
 
     def non_working_days(self) -> tuple[dt.date, ...]:
-        """The landlord's own non-working days on top of the nation's bank holidays."""
-        return tuple(sorted(set(self.closure_days) | set(self.one_off_bank_holidays)))
+        """Days that do not count as working days on top of the nation's bank holidays.
+
+        Only proclaimed one-off bank holidays: a landlord's closure days never lengthen a
+        Code timescale (see ``closure_days``).
+        """
+        return tuple(sorted(set(self.one_off_bank_holidays)))

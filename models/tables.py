@@ -35,6 +35,7 @@ __all__ = [
     "ComplaintRow",
     "DeadlineRow",
     "DeliveryRow",
+    "DocumentRow",
     "ExtensionRow",
     "LetterRow",
     "NotificationDeliveryRow",
@@ -45,6 +46,10 @@ __all__ = [
     "RefusalRow",
     "RemedyRow",
     "ResponseRow",
+    "RestrictionHistoryRow",
+    "RestrictionRow",
+    "StaffRow",
+    "TriageRow",
     "UTCDateTime",
     "utcnow",
 ]
@@ -533,3 +538,145 @@ class CaseRecordRow(SQLModel, table=True):
     deadlines_json: str = Field(default="[]", sa_type=Text)  # type: ignore[call-overload]
     updated_at: dt.datetime = Field(default_factory=lambda: utcnow(),
                                     sa_type=UTCDateTime)  # type: ignore[call-overload]
+
+
+class DocumentRow(SQLModel, table=True):
+    """A document on a case file (5.12): a letter, email, report, photo or survey.
+
+    The file itself is kept under the data folder as ``documents/<reference>/<stored_name>``
+    (``<sha256>.<ext>``, ``0600`` in ``0700`` folders; ``complaints.casefiles``); this row
+    says what it is. The same bytes are attached to a case once: key (reference, sha256),
+    and ``document_id`` (the first 16 hex digits of the SHA-256) names it to staff.
+    """
+
+    __tablename__ = "case_documents"
+    __table_args__ = (
+        UniqueConstraint("reference", "sha256", name="uq_case_documents_reference_sha256"),
+        UniqueConstraint("reference", "document_id",
+                         name="uq_case_documents_reference_document_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column_args=[_reference_fk("case_documents")])
+    document_id: str
+    sha256: str = Field(max_length=64)
+    #: The original file name, sanitised for display (never used as a path).
+    file_name: str
+    #: The file's name in the case's documents folder: ``<sha256>.<ext>``.
+    stored_name: str
+    media_type: str
+    size_bytes: int
+    kind: str  # letter | email | report | photo | survey | other
+    direction: str  # inbound | outbound
+    #: The day it was received (inbound) or sent (outbound), when known.
+    received_on: dt.date | None = None
+    added_by: str | None = None
+    added_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    note: str | None = Field(default=None, sa_type=Text)
+
+
+class RestrictionRow(SQLModel, table=True):
+    """A restriction on how a resident may contact the landlord (3.6), kept under review.
+
+    It limits the contact route only; the complaint itself carries on under the Code.
+    ``status`` is ``active`` until a review lifts it (``lifted``, ``review_on`` cleared).
+    Every change is appended to ``RestrictionHistoryRow``.
+    """
+
+    __tablename__ = "contact_restrictions"
+    __table_args__ = (
+        Index("ix_contact_restrictions_reference", "reference"),
+        Index("ix_contact_restrictions_status_review_on", "status", "review_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column_args=[_reference_fk("contact_restrictions")])
+    status: str = "active"
+    reason: str = Field(sa_type=Text)
+    evidence: str = Field(sa_type=Text)
+    proportionality: str = Field(sa_type=Text)
+    contact_route: str = Field(sa_type=Text)
+    #: The next review date (Europe/London); None once lifted.
+    review_on: dt.date | None = None
+    added_by: str
+    added_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    lifted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RestrictionHistoryRow(SQLModel, table=True):
+    """One entry of a restriction's append-only history: who did what, and when.
+
+    ``action`` is ``added`` or ``reviewed`` (then ``outcome`` is ``continue``, ``lift`` or
+    ``change``); ``snapshot_json`` is the restriction as it stood after the entry.
+    """
+
+    __tablename__ = "contact_restriction_history"
+    __table_args__ = (
+        Index("ix_contact_restriction_history_restriction_id", "restriction_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    restriction_id: int = Field(sa_column_args=[ForeignKey(
+        "contact_restrictions.id", name="fk_contact_restriction_history_restriction",
+        ondelete="CASCADE")])
+    reference: str = Field(sa_column_args=[_reference_fk("contact_restriction_history")])
+    action: str
+    outcome: str | None = None
+    note: str | None = Field(default=None, sa_type=Text)
+    next_review_on: dt.date | None = None
+    by: str
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    snapshot_json: str = Field(sa_type=Text)
+
+
+class TriageRow(SQLModel, table=True):
+    """A triage of a case (5.10, 6.1): complexity, vulnerability and risk.
+
+    Every triage is kept; the latest recorded (highest ``id``) is the case's current one.
+    """
+
+    __tablename__ = "case_triage"
+    __table_args__ = (
+        Index("ix_case_triage_reference_id", "reference", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column_args=[_reference_fk("case_triage")])
+    complexity: str  # low | medium | high
+    vulnerability: str  # none | some | high
+    risk: str  # low | medium | high
+    note: str | None = Field(default=None, sa_type=Text)
+    by: str
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StaffRow(SQLModel, table=True):
+    """A member of staff in the staff directory (``complaints.directory``).
+
+    ``staff_id`` is the id people type in commands (``mgr-1``), kept as first typed;
+    ``staff_key`` is its :func:`models.limits.staff_key` (case, compatibility forms and
+    invisible characters folded), unique, so ``MGR-1`` and ``mgr-1`` are one person.
+    ``roles`` is a comma-separated list from ``complaints.directory.ROLES``. A member of
+    staff who leaves is made inactive (``active`` false, with when and why), never deleted,
+    so the ids on past cases keep their meaning.
+    """
+
+    __tablename__ = "staff"
+    __table_args__ = (
+        UniqueConstraint("staff_key", name="uq_staff_staff_key"),
+    )
+
+    staff_id: str = Field(primary_key=True, max_length=64)
+    staff_key: str = Field(max_length=256)
+    display_name: str = Field(max_length=200)
+    job_title: str = Field(max_length=200)
+    team: str = Field(max_length=200)
+    email: str = Field(max_length=254)
+    phone: str | None = Field(default=None, max_length=40)
+    roles: str = Field(max_length=200)
+    active: bool = Field(default=True, sa_type=Boolean)
+    deactivated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deactivation_reason: str | None = Field(default=None, max_length=1000)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

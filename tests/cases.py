@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from domain.lifecycle import ComplaintMachine, ComplaintState
+from domain.lifecycle import ComplaintMachine, ComplaintState, Limits
 from models.actions import (
     Acknowledge,
     AcknowledgeEscalation,
@@ -12,16 +12,28 @@ from models.actions import (
     AddIssue,
     Close,
     CompleteAction,
+    ComplyOrder,
     ContactDirection,
     Decline,
+    DelayAction,
     Extend,
+    OmbudsmanContact,
+    OmbudsmanContactKind,
+    OmbudsmanDetermination,
+    OmbudsmanFinding,
     OmbudsmanOrderKind,
+    OrderItem,
+    PayRemedy,
+    Reassign,
+    ReassignRole,
     RecordContact,
     ReferOmbudsman,
     RefuseEscalation,
     ReopenOnOrder,
     RequestEscalation,
     Respond,
+    Void,
+    VoidReason,
     Withdraw,
 )
 from models.case import (
@@ -47,6 +59,17 @@ DEFINITION = ComplaintDefinition(
     outcomes_sought=("Repair the roof", "Compensation for damaged carpet"),
     responsible_for=("Roof repairs",), not_responsible_for=("Contents insurance",),
 )
+
+
+class Clock:
+    """A clock a test moves by hand (the case book reads time only through it)."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> dt.datetime:
+        """The time the test set."""
+        return self.at
 
 
 def new_case(**overrides: object) -> CaseFile:
@@ -77,6 +100,13 @@ def respond_to(case: CaseFile, by: str, *, action_id: str = "A1") -> Respond:
             action_id=action_id, description="Replace roof tiles",
             due_by=dt.date(2027, 1, 15)),),
     )
+
+
+def without_money(response: Respond) -> Respond:
+    """The response with no outstanding actions and no financial remedy (nothing to track)."""
+    return response.model_copy(update={
+        "outstanding_actions": (),
+        "remedies": tuple(r for r in response.remedies if r.kind is not RemedyKind.FINANCIAL)})
 
 
 #: How to reach each state from `received`: a list of action builders.
@@ -110,17 +140,35 @@ def path_to(state: ComplaintState) -> list:  # type: ignore[type-arg]
         S.STAGE2_RESPONDED: [ack, resp1, esc, ack2, resp2],
         S.WITH_OMBUDSMAN: [ack, resp1, esc, ack2, resp2, refer],
         S.CLOSED: [ack, resp1, lambda c: CompleteAction(by=STAGE1_HANDLER, action_id="A1"),
+                   lambda c: PayRemedy(by=STAGE1_HANDLER, stage=1, remedy=2,
+                                       paid_on=dt.date(2026, 11, 23), amount="150.00"),
                    lambda c: Close(by=STAGE1_HANDLER)],
-        S.WITHDRAWN: [ack, lambda c: Withdraw(by="staff-900")],
+        S.WITHDRAWN: [ack, lambda c: withdraw()],
+        S.VOIDED: [lambda c: void()],
     }
     return paths[state]
 
 
-def case_in(state: ComplaintState) -> ComplaintMachine:
-    """A machine whose case has been driven to ``state`` by valid actions."""
-    machine = ComplaintMachine(new_case())
+def withdraw() -> Withdraw:
+    """A withdrawal with the resident's reason and how they confirmed it."""
+    return Withdraw(by="staff-900", reason="The repair has been done",
+                    confirmed_via=Channel.EMAIL)
+
+
+def void() -> Void:
+    """Void a case lodged twice."""
+    return Void(by="staff-900", reason=VoidReason.DUPLICATE, explanation="Lodged twice by phone",
+                duplicate_of="CMP-2026-000100")
+
+
+def case_in(state: ComplaintState, *, casework: int = 2) -> ComplaintMachine:
+    """A machine whose case has been driven to ``state`` by valid actions (current rules)."""
+    machine = ComplaintMachine(new_case(), Limits(casework=casework))
     for build in path_to(state):
-        machine.apply(build(machine.case), AT)
+        action = build(machine.case)
+        if casework < 2 and isinstance(action, PayRemedy):
+            continue  # the first rules neither track payments nor need them to close
+        machine.apply(action, AT)
     assert machine.state is state
     return machine
 
@@ -130,6 +178,8 @@ def valid_action(trigger: str, machine: ComplaintMachine) -> Action:
     case = machine.case
     handler = STAGE2_HANDLER if case.stage == 2 else STAGE1_HANDLER
     open_ids = [a.action.action_id for a in case.open_actions()]
+    unpaid = case.unpaid_remedies()
+    open_orders = [o.order_id for o in case.open_orders()]
     builders = {
         "acknowledge": lambda: Acknowledge(by=STAGE1_HANDLER, handler_id=STAGE1_HANDLER,
                                            definition=DEFINITION),
@@ -151,7 +201,7 @@ def valid_action(trigger: str, machine: ComplaintMachine) -> Action:
                                                 summary="Called to agree a visit"),
         "complete_action": lambda: CompleteAction(by=handler,
                                                   action_id=open_ids[0] if open_ids else "A1"),
-        "withdraw": lambda: Withdraw(by="staff-900"),
+        "withdraw": withdraw,
         "refer_ombudsman": lambda: ReferOmbudsman(by="staff-900"),
         "reopen_on_order": lambda: ReopenOnOrder(
             by="staff-900",
@@ -159,5 +209,29 @@ def valid_action(trigger: str, machine: ComplaintMachine) -> Action:
                    else OmbudsmanOrderKind.ESCALATE_TO_STAGE2),
             details="Ombudsman order 2026/123"),
         "close": lambda: Close(by=handler),
+        "delay_action": lambda: DelayAction(
+            by=handler, action_id=open_ids[0] if open_ids else "A1",
+            revised_due=dt.date(2027, 3, 1), reason="The roofer is booked later"),
+        "pay_remedy": lambda: PayRemedy(
+            by=handler, stage=unpaid[0][0] if unpaid else 1,
+            remedy=unpaid[0][1] if unpaid else 2, paid_on=dt.date(2026, 11, 23),
+            amount="150.00"),
+        "void": void,
+        "ombudsman_contact": lambda: OmbudsmanContact(
+            by="staff-900", kind=OmbudsmanContactKind.ENQUIRY,
+            details="Dispute support asked when the response is due"),
+        "ombudsman_determination": lambda: OmbudsmanDetermination(
+            by="staff-900", finding=OmbudsmanFinding.COMPLAINT_HANDLING_FAILURE,
+            details="Late acknowledgement", orders=(OrderItem(
+                order_id=f"O{len(case.orders) + 1}", description="Pay £100",
+                due_by=dt.date(2027, 1, 31)),)),
+        "comply_order": lambda: ComplyOrder(
+            by="staff-900", order_id=open_orders[0] if open_orders else "O1",
+            evidence="Paid on 3 January"),
+        "reassign": lambda: Reassign(
+            by="staff-900", role=ReassignRole.HANDLER, to="staff-303",
+            reason="Handler on leave") if case.stage1_handler or case.stage2_handler
+        else Reassign(by="staff-900", role=ReassignRole.MANAGER, to="mgr-9",
+                      reason="Team change"),
     }
     return builders[trigger]()

@@ -65,6 +65,7 @@ from models.actions import (
     Close,
     CompleteAction,
     Extend,
+    PayRemedy,
     RequestEscalation,
 )
 from models.case import Party, PartyRole
@@ -399,7 +400,7 @@ def _case(view: CaseView | None) -> Any:
 
 
 #: A full lifecycle: both stages, an extension, remedies and actions, both actions
-#: completed, closed. Seven letters.
+#: completed, both payments made, closed. Seven letters (a payment sends none).
 LIFECYCLE: list[Step] = [
     ("acknowledge", lambda v: Acknowledge(by=STAGE1_HANDLER, handler_id=STAGE1_HANDLER,
                                           definition=DEFINITION)),
@@ -413,6 +414,10 @@ LIFECYCLE: list[Step] = [
     ("final_response", lambda v: respond_to(_case(v), STAGE2_HANDLER, action_id="A2")),
     ("complete_A1", lambda v: CompleteAction(by=STAGE2_HANDLER, action_id="A1")),
     ("complete_A2", lambda v: CompleteAction(by=STAGE2_HANDLER, action_id="A2")),
+    ("pay_1", lambda v: PayRemedy(by=STAGE2_HANDLER, stage=1, remedy=2, amount="150.00",
+                                  paid_on=london_date(_case(v).responses[-1].at))),
+    ("pay_2", lambda v: PayRemedy(by=STAGE2_HANDLER, stage=2, remedy=2, amount="150.00",
+                                  paid_on=london_date(_case(v).responses[-1].at))),
     ("close", lambda v: Close(by=STAGE2_HANDLER)),
 ]
 LETTERS_PER_LIFECYCLE = 7

@@ -329,24 +329,26 @@ def test_load_policy_prefers_the_landlord_folder(env: ActivityEnvironment,
 # --- calendar -------------------------------------------------------------------------
 
 
-def test_plan_deadline_over_christmas_2026_with_closure_days(env: ActivityEnvironment) -> None:
-    """Connexus, 5 WD from Mon 21 Dec 2026: 22, 23, 24 Dec, 4, 5 Jan, so due Tue 5 Jan 2027."""
-    # Not counted: 25 Dec, 28 Dec (Boxing Day observed), 29-31 Dec (closure), 1 Jan.
+def test_plan_deadline_over_christmas_2026_ignores_closure_days(env: ActivityEnvironment) -> None:
+    """Connexus, 5 WD from Mon 21 Dec 2026: 22, 23, 24, 29, 30 Dec, so due Wed 30 Dec."""
+    # Not counted: 25 Dec, 28 Dec (Boxing Day observed). Counted: the 29-31 Dec closure,
+    # which never lengthens a Code timescale.
     deadline = env.run(CalendarActivities().plan_deadline,
                        _plan(_policy("connexus"), dt.date(2026, 12, 21), working_days=5))
-    assert deadline.due == dt.date(2027, 1, 5)
-    assert deadline.ends_at == dt.datetime(2027, 1, 5, 23, 59, 59, 999000, tzinfo=dt.UTC)
-    # Two working days before 5 Jan: 4 Jan, then back past 1 Jan and 25-31 Dec to 24 Dec.
+    assert deadline.due == dt.date(2026, 12, 30)
+    assert deadline.ends_at == dt.datetime(2026, 12, 30, 23, 59, 59, 999000, tzinfo=dt.UTC)
+    # Two working days before 30 Dec: 29 Dec, then back past 28 and 25 Dec to 24 Dec.
     assert deadline.remind_at == dt.datetime(2026, 12, 24, 9, 0, tzinfo=dt.UTC)
-    # Two working days after 5 Jan: Thu 7 Jan, end of day.
-    assert deadline.escalate_at == dt.datetime(2027, 1, 7, 23, 59, 59, 999000, tzinfo=dt.UTC)
+    # Two working days after 30 Dec: 31 Dec, (1 Jan), Mon 4 Jan, end of day.
+    assert deadline.escalate_at == dt.datetime(2027, 1, 4, 23, 59, 59, 999000, tzinfo=dt.UTC)
     assert deadline.status is DeadlineStatus.PENDING
     assert (deadline.key, deadline.stage, deadline.provision) == ("stage1_acknowledgement", 1,
                                                                  "6.2")
 
 
-def test_plan_deadline_without_closure_days_is_earlier(env: ActivityEnvironment) -> None:
-    """Under code-2024 (no closure) the same 5 WD are 22, 23, 24, 29, 30 Dec: due 30 Dec."""
+def test_plan_deadline_is_the_same_with_or_without_closure_days(
+        env: ActivityEnvironment) -> None:
+    """Under code-2024 (no closure) the same 5 WD are due on the same day, 30 Dec."""
     deadline = env.run(CalendarActivities().plan_deadline,
                        _plan(_policy("code-2024"), dt.date(2026, 12, 21), working_days=5))
     assert deadline.due == dt.date(2026, 12, 30)

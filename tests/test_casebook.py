@@ -13,6 +13,7 @@ from models.case import ComplaintDefinition
 from models.events import CaseContext
 from models.letters import LetterKind
 from models.messages import DeadlineKind, DeadlineStatus, NotificationKind
+from tests.cases import Clock
 from tests.conftest import make_intake
 
 RECEIVED = dt.date(2026, 3, 2)  # a Monday
@@ -20,15 +21,6 @@ DEFINITION = ComplaintDefinition(summary="The roof leaks", points=("The roof lea
                                  outcomes_sought=("Repair it",),
                                  responsible_for=("Roof repairs",))
 
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, at: dt.datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> dt.datetime:
-        return self.at
 
 
 def opened(clock: Clock) -> CaseBook:

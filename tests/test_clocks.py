@@ -8,9 +8,10 @@ from sqlmodel import select
 
 from domain.lifecycle import CLOCKS, ComplaintState
 from models.actions import Acknowledge, Close, Withdraw
+from models.case import Channel
 from models.messages import DeadlineKind, DeadlineStatus
 from models.tables import NotificationRow
-from tests.cases import DEFINITION, STAGE1_HANDLER, respond_to
+from tests.cases import DEFINITION, STAGE1_HANDLER, respond_to, without_money
 from tests.conftest import Stack, make_intake
 from tests.test_workflow import advance_to, do, now_of, started, task_failures, view
 from workflows.complaint import SA_NEXT_DEADLINE, SA_STATE
@@ -35,8 +36,7 @@ async def test_closing_after_stage1_response_stops_early_contact(stack: Stack) -
         acknowledged = await view(handle)
         early = next(d for d in acknowledged.deadlines if d.kind is DeadlineKind.EARLY_CONTACT)
         assert early.status is DeadlineStatus.PENDING  # still running at stage 1
-        response = respond_to(acknowledged.case, STAGE1_HANDLER).model_copy(
-            update={"outstanding_actions": ()})
+        response = without_money(respond_to(acknowledged.case, STAGE1_HANDLER))
         responded = await do(handle, response)
         statuses = {d.kind: d.status for d in responded.deadlines}
         assert statuses[DeadlineKind.EARLY_CONTACT] is DeadlineStatus.CANCELLED
@@ -73,7 +73,8 @@ async def test_withdrawing_with_a_breach_stops_telling_the_lead(stack: Stack) ->
         await advance_to(stack, handle, ack.ends_at + timedelta(minutes=1))
         breached = await view(handle)
         assert breached.overdue is True
-        withdrawn = await do(handle, Withdraw(by=STAGE1_HANDLER))
+        withdrawn = await do(handle, Withdraw(by=STAGE1_HANDLER, reason="Sorted out",
+                                              confirmed_via=Channel.PHONE))
         assert withdrawn.overdue is False
         await advance_to(stack, handle, ack.escalate_at + timedelta(days=3))
         later = await view(handle)

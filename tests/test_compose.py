@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -359,8 +360,21 @@ def test_dockerfile_base_and_install(dockerfile: list[tuple[str, str]]) -> None:
     assert not any("[dev]" in a for a in installs), "dev extras belong in CI, not the image"
 
 
-@pytest.mark.parametrize("source", ["complaints/", "workflows/", "activities/", "models/",
-                                    "pyproject.toml", "README.md"])
+def _first_party_packages() -> list[str]:
+    """The packages ``pip install .`` installs (pyproject's ``include``), as ``name/``."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    return sorted(f"{p.rstrip('*')}/" for p in patterns)
+
+
+def test_every_installed_package_is_a_folder() -> None:
+    """Each package pyproject installs exists, so the list below cannot silently shrink."""
+    packages = _first_party_packages()
+    assert "domain/" in packages and "workflows/" in packages
+    assert all((ROOT / p / "__init__.py").is_file() for p in packages), packages
+
+
+@pytest.mark.parametrize("source", [*_first_party_packages(), "pyproject.toml", "README.md"])
 def test_dockerfile_copies_existing_sources(dockerfile: list[tuple[str, str]],
                                             source: str) -> None:
     """The Dockerfile copies this path into the image, and it exists in the repository."""

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"complaints", "parties", "adjustments", "letters", "deliveries", "extensions",
           "ombudsman_details", "notifications", "remedies", "actions", "deadlines",
           "audit_events", "references", "responses", "refusals", "notification_deliveries",
-          "case_records"}
+          "case_records", "case_documents", "contact_restrictions",
+          "contact_restriction_history", "case_triage", "staff"}
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_upgrade_is_repeatable_and_keeps_data(db_url: str) -> None:
     with session_factory(engine)() as session:
         rows = session.exec(select(ComplaintRow)).all()
     engine.dispose()
-    assert current_revision(db_url) == head_revision() == "0006"
+    assert current_revision(db_url) == head_revision() == "0008"
     assert [r.reference for r in rows] == ["CMP-2026-000001"]
 
 

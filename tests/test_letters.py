@@ -162,6 +162,16 @@ _SPECIFIC: dict[LetterKind, dict[str, Any]] = {
         "revised_due": dt.date(2026, 4, 10),
         "note": "The roofer needs scaffolding, which cannot be put up until 6 April.",
     },
+    LetterKind.WITHDRAWAL_CONFIRMATION: {
+        "withdrawn_on": dt.date(2026, 3, 2),
+        "confirmed_via": "by email",
+        "reason": "The repair has been done and I am happy with it.",
+    },
+    LetterKind.HANDLER_CHANGED: {
+        "stage": 1,
+        "handler": "Sam Patel, Complaints Officer",
+        "handler_contact": "sam.patel@example.invalid, 01234 567890",
+    },
 }
 
 
@@ -229,6 +239,9 @@ def test_html_contains_every_required_element(kind: LetterKind, template_set: st
      {"5.11 ground 1", "5.11 ground 2", "5.11 explanation", "5.11 right to ombudsman"}),
     (LetterKind.ACTION_UPDATE,
      {"6.6 action", "6.6 status", "7.3 revised due", "6.6 note"}),
+    (LetterKind.WITHDRAWAL_CONFIRMATION,
+     {"5.12 withdrawn on", "5.12 confirmed via", "5.12 reason", "3.7 ombudsman phone"}),
+    (LetterKind.HANDLER_CHANGED, {"5.9 handler", "5.9 handler contact"}),
 ])
 def test_required_elements_cover_the_code(kind: LetterKind, labels: set[str]) -> None:
     """Each kind lists the Code provisions it must satisfy."""
@@ -593,3 +606,18 @@ def test_letter_round_trips_through_the_union(kind: LetterKind) -> None:
     assert type(again) is type(letter)
     assert again == letter
     assert again.kind == kind
+
+
+@pytest.mark.parametrize("template_set", ["default", "connexus"])
+def test_not_upheld_with_a_remedy_says_what_went_wrong(template_set: str) -> None:
+    """A not-upheld response that remedies our own handling never says we did nothing wrong."""
+    apology = Remedy(kind=RemedyKind.APOLOGY, description="We apologise for the late reply")
+    letter = make_letter(LetterKind.STAGE1_RESPONSE, decision=Decision.NOT_UPHELD,
+                         remedies=(apology,))
+    rendered = render_letter(letter, template_set)
+    for body in (rendered.text, _html_text(rendered.html)):
+        assert "did not handle it as well as we should have" in body
+        assert "not found that we did anything wrong" not in body
+    bare = render_letter(make_letter(LetterKind.STAGE1_RESPONSE, decision=Decision.NOT_UPHELD,
+                                     remedies=()), template_set)
+    assert "not found that we did anything wrong" in bare.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from models.actions import (
     Decline,
     Extend,
     OmbudsmanOrderKind,
+    PayRemedy,
     RefuseEscalation,
     ReopenOnOrder,
     Respond,
@@ -48,37 +50,62 @@ SAME = "same"
 EXPECTED: dict[ComplaintState, dict[str, str]] = {
     S.RECEIVED: {"acknowledge": S.STAGE1_INVESTIGATING, "decline": S.DECLINED,
                  "add_issue": SAME, "record_contact": SAME, "withdraw": S.WITHDRAWN,
-                 "refer_ombudsman": S.WITH_OMBUDSMAN},
+                 "refer_ombudsman": S.WITH_OMBUDSMAN, "void": S.VOIDED, "reassign": SAME},
     S.DECLINED: {"record_contact": SAME, "refer_ombudsman": S.WITH_OMBUDSMAN,
                  "reopen_on_order": S.RECEIVED},
     S.STAGE1_INVESTIGATING: {"extend": S.STAGE1_EXTENDED, "respond": S.STAGE1_RESPONDED,
                              "add_issue": SAME, "record_contact": SAME,
-                             "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN},
+                             "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN,
+                             "decline": S.DECLINED, "void": S.VOIDED, "reassign": SAME},
     S.STAGE1_EXTENDED: {"extend": S.STAGE1_EXTENDED, "respond": S.STAGE1_RESPONDED,
                         "add_issue": SAME, "record_contact": SAME, "withdraw": S.WITHDRAWN,
-                        "refer_ombudsman": S.WITH_OMBUDSMAN},
+                        "refer_ombudsman": S.WITH_OMBUDSMAN, "decline": S.DECLINED,
+                        "void": S.VOIDED, "reassign": SAME},
     S.STAGE1_RESPONDED: {"request_escalation": S.STAGE2_REQUESTED, "add_issue": SAME,
                          "record_contact": SAME, "complete_action": SAME,
                          "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN,
-                         "close": "refused: 7.3"},
+                         "close": "refused: 7.3", "reopen_on_order": S.STAGE2_REQUESTED,
+                         "delay_action": SAME, "pay_remedy": SAME, "void": S.VOIDED,
+                         "reassign": SAME},
     S.STAGE2_REQUESTED: {"refuse_escalation": S.CLOSED,
                          "acknowledge_escalation": S.STAGE2_REVIEWING, "add_issue": SAME,
                          "record_contact": SAME, "complete_action": SAME,
-                         "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN},
+                         "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN,
+                         "delay_action": SAME, "pay_remedy": SAME, "void": S.VOIDED,
+                         "reassign": SAME},
     S.STAGE2_REVIEWING: {"extend": S.STAGE2_EXTENDED, "respond": S.STAGE2_RESPONDED,
                          "add_issue": SAME, "record_contact": SAME, "complete_action": SAME,
-                         "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN},
+                         "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN,
+                         "delay_action": SAME, "pay_remedy": SAME, "void": S.VOIDED,
+                         "reassign": SAME},
     S.STAGE2_EXTENDED: {"extend": S.STAGE2_EXTENDED, "respond": S.STAGE2_RESPONDED,
                         "add_issue": SAME, "record_contact": SAME, "complete_action": SAME,
-                        "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN},
+                        "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN,
+                        "delay_action": SAME, "pay_remedy": SAME, "void": S.VOIDED,
+                        "reassign": SAME},
     S.STAGE2_RESPONDED: {"add_issue": SAME, "record_contact": SAME, "complete_action": SAME,
-                         "refer_ombudsman": S.WITH_OMBUDSMAN, "close": "refused: 7.3"},
+                         "refer_ombudsman": S.WITH_OMBUDSMAN, "close": "refused: 7.3",
+                         "delay_action": SAME, "pay_remedy": SAME, "void": S.VOIDED,
+                         "reassign": SAME},
     S.WITH_OMBUDSMAN: {"record_contact": SAME, "complete_action": SAME,
-                       "reopen_on_order": "refused: 5.11", "close": "refused: 7.3"},
+                       "reopen_on_order": "refused: already at stage 2",
+                       "close": "refused: 7.3", "delay_action": SAME, "pay_remedy": SAME,
+                       "reassign": SAME},
     S.CLOSED: {"record_contact": SAME, "complete_action": "refused: no open action",
-               "refer_ombudsman": S.WITH_OMBUDSMAN, "reopen_on_order": "refused: 5.11"},
+               "refer_ombudsman": S.WITH_OMBUDSMAN, "reopen_on_order": S.STAGE2_REQUESTED,
+               "request_escalation": S.STAGE2_REQUESTED,
+               "delay_action": "refused: no open action",
+               "pay_remedy": "refused: already recorded as paid"},
     S.WITHDRAWN: {"record_contact": SAME},
+    S.VOIDED: {"record_contact": SAME},
 }
+#: The Ombudsman's contact, determinations and orders: wherever a case is live or answered.
+_OMBUDSMAN = {"ombudsman_contact": SAME, "ombudsman_determination": SAME,
+              "comply_order": "refused: no open Ombudsman order"}
+for _state in (*(s for s in S if s not in (S.WITHDRAWN, S.VOIDED, S.WITH_OMBUDSMAN)),):
+    EXPECTED[_state] |= _OMBUDSMAN
+# With the Ombudsman investigating, its enquiries are part of the investigation.
+EXPECTED[S.WITH_OMBUDSMAN] |= {k: v for k, v in _OMBUDSMAN.items() if k != "ombudsman_contact"}
 PAIRS = [(state, trigger) for state in S for trigger in TRIGGERS]
 
 
@@ -263,11 +290,16 @@ def test_declined_complaint_reopened_on_order_goes_back_to_received() -> None:
 
 
 def test_close_after_actions_completed() -> None:
-    """Code 7.3: once every action is complete the case may close."""
+    """Code 7.3: once every action is complete and every payment made the case may close."""
     machine = case_in(S.STAGE2_RESPONDED)
     for record in list(machine.case.open_actions()):
         machine.apply(CompleteAction(by="s", action_id=record.action.action_id), AT)
     assert machine.case.open_actions() == []
+    reason = machine.refusal(Close(by="s"))
+    assert reason is not None and "stage 1 remedy 2, stage 2 remedy 2" in reason
+    for stage in (1, 2):
+        machine.apply(PayRemedy(by="s", stage=stage, remedy=2, paid_on=AT.date(),
+                                amount=Decimal("150.00")), AT)
     machine.apply(Close(by="s"), AT)
     assert machine.state is S.CLOSED and machine.case.closed_at == AT
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from complaints.policies import (
@@ -137,4 +139,6 @@ def test_policy_file_with_closure_days_loads(tmp_path) -> None:  # type: ignore[
         '[escalation_window]\nlength = 20\nunit = "working_days"\n', encoding="utf-8")
     policy = load_compliant_policy(path)
     assert policy.nation is Nation.SCOTLAND
-    assert [d.isoformat() for d in policy.non_working_days()] == ["2026-06-15", "2026-12-24"]
+    assert policy.closure_days == (dt.date(2026, 12, 24),)
+    # Closure days never lengthen a Code timescale: only the one-off bank holiday counts.
+    assert [d.isoformat() for d in policy.non_working_days()] == ["2026-06-15"]

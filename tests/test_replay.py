@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -21,6 +22,9 @@ def test_there_are_histories_of_finished_cases() -> None:
     scenarios = {"both_stages", "declined", "breached_then_withdrawn", "window_lapsed"}
     assert scenarios <= names  # the first workflow type, ComplaintWorkflow
     assert {f"complaint_{n}" for n in scenarios | {"refused_then_breached"}} <= names
+    # Casework revision 2 (behind CASEWORK_PATCH): late escalations, follow-through, voids.
+    assert {f"complaint_r2_{n}" for n in scenarios | {"late_escalation", "follow_through",
+                                                      "voided"}} <= names
     for path in HISTORIES:
         events = json.loads(path.read_text(encoding="utf-8"))["events"]
         assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED", path.name
@@ -34,3 +38,23 @@ async def test_history_replays(path: Path) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+def test_only_revision_2_histories_carry_its_patch_marker() -> None:
+    """Cases recorded before casework revision 2 have no marker, so they replay the old rules."""
+    from domain.lifecycle import CASEWORK_PATCH
+
+    for path in HISTORIES:
+        marked = CASEWORK_PATCH in patch_ids(path)
+        assert marked == path.stem.startswith("complaint_r2_"), path.name
+
+
+def patch_ids(path: Path) -> set[str]:
+    """The ids of the patch markers recorded in a saved history."""
+    ids = set()
+    for event in json.loads(path.read_text(encoding="utf-8"))["events"]:
+        marker = event.get("markerRecordedEventAttributes", {})
+        if marker.get("markerName") == "core_patch":
+            for payload in marker["details"]["patch-data"]["payloads"]:
+                ids.add(json.loads(base64.b64decode(payload["data"]))["id"])
+    return ids

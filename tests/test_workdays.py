@@ -388,14 +388,14 @@ def _policy(nation: Nation, closure: Iterable[date], one_off: Iterable[date]) ->
     )
 
 
-def test_for_policy_uses_nation_closure_days_and_one_off_holidays() -> None:
-    """A policy's closure days and one-off bank holidays are both non-working."""
+def test_for_policy_counts_one_off_holidays_but_never_closure_days() -> None:
+    """A policy's one-off bank holidays are non-working; its closure days never lengthen a date."""
     policy = _policy(ENG, SHUTDOWN_2025, [date(2026, 1, 2)])
     calendar = WorkingCalendar.for_policy(policy)
     assert calendar.nation is ENG
-    assert calendar.extra_non_working == frozenset(SHUTDOWN_2025) | {date(2026, 1, 2)}
-    # Tue 23 Dec (1), shutdown, 1 and 2 Jan closed, Mon 5 .. Thu 8 (2-5).
-    assert calendar.add_working_days(date(2025, 12, 22), 5) == date(2026, 1, 8)
+    assert calendar.extra_non_working == {date(2026, 1, 2)}
+    # Tue 23 (1), Wed 24 (2), 25-26 Dec bank holidays, Mon 29 (3), Tue 30 (4), Wed 31 (5).
+    assert calendar.add_working_days(date(2025, 12, 22), 5) == date(2025, 12, 31)
     assert WorkingCalendar.for_policy(_policy(SCT, (), ())) == WorkingCalendar(SCT)
 
 

@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         validation_fields,
     )
     from domain.deadlines import london_date
-    from domain.lifecycle import TRIGGERS, ComplaintState
+    from domain.lifecycle import CASEWORK_PATCH, TRIGGERS, ComplaintState
     from models.actions import (
         ACTION_BY_TRIGGER,
         Acknowledge,
@@ -61,14 +61,21 @@ with workflow.unsafe.imports_passed_through():
         AddIssue,
         Close,
         CompleteAction,
+        ComplyOrder,
         Decline,
+        DelayAction,
         Extend,
+        OmbudsmanContact,
+        OmbudsmanDetermination,
+        PayRemedy,
+        Reassign,
         RecordContact,
         ReferOmbudsman,
         RefuseEscalation,
         ReopenOnOrder,
         RequestEscalation,
         Respond,
+        Void,
         Withdraw,
     )
     from models.events import (
@@ -134,7 +141,10 @@ class ComplaintWorkflow:
     @workflow.init
     def __init__(self, input: CaseInput) -> None:
         self.intake = input.intake
-        self.book = CaseBook(input.intake, input.carried, workflow.now)
+        # Decided once per run, before any handler (validators may not call patched()):
+        # cases that started before casework revision 2 replay and carry on without it.
+        casework = 2 if workflow.patched(CASEWORK_PATCH) else 1
+        self.book = CaseBook(input.intake, input.carried, workflow.now, casework=casework)
         self._awaited: set[int] = set()  # events an update waits on ...
         self._sent: dict[int, tuple[str, ...]] = {}  # ... and the letters they sent
         self._search: dict[str, Any] = {}
@@ -339,6 +349,69 @@ class ComplaintWorkflow:
 
     @close.validator
     def _close_allowed(self, action: Close) -> None:
+        self._validate(action)
+
+    @workflow.update
+    async def delay_action(self, action: DelayAction) -> ActionResult:
+        """Report an outstanding action delayed, with its revised date; tell the resident."""
+        return await self._act(action)
+
+    @delay_action.validator
+    def _delay_action_allowed(self, action: DelayAction) -> None:
+        self._validate(action)
+
+    @workflow.update
+    async def pay_remedy(self, action: PayRemedy) -> ActionResult:
+        """Record a financial remedy paid (7.3): its payment deadline is met."""
+        return await self._act(action)
+
+    @pay_remedy.validator
+    def _pay_remedy_allowed(self, action: PayRemedy) -> None:
+        self._validate(action)
+
+    @workflow.update
+    async def void(self, action: Void) -> ActionResult:
+        """Void a duplicate, a merged case or one created in error: no letter, not counted."""
+        return await self._act(action)
+
+    @void.validator
+    def _void_allowed(self, action: Void) -> None:
+        self._validate(action)
+
+    @workflow.update
+    async def reassign(self, action: Reassign) -> ActionResult:
+        """Move the handler (the resident is written to) or the manager to someone else."""
+        return await self._act(action)
+
+    @reassign.validator
+    def _reassign_allowed(self, action: Reassign) -> None:
+        self._validate(action)
+
+    @workflow.update
+    async def ombudsman_contact(self, action: OmbudsmanContact) -> ActionResult:
+        """Record an Ombudsman enquiry or instruction; the case's own clocks carry on."""
+        return await self._act(action)
+
+    @ombudsman_contact.validator
+    def _ombudsman_contact_allowed(self, action: OmbudsmanContact) -> None:
+        self._validate(action)
+
+    @workflow.update
+    async def ombudsman_determination(self, action: OmbudsmanDetermination) -> ActionResult:
+        """Record the Ombudsman's determination; each order is tracked to its due date."""
+        return await self._act(action)
+
+    @ombudsman_determination.validator
+    def _ombudsman_determination_allowed(self, action: OmbudsmanDetermination) -> None:
+        self._validate(action)
+
+    @workflow.update
+    async def comply_order(self, action: ComplyOrder) -> ActionResult:
+        """Record compliance with an Ombudsman order or instruction, with the evidence."""
+        return await self._act(action)
+
+    @comply_order.validator
+    def _comply_order_allowed(self, action: ComplyOrder) -> None:
         self._validate(action)
 
     @workflow.update

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Select,
     and_,
@@ -30,6 +31,8 @@ from complaints.reports.queries import (
     ACTIONS,
     COMPLAINTS,
     EXTENSIONS,
+    NOT_VOIDED,
+    RESPONSES,
     A,
     C,
     E,
@@ -43,7 +46,7 @@ from complaints.reports.queries import (
     within_extension,
 )
 from complaints.workdays import WorkingCalendar
-from models.tables import LetterRow, OmbudsmanDetailsRow, RefusalRow
+from models.tables import AuditRow, LetterRow, OmbudsmanDetailsRow, RefusalRow
 
 __all__ = ["evidence_pack"]
 
@@ -85,7 +88,7 @@ def _records(db: Connection, options: ReportOptions) -> EvidenceItem:
             missing.append(responses_in_period(options, R.reference, R.stage, R.responded_on)
                            .where(R.stage == stage, ~letter))
     logged = db.execute(select(func.count()).where(
-        C.policy_name == options.policy.name,
+        C.policy_name == options.policy.name, NOT_VOIDED,
         C.received_on.between(options.period.start, options.period.end))).scalar_one()
     listed: list[ExceptionRow] = []
     if missing:
@@ -117,7 +120,8 @@ def _acknowledged(db: Connection, options: ReportOptions, stage: int) -> Evidenc
         declined = C.escalation_refused == true()
         eligible = ~declined
         limit_days = options.policy.limits.stage2_acknowledgement
-    mine = and_(C.policy_name == options.policy.name, start.between(period.start, period.end))
+    mine = and_(C.policy_name == options.policy.name, NOT_VOIDED,
+                start.between(period.start, period.end))
     acked = and_(done.is_not(None), done <= as_of, eligible)
     late = and_(acked, done > due)
     overdue = and_(or_(done.is_(None), done > as_of), ~declined, eligible,
@@ -224,8 +228,26 @@ def _ombudsman_given(db: Connection, options: ReportOptions, stage: int) -> Evid
 
 
 def _different_person(db: Connection, options: ReportOptions) -> EvidenceItem:
-    """6.13: stage 2 handled by someone other than the stage 1 handler."""
-    same = or_(C.stage2_handler == C.stage1_handler, R.by == C.stage1_handler)
+    """6.13: stage 2 handled by someone not involved at stage 1.
+
+    The same test as the workflow's: nobody who acknowledged, handled, extended or answered
+    stage 1 acknowledges or answers stage 2 (staff ids compared without regard to case).
+    """
+    stage1 = RESPONSES.alias("stage1")
+    audit = AuditRow.__table__.c  # type: ignore[attr-defined]
+
+    def involved(who: Any) -> ColumnElement[bool]:
+        person = func.lower(who)
+        return or_(
+            person == func.lower(C.stage1_handler),
+            exists().where(stage1.c.reference == R.reference, stage1.c.stage == 1,
+                           func.lower(stage1.c.by) == person),
+            exists().where(E.reference == R.reference, E.stage == 1,
+                           func.lower(E.granted_by) == person),
+            exists().where(audit.reference == R.reference, audit.action == "acknowledge",
+                           audit.accepted == true(), func.lower(audit.by) == person))
+
+    same = or_(involved(C.stage2_handler), involved(R.by))
     cases, met = db.execute(responses_in_period(options, func.count(), count_if(~same),
                                                 complaints=True).where(R.stage == 2)).one()
     listed = _exceptions(db, responses_in_period(options, R.reference, C.stage1_handler,
@@ -233,7 +255,7 @@ def _different_person(db: Connection, options: ReportOptions) -> EvidenceItem:
                          .where(R.stage == 2, same).order_by(R.responded_on, R.reference),
                          options.limit, lambda r: ExceptionRow(reference=r[0], detail=(
                              f"stage 1 handled by {r[1]}; stage 2 acknowledged by {r[2]} "
-                             f"and answered by {r[3]}")))
+                             f"and answered by {r[3]}, someone involved at stage 1")))
     return _item("6.13", "Stage 2 by a different person",
                  "The stage 2 review is handled by someone not involved at stage 1.",
                  "stage 2 responses issued in the period", int(cases), int(met),

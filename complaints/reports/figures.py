@@ -51,6 +51,7 @@ from complaints.reports.model import (
 from complaints.reports.queries import (
     ACTIONS,
     EXTENSIONS,
+    NOT_VOIDED,
     REFUSALS,
     REMEDIES,
     A,
@@ -77,8 +78,9 @@ __all__ = ["METHOD", "ReportOptions", "build_report", "scoped", "within_base",
 METHOD: list[str] = [
     "Source: the complaints database written by the workflow's activities (one row per "
     "complaint, one per stage response with its due dates, one per refusal ground). Dates "
-    "are Europe/London calendar dates; working days follow the policy's calendar "
-    "(Monday-Friday less the nation's bank holidays and the landlord's closure days).",
+    "are Europe/London calendar dates; working days are Monday-Friday less the nation's "
+    "bank holidays (and any one-off bank holiday the policy lists); a landlord's closure "
+    "days never lengthen a Code timescale.",
     "Period: complaints are counted by the date received, stage 2 complaints by the date "
     "escalation was requested, responses by the date issued (the Regulator's CH02 counts "
     "responses issued in the year), refusals by the date decided, remedies with the "
@@ -127,16 +129,16 @@ METHOD: list[str] = [
 
 
 def _complaints(options: ReportOptions, *columns: Any) -> Select[Any]:
-    """SELECT ``columns`` FROM the policy's complaints received in the period."""
+    """SELECT ``columns`` FROM the policy's complaints received in the period (not voided)."""
     period = options.period
-    return (select(*columns).where(C.policy_name == options.policy.name,
+    return (select(*columns).where(C.policy_name == options.policy.name, NOT_VOIDED,
                                    C.received_on.between(period.start, period.end)))
 
 
 def _escalations(options: ReportOptions, *columns: Any) -> Select[Any]:
-    """SELECT ``columns`` FROM the policy's complaints escalated in the period."""
+    """SELECT ``columns`` FROM the policy's complaints escalated in the period (not voided)."""
     period = options.period
-    return (select(*columns).where(C.policy_name == options.policy.name,
+    return (select(*columns).where(C.policy_name == options.policy.name, NOT_VOIDED,
                                    C.escalation_requested_on.between(period.start,
                                                                      period.end)))
 

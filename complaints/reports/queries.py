@@ -98,6 +98,10 @@ def within_extension() -> ColumnElement[bool]:
                and_(R.extension_within_code == true(), R.responded_on <= R.due_final))
 
 
+#: Voided cases (duplicates, merged, created in error) are not complaints: never counted.
+NOT_VOIDED = C.state != "voided"
+
+
 def scoped(options: ReportOptions, table: Any, reference: Any, *columns: Any,
            complaints: bool = False) -> Select[Any]:
     """SELECT ``columns`` FROM ``table``, keeping to the policy's complaints.

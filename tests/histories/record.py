@@ -29,10 +29,17 @@ from models.actions import (
     Close,
     CompleteAction,
     Decline,
+    DelayAction,
+    PayRemedy,
+    Reassign,
+    ReassignRole,
+    RefuseEscalation,
     RequestEscalation,
+    Void,
+    VoidReason,
     Withdraw,
 )
-from models.case import ExclusionGround
+from models.case import Channel, ExclusionGround, RemedyKind
 from models.events import ActionResult
 from models.messages import CaseView
 from tests.cases import STAGE1_HANDLER, STAGE2_HANDLER, path_to, respond_to
@@ -65,7 +72,17 @@ async def both_stages(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
     await _do(handle, respond_to((await _view(handle)).case, STAGE2_HANDLER, action_id="A2"))
     for action_id in ("A1", "A2"):
         await _do(handle, CompleteAction(by=STAGE2_HANDLER, action_id=action_id))
+    await _pay_all(handle)
     await _do(handle, Close(by=STAGE2_HANDLER))
+
+
+async def _pay_all(handle: WorkflowHandle[Any, Any]) -> None:
+    """Record every financial remedy paid (casework revision 2 closes only then)."""
+    view = await _view(handle)
+    for stage, number in view.case.unpaid_remedies():
+        await _do(handle, PayRemedy(by=STAGE2_HANDLER, stage=stage, remedy=number,
+                                    amount="150.00", paid_on=london_date(
+                                        view.case.responses[-1].at)))
 
 
 async def declined(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
@@ -77,17 +94,57 @@ async def declined(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
 async def breached_then_withdrawn(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
     """The acknowledgement deadline breached and escalated, then the resident withdrew."""
     await stack.env.fast_forward(handle, timedelta(days=14))
-    await _do(handle, Withdraw(by="staff-900"))
+    await _do(handle, Withdraw(by="staff-900", reason="Resolved", confirmed_via=Channel.PHONE))
 
 
 async def window_lapsed(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
     """Stage 1 answered with no actions; the escalation window lapsed and closed it."""
     for build in path_to(S.STAGE1_INVESTIGATING):
         await _do(handle, build((await _view(handle)).case))
-    response = respond_to((await _view(handle)).case, STAGE1_HANDLER).model_copy(
-        update={"outstanding_actions": ()})
+    response = _no_actions_or_money(respond_to((await _view(handle)).case, STAGE1_HANDLER))
     await _do(handle, response)
     await stack.env.fast_forward(handle, timedelta(days=40))
+
+
+def _no_actions_or_money(response: Any) -> Any:
+    """A response with no outstanding actions and no payment to make."""
+    return response.model_copy(update={
+        "outstanding_actions": (),
+        "remedies": tuple(r for r in response.remedies if r.kind is not RemedyKind.FINANCIAL)})
+
+
+async def late_escalation(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """Closed when the window lapsed; a late request, refused on the window ground."""
+    await window_lapsed(stack, handle)
+    view = await _view(handle)
+    assert view.case.closed_at is not None
+    await _do(handle, RequestEscalation(by="staff-900", requested_on=london_date(
+        view.case.closed_at) + timedelta(days=1)))
+    await _do(handle, RefuseEscalation(by="staff-900",
+                                       grounds=(ExclusionGround.OUTSIDE_ESCALATION_WINDOW,),
+                                       explanation="Asked after the window had closed"))
+
+
+async def follow_through(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """Handler reassigned, an action delayed then done, the payment made, closed."""
+    for build in path_to(S.STAGE1_INVESTIGATING):
+        await _do(handle, build((await _view(handle)).case))
+    await _do(handle, Reassign(by="mgr-7", role=ReassignRole.HANDLER, to="staff-303",
+                               reason="Leave"))
+    view = await _do(handle, respond_to((await _view(handle)).case, "staff-303"))
+    record = view.case.open_actions()[0]
+    await _do(handle, DelayAction(by="staff-303", action_id=record.action.action_id,
+                                  revised_due=record.due_by + timedelta(days=14),
+                                  reason="Parts are late"))
+    await _do(handle, CompleteAction(by="staff-303", action_id=record.action.action_id))
+    await _pay_all(handle)
+    await _do(handle, Close(by="staff-303"))
+
+
+async def voided(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """A duplicate, voided: no letter, no clocks."""
+    await _do(handle, Void(by="mgr-7", reason=VoidReason.DUPLICATE,
+                           explanation="Lodged twice", duplicate_of="CMP-2026-000001"))
 
 
 async def refused_then_breached(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
@@ -106,6 +163,9 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "breached_then_withdrawn": ("connexus", breached_then_withdrawn),
     "window_lapsed": ("code-2024", window_lapsed),
     "refused_then_breached": ("connexus", refused_then_breached),
+    "late_escalation": ("code-2024", late_escalation),
+    "follow_through": ("connexus", follow_through),
+    "voided": ("code-2024", voided),
 }
 
 

@@ -1,0 +1,133 @@
+"""Casework revision 2 through the real Complaint workflow on the dev server, time skipped."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+
+from domain.lifecycle import CASEWORK_PATCH
+from models.actions import (
+    Acknowledge,
+    DelayAction,
+    PayRemedy,
+    Reassign,
+    ReassignRole,
+    RefuseEscalation,
+    RequestEscalation,
+    Respond,
+    Void,
+    VoidReason,
+    Withdraw,
+)
+from models.case import Channel, Decision, ExclusionGround, PointFinding, Remedy, RemedyKind
+from models.messages import DeadlineKind, DeadlineStatus
+from models.tables import LetterRow, NotificationRow
+from tests.cases import DEFINITION, STAGE1_HANDLER, respond_to
+from tests.conftest import Stack, make_intake
+from tests.test_workflow import advance_to, do, drive, started, task_failures, view
+from workflows.complaint import ComplaintState, london_date
+
+S = ComplaintState
+
+
+def patch_markers(history: Any) -> str:
+    """Every marker recorded in a history, as text (patch markers name their patch id)."""
+    return "\n".join(str(e.marker_recorded_event_attributes) for e in history.events
+                     if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED)
+
+
+def letter_kinds(stack: Stack, reference: str) -> list[str]:
+    """The kinds of letter stored for a case, in order."""
+    with stack.session() as session:
+        rows = session.exec(select(LetterRow).where(LetterRow.reference == reference)
+                            .order_by(LetterRow.created_at)).all()
+    return [r.kind for r in rows]
+
+
+async def answered_without_actions(handle: WorkflowHandle[Any, Any]) -> None:
+    """Acknowledge and answer stage 1 with an apology only: the escalation window runs."""
+    await do(handle, Acknowledge(by=STAGE1_HANDLER, handler_id=STAGE1_HANDLER,
+                                 definition=DEFINITION))
+    await do(handle, Respond(
+        by=STAGE1_HANDLER, decision=Decision.UPHELD,
+        findings=tuple(PointFinding(point=p, finding="So", reason="The log")
+                       for p in DEFINITION.points),
+        remedies=(Remedy(kind=RemedyKind.APOLOGY, description="We apologise"),)))
+
+
+async def test_a_late_request_reopens_a_closed_case_and_can_be_refused(stack: Stack) -> None:
+    """The window lapses and closes the case; a late request is recorded, then refused."""
+    async with stack.worker():
+        handle = await stack.lodge(make_intake())
+        await started(handle)
+        await answered_without_actions(handle)
+        window = next(d for d in (await view(handle)).deadlines
+                      if d.kind is DeadlineKind.ESCALATION_WINDOW)
+        await advance_to(stack, handle, window.ends_at + dt.timedelta(days=2))
+        current = await view(handle)
+        assert current.state == "closed"
+        today = london_date(current.case.closed_at or window.ends_at) + dt.timedelta(days=1)
+        current = await do(handle, RequestEscalation(by="staff-900", requested_on=today))
+        assert current.state == "stage2_requested" and current.case.escalation_late
+        current = await do(handle, RefuseEscalation(
+            by="staff-900", grounds=(ExclusionGround.OUTSIDE_ESCALATION_WINDOW,),
+            explanation="The request came two days after the window closed"))
+        assert current.state == "closed"
+        history = await handle.fetch_history()
+        assert task_failures(history) == 0
+        assert CASEWORK_PATCH in patch_markers(history)
+    assert letter_kinds(stack, handle.id)[-1] == "escalation_refusal"
+    with stack.session() as session:
+        kinds = session.exec(select(NotificationRow.kind).where(
+            NotificationRow.reference == handle.id)).all()
+    assert "late_escalation" in kinds
+
+
+async def test_follow_through_delay_payment_and_reassignment(stack: Stack) -> None:
+    """A delay and a new handler write to the resident; a payment meets its deadline."""
+    async with stack.worker():
+        handle = await stack.lodge(make_intake())
+        await started(handle)
+        await drive(handle, S.STAGE1_INVESTIGATING)
+        await do(handle, Reassign(by="mgr-7", role=ReassignRole.HANDLER, to="staff-303",
+                                  reason="The handler is on leave"))
+        current = await do(handle, respond_to((await view(handle)).case, "staff-303"))
+        record = current.case.open_actions()[0]
+        current = await do(handle, DelayAction(
+            by="staff-303", action_id=record.action.action_id,
+            revised_due=record.due_by + dt.timedelta(days=14), reason="Parts are late"))
+        assert current.case.open_actions()[0].due_by == record.due_by + dt.timedelta(days=14)
+        current = await do(handle, PayRemedy(
+            by="staff-303", stage=1, remedy=2, amount=Decimal("150.00"),
+            paid_on=london_date(current.case.responses[-1].at)))
+        statuses = {d.key: d.status for d in current.deadlines}
+        assert statuses["remedy:1:2"] is DeadlineStatus.MET
+        assert statuses[f"action:{record.action.action_id}"] is DeadlineStatus.EXTENDED
+        assert task_failures(await handle.fetch_history()) == 0
+    assert letter_kinds(stack, handle.id) == [
+        "stage1_acknowledgement", "handler_changed", "stage1_response", "action_update"]
+
+
+async def test_withdrawal_is_confirmed_and_a_void_sends_nothing(stack: Stack) -> None:
+    """A withdrawal is confirmed in writing; a voided duplicate gets no letter, no clocks."""
+    async with stack.worker():
+        withdrawn = await stack.lodge(make_intake())
+        duplicate = await stack.lodge(make_intake())
+        await started(withdrawn)
+        await started(duplicate)
+        await drive(withdrawn, S.STAGE1_INVESTIGATING)
+        current = await do(withdrawn, Withdraw(by="mgr-7", reason="The repair is done",
+                                               confirmed_via=Channel.PHONE))
+        assert current.state == "withdrawn"
+        current = await do(duplicate, Void(by="mgr-7", reason=VoidReason.DUPLICATE,
+                                           explanation="Lodged twice by phone",
+                                           duplicate_of=withdrawn.id))
+        assert current.state == "voided" and current.next_deadline is None
+        assert all(d.status is not DeadlineStatus.PENDING for d in current.deadlines)
+    assert letter_kinds(stack, withdrawn.id)[-1] == "withdrawal_confirmation"
+    assert letter_kinds(stack, duplicate.id) == []
