@@ -14,6 +14,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 complaints \
     && useradd --system --uid 10001 --gid complaints --home-dir /app --shell /usr/sbin/nologin complaints
 
+# What WeasyPrint prints letters to PDF with (scripts/ensure_system_libs.sh installs the
+# same on a developer's machine): Pango, HarfBuzz's font subsetter and a font.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+       libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 
 # pyproject.toml names README.md as the package readme, so the build needs it.
@@ -27,7 +34,12 @@ COPY worker.py alembic.ini ./
 
 # Runtime dependencies only (no [dev] extras). The source stays in /app too:
 # `python worker.py` and alembic.ini are used from here.
+# Compiled once here: the worker runs from /app (not site-packages), PYTHONDONTWRITEBYTECODE
+# stops it writing .pyc, and Temporal's sandbox imports the workflow module afresh for every
+# case it runs, which would otherwise compile the source every time.
 RUN pip install --no-cache-dir . \
+    && python -m compileall -q /app/complaints /app/workflows /app/activities /app/models \
+       /app/domain /app/worker.py \
     && mkdir -p /data/outbox \
     && chown -R complaints:complaints /data
 # (a new named volume mounted on /data starts with this ownership)

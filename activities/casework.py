@@ -17,13 +17,14 @@ workflow worked out.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -32,9 +33,15 @@ from activities.letters import LetterActivities
 from activities.notifications import NotificationActivities
 from activities.policy import PolicyActivities
 from activities.records import RecordActivities, table_of
+from complaints.directory import StaffContact, describe_staff
 from complaints.workdays import WorkingCalendar, non_working_weekdays
-from domain.deadlines import london_date
-from models.actions import ACTION_BY_TRIGGER, Action
+from domain.deadlines import (
+    RecordedCalendar,
+    add_calendar_months,
+    escalation_window_length,
+    london_date,
+)
+from models.actions import ACTION_BY_TRIGGER, Action, AmendIntake
 from models.case import CaseFile, Party, PartyRole
 from models.events import (
     CalendarData,
@@ -64,6 +71,7 @@ from models.letters import (
 from models.messages import (
     CaseSnapshot,
     Deadline,
+    DeadlineKind,
     Intake,
     LetterReceipt,
     LetterRecord,
@@ -71,7 +79,7 @@ from models.messages import (
     RecordIntakeInput,
     SendLetterInput,
 )
-from models.policy import Policy
+from models.policy import EscalationWindowStart, Policy
 from models.tables import AdjustmentRow, AuditRow, CaseRecordRow, ComplaintRow, PartyRow
 
 __all__ = ["CaseworkActivities", "calendar_data"]
@@ -237,14 +245,17 @@ class CaseworkActivities:
                 parties: tuple[Party, ...] = ()
                 adjustments: tuple[str, ...] = ()
                 description = ""
+                staff: dict[str, StaffContact] = {}
                 if event.letters:
                     parties, adjustments, description = self._parties(connection,
                                                                        event.reference)
+                    staff = _staff_named(session, event, case)
                 if fresh:
                     session.commit()
             letters = []
             for spec in event.letters:
-                letter = _letter(spec, event, case, policy, parties, adjustments, description)
+                letter = _letter(spec, event, case, policy, parties, adjustments, description,
+                                 staff)
                 letters.append(self._send(spec, event, letter, policy, deliver, recorded))
                 if event.ombudsman_details and spec.kind is LetterKind.EXTENSION:
                     self._record_ombudsman(spec, event, case, policy, parties)
@@ -289,6 +300,8 @@ class CaseworkActivities:
             "deadlines_json": json.dumps(list(deadlines.values())), "event_seq": event.seq,
             "updated_at": event.at})
         self._audit(connection, event)
+        if event.action is not None and event.action.get("trigger") == "amend_intake":
+            self._amend_intake(connection, event)
         header = event.header
         self.records.apply_snapshot(session, CaseSnapshot(
             reference=event.reference, landlord=header.landlord,
@@ -321,6 +334,35 @@ class CaseworkActivities:
                 "to_state": entry.to_state, "accepted": entry.accepted, "detail": detail})
         if rows:
             connection.execute(_INSERT_AUDIT, rows)
+
+    @staticmethod
+    def _amend_intake(connection: Connection, event: CaseEvent) -> None:
+        """Replace the recorded parties and/or adjustments with the amendment's (3.6, 5.10).
+
+        In the event's own transaction, so a retried event replaces them again with the
+        same rows; what they were before is in the audit trail (the previous amendment or
+        the intake).
+        """
+        assert event.action is not None
+        amend = AmendIntake.model_validate(
+            {k: v for k, v in event.action.items() if k != "trigger"})
+        reference, today = event.reference, london_date(event.at)
+        if amend.parties is not None:
+            connection.execute(delete(_PARTY_ROWS).where(
+                _PARTY_ROWS.c.reference == reference))
+            connection.execute(insert(_PARTY_ROWS), [
+                {"reference": reference, "position": i, "role": p.role.value, "name": p.name,
+                 "address": "\n".join(p.address), "email": p.email, "phone": p.phone}
+                for i, p in enumerate(amend.parties, 1)])
+        if amend.adjustments is not None:
+            connection.execute(delete(_ADJUSTMENT_ROWS).where(
+                _ADJUSTMENT_ROWS.c.reference == reference))
+            if amend.adjustments:
+                connection.execute(insert(_ADJUSTMENT_ROWS), [
+                    {"reference": reference, "position": i, "description": a.description,
+                     "disability_disclosed": a.disability_disclosed, "recorded_on": today,
+                     "reviewed_on": today}
+                    for i, a in enumerate(amend.adjustments, 1)])
 
     @staticmethod
     def _parties(connection: Connection, reference: str) -> tuple[tuple[Party, ...],
@@ -375,22 +417,57 @@ def _action(event: CaseEvent) -> Action:
     return ACTION_BY_TRIGGER[str(event.action["trigger"])].model_validate(data)
 
 
+def _staff_named(session: Session, event: CaseEvent,
+                 case: CaseFile) -> dict[str, StaffContact]:
+    """The staff directory's entries for everyone a letter of ``event`` may name."""
+    ids = {case.stage1_handler, case.stage2_handler}
+    if event.action is not None:
+        ids |= {event.action.get("handler_id"), event.action.get("to")}
+    found = {}
+    for staff_id in ids:
+        if isinstance(staff_id, str) and (contact := describe_staff(session, staff_id)):
+            found[staff_id] = contact
+    return found
+
+
+def _named(staff_id: str, staff: dict[str, StaffContact]) -> str:
+    """A member of staff as a resident reads them: name and job title, else their id."""
+    contact = staff.get(staff_id)
+    return f"{contact.display_name}, {contact.job_title}" if contact else staff_id
+
+
+def _reach(staff_id: str, staff: dict[str, StaffContact]) -> str | None:
+    """How a resident reaches a member of staff, if the directory says."""
+    contact = staff.get(staff_id)
+    if contact is None:
+        return None
+    return ", ".join(x for x in (contact.email, contact.phone) if x) or None
+
+
 def _letter(spec: LetterSpec, event: CaseEvent, case: CaseFile, policy: Policy,
             parties: tuple[Party, ...], adjustments: tuple[str, ...],
-            description: str) -> Letter:
-    """Write the letter ``spec`` names from the record and the action it answers."""
+            description: str, staff: dict[str, StaffContact] | None = None) -> Letter:
+    """Write the letter ``spec`` names from the record and the action it answers.
+
+    Staff are named from the staff directory (``staff``) where it knows them.
+    """
+    staff = staff or {}
     action: Any = _action(event)
     today = london_date(event.at)
     base: dict[str, Any] = {
         "reference": event.reference, "landlord": policy.landlord,
         "landlord_contact": policy.landlord_contact, "recipients": parties,
         "letter_date": today, "signed_by": f"{policy.landlord} complaints team",
-        "ombudsman": policy.ombudsman}
+        "ombudsman": policy.ombudsman, "large_print": _large_print(adjustments)}
     kind = spec.kind
     if kind is LetterKind.STAGE1_ACKNOWLEDGEMENT:
         return Stage1Acknowledgement(
             **base, definition=action.definition, received_on=case.received_on,
-            response_due=spec.due, handler=action.handler_id, adjustments=adjustments)
+            response_due=spec.due, handler=_named(action.handler_id, staff),
+            adjustments=adjustments,
+            late_by_working_days=_late_by(
+                event, policy, DeadlineKind.STAGE1_ACKNOWLEDGEMENT, today,
+                start=case.received_on, limit=policy.limits.stage1_acknowledgement))
     if kind is LetterKind.EXCLUSION:
         return Exclusion(**base, grounds=action.grounds, explanation=action.explanation,
                          discretion_considered=action.discretion_considered,
@@ -423,14 +500,20 @@ def _letter(spec: LetterSpec, event: CaseEvent, case: CaseFile, policy: Policy,
                   "findings": action.findings, "remedies": action.remedies,
                   "outstanding_actions": outstanding}
         if spec.stage == 1:
-            return Stage1Response(**base, **common, escalation_window=policy.escalation_window)
+            return Stage1Response(**base, **common, escalation_window=policy.escalation_window,
+                                  escalation_deadline=_escalation_deadline(
+                                      event, policy, today, has_actions=bool(outstanding)))
         return FinalResponse(**base, **common)
     if kind is LetterKind.STAGE2_ACKNOWLEDGEMENT:
+        requested_on = case.escalation_requested_on or today
         return Stage2Acknowledgement(
-            **base, definition=action.definition,
-            escalation_requested_on=case.escalation_requested_on or today,
-            response_due=spec.due, reviewer=action.handler_id,
-            stage1_handler=case.stage1_handler, adjustments=adjustments)
+            **base, definition=action.definition, escalation_requested_on=requested_on,
+            response_due=spec.due, reviewer=_named(action.handler_id, staff),
+            stage1_handler=_named(case.stage1_handler, staff) if case.stage1_handler else None,
+            adjustments=adjustments,
+            late_by_working_days=_late_by(
+                event, policy, DeadlineKind.STAGE2_ACKNOWLEDGEMENT, today,
+                start=requested_on, limit=policy.limits.stage2_acknowledgement))
     if kind is LetterKind.ESCALATION_REFUSAL:
         return EscalationRefusal(
             **base, grounds=action.grounds, explanation=action.explanation,
@@ -453,8 +536,65 @@ def _letter(spec: LetterSpec, event: CaseEvent, case: CaseFile, policy: Policy,
         return WithdrawalConfirmation(**base, withdrawn_on=today, reason=action.reason,
                                       confirmed_via=f"by {channel}")
     if kind is LetterKind.HANDLER_CHANGED:
-        return HandlerChanged(**base, stage=1 if spec.stage == 1 else 2, handler=action.to)
+        return HandlerChanged(**base, stage=1 if spec.stage == 1 else 2,
+                              handler=_named(action.to, staff),
+                              handler_contact=_reach(action.to, staff))
     raise ApplicationError(f"no letter of kind {kind.value}", type="LetterMismatch",
                            non_retryable=True)
 
 
+#: The words in an agreed adjustment that ask for letters in large print (5.10).
+LARGE_PRINT = "large print"
+
+
+def _large_print(adjustments: tuple[str, ...]) -> bool:
+    """Whether an agreed reasonable adjustment asks for large print."""
+    return any(LARGE_PRINT in " ".join(a.casefold().replace("-", " ").split())
+               for a in adjustments)
+
+
+def _late_by(event: CaseEvent, policy: Policy, kind: DeadlineKind, today: dt.date, *,
+             start: dt.date, limit: int) -> int:
+    """How many working days after its due date an acknowledgement goes out (0: on time).
+
+    The due date is the acknowledgement deadline the workflow met with this event (the
+    latest of that kind: a case reopened on the Ombudsman's order has a new one); without
+    it, ``limit`` working days from ``start``, as the workflow plans it. A letter sent on
+    a non-working day after the due date is one working day late.
+    """
+    calendar = WorkingCalendar.for_policy(policy)
+    met = [d for d in event.deadlines if d.kind is kind]
+    try:
+        due = met[-1].due if met else calendar.add_working_days(start, limit)
+        if today <= due:
+            return 0
+        return max(1, calendar.working_days_between(due, today))
+    except ValueError:  # a date outside the calendar's years: say nothing rather than guess
+        return 0
+
+
+def _escalation_deadline(event: CaseEvent, policy: Policy, today: dt.date, *,
+                         has_actions: bool) -> dt.date | None:
+    """The last day to ask for stage 2, when the window runs from this stage 1 response.
+
+    The escalation window the workflow planned with this event, when it did; otherwise
+    the policy's window counted from ``today`` as the workflow counts it. None when the
+    window runs from actions still to be completed, or cannot be worked out.
+    """
+    window = policy.escalation_window
+    if window.runs_from is EscalationWindowStart.ACTIONS_COMPLETED and has_actions:
+        return None
+    planned = [d for d in event.deadlines
+               if d.kind is DeadlineKind.ESCALATION_WINDOW and d.stage == 1 and d.start == today]
+    if planned:
+        return planned[-1].due
+    length = escalation_window_length(policy)
+    if "calendar_months" in length:
+        return add_calendar_months(today, length["calendar_months"])
+    if "calendar_days" in length:
+        return today + dt.timedelta(days=length["calendar_days"])
+    try:
+        calendar = RecordedCalendar(calendar_data(policy, today.year, today.year + 1))
+        return calendar.add_working_days(today, length["working_days"])
+    except ValueError:  # outside the recorded years (OutsideCalendar): keep the words
+        return None

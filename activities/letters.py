@@ -1,11 +1,17 @@
-"""Sending letters to residents: render, store, deliver, each exactly once per letter id.
+"""Sending letters to residents: render, check, store, deliver, each once per letter id.
 
-A letter is rendered from its content model, stored (``LetterRow``: the record of
+A letter is rendered from its content model and checked against the Code: every element
+of ``letter.required_elements()`` must be in the plain text and in the HTML's visible
+text, whatever the landlord's templates (``complaints.letters.check_complete``); a letter
+that lacks one is neither stored nor sent (a non-retryable ``LetterIncomplete``, naming
+the missing provisions, never their values). A complete letter is printed to an
+accessible PDF (PDF/UA-1) and stored with it (``LetterRow``: the record of
 correspondence, Code 5.12), then delivered over every configured channel: always the
-outbox (a ``.txt`` and an ``.html`` file per letter, for printing and posting or for a
-document system to pick up) and, when a mailer is configured, an email to every recipient
-who has an address. Each delivery is recorded (``DeliveryRow``) and skipped when the
-activity runs again, so a retried activity never sends a letter twice.
+outbox (a ``.txt``, an ``.html`` and a ``.pdf`` file per letter, for printing and posting
+or for a document system to pick up) and, when a mailer is configured, an email to every
+recipient who has an address. Each delivery is recorded (``DeliveryRow``) and skipped when
+the activity runs again, so a retried activity never sends a letter twice; a letter once
+delivered is never rendered or printed again.
 
 An email is claimed before it is sent and marked the moment it is handed over, so that a
 retry after a crash never sends it twice: the claim-and-marker protocol, shared with staff
@@ -49,7 +55,14 @@ from activities.email_once import heartbeat as _heartbeat
 from activities.mail import Mailer, message_id_for
 from activities.records import table_of
 from complaints.files import PRIVATE_FILE, make_private_dir
-from complaints.letters import DEFAULT_TEMPLATE_SET, TEMPLATES_DIR, render_letter
+from complaints.letters import (
+    DEFAULT_TEMPLATE_SET,
+    LetterIncomplete,
+    check_complete,
+    render_letter,
+    render_pdf,
+    resolve_template_set,
+)
 from models.letters import Letter, RenderedLetter
 from models.messages import LetterReceipt, SendLetterInput
 from models.tables import DeliveryRow, LetterRow
@@ -59,7 +72,7 @@ from models.tables import DeliveryRow, LetterRow
 __all__ = ["DELIVERED", "HANDED_OVER_MARKERS", "OUTBOX", "RECORD_RETRY_SECONDS", "RESENT",
            "SENDING", "SENT", "SMTP", "UNCONFIRMED", "retry_write",
            "LetterActivities", "StoredLetter", "email_addresses", "handed_over_marker",
-           "outbox_paths"]
+           "outbox_paths", "outbox_pdf_path"]
 
 log = structlog.get_logger(__name__)
 
@@ -68,20 +81,27 @@ OUTBOX = "outbox"
 #: The recipient recorded for an outbox delivery.
 OUTBOX_RECIPIENT = "file"
 
-_TEMPLATE_SET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 # The statements of every letter, built once (SQLAlchemy caches their compiled form).
 _LETTERS = table_of(LetterRow)
 _LETTER = select(_LETTERS).where(_LETTERS.c.letter_id == bindparam("letter_id"))
 _INSERT_LETTER = insert(_LETTERS)
-_RERENDER_LETTER = update(_LETTERS).where(
-    _LETTERS.c.letter_id == bindparam("match_letter_id"))
 _DELIVERY_ROWS = table_of(DeliveryRow)
+# Re-rendered only while nothing was delivered and the stored text is still the one read:
+# a concurrent attempt that delivered it in between keeps what the resident received.
+_RERENDER_LETTER = update(_LETTERS).where(
+    _LETTERS.c.letter_id == bindparam("match_letter_id"),
+    _LETTERS.c.sha256 == bindparam("match_sha256"),
+    ~select(_DELIVERY_ROWS.c.id).where(
+        _DELIVERY_ROWS.c.letter_id == bindparam("match_letter_id")).exists())
 _DELIVERIES = select(_DELIVERY_ROWS.c.channel, _DELIVERY_ROWS.c.recipient,
                      _DELIVERY_ROWS.c.status).where(
     _DELIVERY_ROWS.c.letter_id == bindparam("letter_id"))
 _INSERT_DELIVERY = insert(_DELIVERY_ROWS)
+_ADD_PDF = update(_LETTERS).where(
+    _LETTERS.c.letter_id == bindparam("match_letter_id"),
+    _LETTERS.c.sha256 == bindparam("match_sha256"), _LETTERS.c.pdf.is_(None))
 
 
 def outbox_paths(outbox_dir: Path, reference: str, letter_id: str) -> tuple[Path, Path]:
@@ -102,18 +122,24 @@ def outbox_paths(outbox_dir: Path, reference: str, letter_id: str) -> tuple[Path
     return folder / f"{stem}.txt", folder / f"{stem}.html"
 
 
-def _write_atomically(path: Path, content: str) -> None:
+def outbox_pdf_path(outbox_dir: Path, reference: str, letter_id: str) -> Path:
+    """Return where a letter's PDF goes in the outbox: beside its ``.txt`` and ``.html``."""
+    return outbox_paths(outbox_dir, reference, letter_id)[0].with_suffix(".pdf")
+
+
+def _write_atomically(path: Path, content: str | bytes) -> None:
     """Write ``content`` to ``path`` so that readers see the old file or the whole new one.
 
-    The file is ``0600`` and new folders ``0700`` whatever the umask: letters hold
-    residents' names and addresses.
+    Text is written as UTF-8, bytes as they are. The file is ``0600`` and new folders
+    ``0700`` whatever the umask: letters hold residents' names and addresses.
     """
     make_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, PRIVATE_FILE)  # mkstemp's own mode, said rather than relied on
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(content)
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -122,8 +148,9 @@ def _write_atomically(path: Path, content: str) -> None:
         raise
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _sha256(content: str | bytes) -> str:
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -144,6 +171,8 @@ class StoredLetter:
     html: str
     sha256: str
     created_at: dt.datetime
+    pdf: bytes | None = None
+    pdf_sha256: str | None = None
 
 
 def email_addresses(letter: Letter) -> list[str]:
@@ -194,7 +223,10 @@ class LetterActivities:
 
         Raises:
             ApplicationError: Non-retryable, of type ``LetterMismatch``, when the letter
-                is for another complaint than ``input.reference``.
+                is for another complaint than ``input.reference``; of type
+                ``LetterIncomplete`` when the rendered letter lacks an element the Code
+                requires (nothing is stored or sent; the message names the missing
+                provisions by label and the template set, never their values).
 
         """
         with structlog.contextvars.bound_contextvars(reference=input.reference,
@@ -203,7 +235,15 @@ class LetterActivities:
                 raise ApplicationError(
                     f"letter {input.letter_id!r} is addressed for another complaint",
                     type="LetterMismatch", non_retryable=True)
-            rendered = render_letter(input.letter, self._template_set(input.template_set))
+            template_set = self._template_set(input.template_set)
+            rendered = render_letter(input.letter, template_set)
+            try:
+                check_complete(input.letter, rendered, template_set)
+            except LetterIncomplete as exc:
+                log.error("letter_incomplete", kind=exc.kind, template_set=template_set,
+                          missing=sorted(exc.missing))
+                raise ApplicationError(str(exc), type="LetterIncomplete",
+                                       non_retryable=True) from None
             row, deliveries = self._store(input, rendered)
             _heartbeat("stored")
             delivered = [self._deliver_to_outbox(input, row, deliveries)]
@@ -246,7 +286,15 @@ class LetterActivities:
             with self.session_factory() as session:
                 row, deliveries = self._stored(session.connection(), input.letter_id)
             if row is None:
-                rendered = render_letter(input.letter, self._template_set(input.template_set))
+                template_set = self._template_set(input.template_set)
+                rendered = render_letter(input.letter, template_set)
+                try:
+                    check_complete(input.letter, rendered, template_set)
+                except LetterIncomplete as exc:
+                    # Stored all the same: this is the record of what the letter says
+                    # (sent by an older version, or never sent: send_letter refuses it).
+                    log.warning("restored_letter_incomplete", kind=exc.kind,
+                                template_set=template_set, missing=sorted(exc.missing))
                 row, deliveries = self._store(input, rendered, created_at=stored_at)
             if receipt is None:
                 return row
@@ -268,10 +316,10 @@ class LetterActivities:
     @staticmethod
     def _template_set(name: str) -> str:
         """Return ``name`` if it is a template folder, else the default set."""
-        if _TEMPLATE_SET_NAME.fullmatch(name) and (TEMPLATES_DIR / name).is_dir():
-            return name
-        log.info("template_set_fallback", template_set=name)
-        return DEFAULT_TEMPLATE_SET
+        resolved = resolve_template_set(name)
+        if resolved == DEFAULT_TEMPLATE_SET and name != DEFAULT_TEMPLATE_SET:
+            log.info("template_set_fallback", template_set=name)
+        return resolved
 
     @staticmethod
     def _stored(connection: Connection,
@@ -295,8 +343,10 @@ class LetterActivities:
                ) -> tuple[StoredLetter, dict[tuple[str, str], str]]:
         """Store the letter once; on a repeat return what was stored (and sent) before.
 
-        Core statements in one transaction (the ORM's unit of work costs more than the
-        two statements): read the letter and its deliveries, then insert or re-render.
+        Core statements (the ORM's unit of work costs more than the two statements): read
+        the letter and its deliveries; print the PDF, outside any transaction, only when
+        the letter is new or changed and not delivered; then insert or re-render. A letter
+        delivered before is returned as stored, whatever the templates make of it now.
 
         Returns:
             The stored letter and its deliveries as read then, by (channel, recipient):
@@ -306,28 +356,46 @@ class LetterActivities:
         """
         digest = _sha256(rendered.text)
         with self.session_factory() as session:
+            row, deliveries = self._stored(session.connection(), input.letter_id)
+        if row is not None and deliveries:
+            if row.sha256 != digest:
+                # Keep the record identical to what the resident already received.
+                log.warning("letter_render_changed_after_delivery",
+                            stored_sha256=row.sha256, new_sha256=digest)
+            return row, deliveries
+        if row is not None and row.sha256 == digest:
+            if row.pdf is None:
+                # Stored before letters had PDFs, and not delivered yet: print it now.
+                row = self._add_pdf(row)
+            return row, deliveries
+        pdf = render_pdf(rendered)
+        _heartbeat("printed")
+        pdf_digest = _sha256(pdf)
+        with self.session_factory() as session:
             connection = session.connection()
-            row, deliveries = self._stored(connection, input.letter_id)
-            if row is not None and row.sha256 != digest:
-                if deliveries:
-                    # Keep the record identical to what the resident already received.
-                    log.warning("letter_render_changed_after_delivery",
-                                stored_sha256=row.sha256, new_sha256=digest)
-                    return row, deliveries
-                connection.execute(_RERENDER_LETTER, {
-                    "match_letter_id": input.letter_id, "subject": rendered.subject,
-                    "text": rendered.text, "html": rendered.html, "sha256": digest})
+            if row is not None:
+                updated = connection.execute(_RERENDER_LETTER, {
+                    "match_letter_id": input.letter_id, "match_sha256": row.sha256,
+                    "subject": rendered.subject, "text": rendered.text,
+                    "html": rendered.html, "sha256": digest, "pdf": pdf,
+                    "pdf_sha256": pdf_digest})
                 session.commit()
+                if updated.rowcount != 1:
+                    # Delivered or re-rendered meanwhile by another attempt: keep that.
+                    stored, deliveries = self._stored(session.connection(), input.letter_id)
+                    if stored is None:
+                        raise RuntimeError("letter vanished while being re-rendered")
+                    return stored, deliveries
                 log.info("letter_rerendered", sha256=digest)
                 return replace(row, subject=rendered.subject, text=rendered.text,
-                               html=rendered.html, sha256=digest), deliveries
-            if row is not None:
-                return row, deliveries
+                               html=rendered.html, sha256=digest, pdf=pdf,
+                               pdf_sha256=pdf_digest), deliveries
             row = StoredLetter(
                 letter_id=input.letter_id, reference=input.reference,
                 kind=input.letter.kind.value, stage=input.stage, seq=input.seq,
                 subject=rendered.subject, text=rendered.text, html=rendered.html,
                 sha256=digest, created_at=created_at or dt.datetime.now(dt.UTC),
+                pdf=pdf, pdf_sha256=pdf_digest,
             )
             try:
                 connection.execute(_INSERT_LETTER, asdict(row))
@@ -339,8 +407,20 @@ class LetterActivities:
                 if existing is None:
                     raise
                 return existing, deliveries
-            log.info("letter_stored", kind=row.kind, sha256=digest)
+            log.info("letter_stored", kind=row.kind, sha256=digest, pdf_bytes=len(pdf))
             return row, {}
+
+    def _add_pdf(self, row: StoredLetter) -> StoredLetter:
+        """Print a stored, undelivered letter that has no PDF, and keep the PDF with it."""
+        pdf = render_pdf(RenderedLetter(subject=row.subject, text=row.text, html=row.html))
+        digest = _sha256(pdf)
+        with self.session_factory() as session:
+            session.connection().execute(_ADD_PDF, {
+                "match_letter_id": row.letter_id, "match_sha256": row.sha256,
+                "pdf": pdf, "pdf_sha256": digest})
+            session.commit()
+        log.info("letter_pdf_added", pdf_bytes=len(pdf))
+        return replace(row, pdf=pdf, pdf_sha256=digest)
 
     def _record_delivery(self, letter_id: str, channel: str, recipient: str,
                          at: dt.datetime | None = None) -> None:
@@ -355,7 +435,7 @@ class LetterActivities:
 
     def _deliver_to_outbox(self, input: SendLetterInput, row: StoredLetter,
                            deliveries: Mapping[tuple[str, str], str]) -> str:
-        """Write the letter's files once; return the channel name.
+        """Write the letter's files (text, HTML and, when it has one, PDF) once.
 
         Args:
             input: The letter's input.
@@ -369,6 +449,9 @@ class LetterActivities:
             text_path, html_path = outbox_paths(self.outbox_dir, input.reference, row.letter_id)
             _write_atomically(text_path, row.text)
             _write_atomically(html_path, row.html)
+            if row.pdf is not None:
+                _write_atomically(outbox_pdf_path(self.outbox_dir, input.reference,
+                                                  row.letter_id), row.pdf)
             self._record_delivery(row.letter_id, OUTBOX, OUTBOX_RECIPIENT)
             log.info("letter_written_to_outbox")
         return OUTBOX

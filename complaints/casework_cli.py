@@ -244,3 +244,88 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
         """Record that an Ombudsman order or instruction was complied with, and the evidence."""
         _send(reference, "comply_order", _payload(None, by=by, order_id=order_id,
                                                   evidence=evidence))
+
+    @cli.command("amend-intake")
+    @click.argument("reference")
+    @BY
+    @click.option("--reason", required=True, help="Why the record is corrected (audited).")
+    @click.option("--json", "json_path", required=True,
+                  help="The new values as JSON: parties (the full list), adjustments (the "
+                       "full list), adjustments_review_on, representative_authority.")
+    def amend_intake(reference: str, by: str, reason: str, json_path: str) -> None:
+        """Correct who the complaint is from or what they need; lists given replace the old.
+
+        Letters go to the parties recorded from then on. Refused if it would leave no
+        resident, or add a representative without the resident's authority (Code 3.6).
+        """
+        _send(reference, "amend_intake", _payload(json_path, by=by, reason=reason))
+
+    @cli.command("add-representative")
+    @click.argument("reference")
+    @BY
+    @click.option("--name", required=True, help="The representative's name.")
+    @click.option("--address", multiple=True, help="An address line (repeatable).")
+    @click.option("--email", default=None)
+    @click.option("--phone", default=None)
+    @click.option("--authority", required=True,
+                  help="How and when the resident authorised them (e.g. signed form, 3 Dec).")
+    def add_representative(reference: str, by: str, name: str, address: tuple[str, ...],
+                           email: str | None, phone: str | None, authority: str) -> None:
+        """Add someone acting for the resident; they receive the letters too (Code 3.6)."""
+        parties = [*_recorded_parties(reference), {
+            "role": "representative", "name": name, "address": list(address),
+            "email": email, "phone": phone}]
+        _send(reference, "amend_intake", _payload(
+            None, by=by, reason=f"representative added: {authority}"[:500], parties=parties,
+            representative_authority=authority))
+
+    @cli.command("adjustments")
+    @click.argument("reference")
+    @BY
+    @click.option("--adjustment", "adjustments", multiple=True, required=True,
+                  help="A reasonable adjustment, e.g. 'Large print letters' (repeatable; "
+                       "the list replaces the recorded one).")
+    @click.option("--disability-disclosed", is_flag=True,
+                  help="The resident disclosed a disability (Equality Act 2010).")
+    @click.option("--review-on", type=date_type, required=True,
+                  help="When to review them with the resident (a reminder comes first).")
+    @click.option("--reason", required=True, help="Why they were added or changed.")
+    def adjustments_command(reference: str, by: str, adjustments: tuple[str, ...],
+                            disability_disclosed: bool, review_on: Any, reason: str) -> None:
+        """Record or change reasonable adjustments and when to review them (Code 5.10).
+
+        "Large print" in an adjustment makes the letters' PDF large print.
+        """
+        _send(reference, "amend_intake", _payload(
+            None, by=by, reason=reason, adjustments_review_on=review_on.isoformat(),
+            adjustments=[{"description": a, "disability_disclosed": disability_disclosed}
+                         for a in adjustments]))
+
+
+def _recorded_parties(reference: str) -> list[dict[str, Any]]:
+    """The parties recorded for a case, as the amendment's JSON (one-line error if none)."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import col, select
+
+    from complaints.db import make_engine, session_factory
+    from complaints.settings import Settings
+    from models.tables import PartyRow
+
+    url = Settings().effective_database_url()
+    try:
+        engine = make_engine(url)
+        try:
+            with session_factory(engine)() as session:
+                rows = session.exec(select(PartyRow).where(PartyRow.reference == reference)
+                                    .order_by(col(PartyRow.position))).all()
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError) as exc:
+        raise StaffError(f"cannot read the parties of {reference} from the database "
+                         f"({type(exc).__name__}): check DATABASE_URL or DATA_DIR") from None
+    if not rows:
+        raise StaffError(f"no parties recorded for {reference} in this database: check the "
+                         "reference, or run `complaints resync` after a restore")
+    return [{"role": r.role, "name": r.name, "address": [ln for ln in r.address.split("\n")
+                                                         if ln],
+             "email": r.email, "phone": r.phone} for r in rows]

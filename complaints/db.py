@@ -83,9 +83,39 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+#: One gate per SQLite file for the writers of this process. SQLite makes a writer that
+#: finds the file locked sleep and poll (1, 2, 5 ... 100 ms), so concurrent activities of one
+#: worker would queue by sleeping; waiting on a lock instead hands the file over at once.
+#: Other processes still meet SQLite's own busy timeout.
+_GATES: dict[str, threading.Lock] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _gate(connection: Any) -> threading.Lock:
+    key = str(connection.engine.url.database)
+    with _GATES_LOCK:
+        return _GATES.setdefault(key, threading.Lock())
+
+
 def _on_sqlite_begin(connection: Any) -> None:
     """Begin every transaction holding the write lock, so it never has to upgrade."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    gate = _gate(connection)
+    # Bounded: a transaction that ended without SQLAlchemy seeing it (a lost database)
+    # delays the next writers by the busy timeout at worst, never for ever.
+    if gate.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        connection.info["gate"] = gate
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        _on_sqlite_end(connection)
+        raise
+
+
+def _on_sqlite_end(connection: Any) -> None:
+    """Open the gate for the next writer of this process (after commit or rollback)."""
+    gate = connection.info.pop("gate", None)
+    if gate is not None:
+        gate.release()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -119,6 +149,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(parsed, connect_args=connect_args, **kwargs)
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)
+    event.listen(engine, "commit", _on_sqlite_end)
+    event.listen(engine, "rollback", _on_sqlite_end)
     return engine
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from functools import wraps
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -467,6 +468,33 @@ async def _query(reference: str) -> CaseView:
                          f"`complaints list` shows its state") from None
 
 
+def _triage_of(references: list[str]) -> list[dict[str, str] | None]:
+    """Each case's current triage (complexity, vulnerability, risk), None if never triaged.
+
+    Read from the complaints database; a database that cannot be read shows no triage
+    rather than failing the list (the list itself comes from Temporal).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from complaints.casefiles import current_triage
+    from complaints.db import make_engine, session_factory
+
+    url = Settings().effective_database_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return [None] * len(references)  # no database here yet: nothing triaged, none made
+    try:
+        engine = make_engine(url)
+        try:
+            with session_factory(engine)() as session:
+                found = current_triage(session, references)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError):
+        return [None] * len(references)
+    return [{"complexity": t.complexity, "vulnerability": t.vulnerability, "risk": t.risk}
+            if (t := found.get(r)) else None for r in references]
+
+
 def _stored_letter_text(url: str, letter_id: str) -> str | None:
     """A letter's stored text, with a database that cannot be read as a one-line error."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -808,12 +836,18 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
             return rows
 
         rows = run_async(fetch)()
+        for r, triage in zip(rows, _triage_of([r["reference"] for r in rows]), strict=True):
+            r["triage"] = triage
         if as_json:
             click.echo(json.dumps(rows, indent=2))
             return
         for r in rows:
+            t = r["triage"]
+            shown = (f"  triage {t['complexity']}/{t['vulnerability']}/{t['risk']}"
+                     if t else "")
             click.echo(f"{r['reference']}  {r['state'] or '-':<22} stage {r['stage']}  "
-                       f"next {r['next_deadline'] or '-'}{'  OVERDUE' if r['overdue'] else ''}")
+                       f"next {r['next_deadline'] or '-'}{'  OVERDUE' if r['overdue'] else ''}"
+                       f"{shown}")
         click.echo(f"{len(rows)} case{'s' if len(rows) != 1 else ''}")
 
     @cli.command()

@@ -30,6 +30,7 @@ from models.actions import (
     AcknowledgeEscalation,
     Action,
     AddIssue,
+    AmendIntake,
     Close,
     CompleteAction,
     ComplyOrder,
@@ -333,6 +334,10 @@ class CaseBook:
         if isinstance(action, OmbudsmanDetermination) and any(
                 o.due_by > horizon for o in action.orders):
             return f"orders must be due by {horizon.isoformat()} (at most five years ahead)"
+        if isinstance(action, AmendIntake) and action.adjustments_review_on is not None and \
+                not today < action.adjustments_review_on <= horizon:
+            return (f"adjustments_review_on must be after today ({today.isoformat()}) and by "
+                    f"{horizon.isoformat()}")
         if isinstance(action, PayRemedy) and action.paid_on > today:
             return (f"paid_on {action.paid_on.isoformat()} is in the future: record a payment "
                     f"once it is made (today is {today.isoformat()})")
@@ -442,6 +447,16 @@ class CaseBook:
                                key=f"order:{order.order_id}",
                                label=f"Ombudsman {order.source.replace('_', ' ')} "
                                      f"{order.order_id}")
+        elif isinstance(action, AmendIntake):
+            if action.adjustments is not None:
+                self._meet(DeadlineKind.REVIEW)  # the adjustments were looked at again
+            if action.adjustments_review_on is not None:
+                for deadline in self.deadlines:
+                    if deadline.kind is DeadlineKind.REVIEW and deadline.met_at is None and \
+                            deadline.status is DeadlineStatus.PENDING:
+                        deadline.status = DeadlineStatus.EXTENDED  # replaced by the new date
+                self._plan(DeadlineKind.REVIEW, max(self.case.stage, 1), today,
+                           calendar_days=max((action.adjustments_review_on - today).days, 0))
         elif isinstance(action, ComplyOrder):
             for deadline in self.deadlines:
                 if deadline.key == f"order:{action.order_id}":

@@ -38,6 +38,7 @@ LABEL: dict[DeadlineKind, str] = {
     DeadlineKind.STAGE2_RESPONSE: "Stage 2 final response",
     DeadlineKind.ACTION: "Action",
     DeadlineKind.OMBUDSMAN: "Ombudsman order",
+    DeadlineKind.REVIEW: "Adjustments review",
 }
 PROVISION: dict[DeadlineKind, str] = {
     DeadlineKind.EARLY_CONTACT: "policy", DeadlineKind.STAGE1_ACKNOWLEDGEMENT: "6.2",
@@ -45,6 +46,7 @@ PROVISION: dict[DeadlineKind, str] = {
     DeadlineKind.STAGE2_ACKNOWLEDGEMENT: "6.11", DeadlineKind.STAGE2_RESPONSE: "6.14",
     DeadlineKind.ACTION: "7.3",
     DeadlineKind.OMBUDSMAN: "Ombudsman",
+    DeadlineKind.REVIEW: "5.10",
 }
 
 

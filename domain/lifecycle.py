@@ -24,6 +24,7 @@ from models.actions import (
     AcknowledgeEscalation,
     Action,
     AddIssue,
+    AmendIntake,
     CompleteAction,
     ComplyOrder,
     Decline,
@@ -57,6 +58,7 @@ from models.case import (
     ExtensionRecord,
     IssueRecord,
     OrderRecord,
+    PartyRole,
     PaymentRecord,
     ResponseRecord,
     VoidRecord,
@@ -163,6 +165,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "void", "source": ACTIVE, "dest": S.VOIDED, "after": "on_void"},
     {"trigger": "reassign", "source": [*ACTIVE, S.WITH_OMBUDSMAN], "dest": None,
      "after": "on_reassign"},
+    {"trigger": "amend_intake", "source": [*ACTIVE, S.WITH_OMBUDSMAN], "dest": None,
+     "after": "on_amend_intake"},
     {"trigger": "ombudsman_contact", "source": [*ACTIVE, S.DECLINED, S.CLOSED], "dest": None,
      "after": "on_ombudsman_contact"},
     {"trigger": "ombudsman_determination", "source": [*ACTIVE, S.WITH_OMBUDSMAN, S.DECLINED,
@@ -197,6 +201,9 @@ CLOCKS: dict[ComplaintState, frozenset[DeadlineKind]] = {
     S.WITHDRAWN: frozenset(),
     S.VOIDED: frozenset(),
 }
+# An adjustments review (5.10) runs while the complaint is open or with the Ombudsman.
+for _state in (*ACTIVE, S.WITH_OMBUDSMAN):
+    CLOCKS[_state] = CLOCKS[_state] | {K.REVIEW}
 # An Ombudsman instruction or order runs whatever the landlord's process does, until it is
 # complied with; only withdrawing or voiding the case stops it.
 for _state in S:
@@ -227,6 +234,7 @@ TRIGGER_TEXT: dict[str, str] = {
     "pay_remedy": "record a remedy paid",
     "void": "void the case",
     "reassign": "reassign the case",
+    "amend_intake": "amend who the complaint is from or what they need",
     "ombudsman_contact": "record contact from the Ombudsman",
     "ombudsman_determination": "record the Ombudsman's determination",
     "comply_order": "record compliance with an Ombudsman order",
@@ -238,7 +246,7 @@ CASEWORK_PATCH = "casework-2"
 #: The triggers revision 2 adds: refused on cases that started before it.
 CASEWORK_2_TRIGGERS = frozenset({"delay_action", "pay_remedy", "void", "reassign",
                                  "ombudsman_contact", "ombudsman_determination",
-                                 "comply_order"})
+                                 "comply_order", "amend_intake"})
 
 
 class ActionRefused(Exception):
@@ -594,6 +602,22 @@ def guard_close(case: CaseFile, action: Action, limits: Limits) -> str | None:
     return None
 
 
+def guard_amend_intake(case: CaseFile, action: AmendIntake, limits: Limits) -> str | None:
+    """An amendment changes something; a representative comes with the resident's authority."""
+    if action.parties is None and action.adjustments is None \
+            and action.adjustments_review_on is None:
+        return "nothing to amend: give parties, adjustments or adjustments_review_on"
+    if action.parties is not None:
+        if not any(p.role is PartyRole.RESIDENT for p in action.parties):
+            return "parties must include the resident (role resident)"
+        if any(p.role is PartyRole.REPRESENTATIVE for p in action.parties) and \
+                action.representative_authority is None and \
+                not case.representative_authority_recorded:
+            return ("a representative needs the resident's authority recorded: give "
+                    "representative_authority (how and when the resident agreed, Code 3.6)")
+    return None
+
+
 def guard_ombudsman_contact(case: CaseFile, action: OmbudsmanContact,
                             limits: Limits) -> str | None:
     """An instruction has a date to do it by (it is tracked like an order)."""
@@ -633,6 +657,7 @@ def check(case: CaseFile, action: Action, limits: Limits) -> str | None:
 
 
 GUARDS: dict[str, Guard] = {
+    "amend_intake": guard_amend_intake,
     "ombudsman_contact": guard_ombudsman_contact,
     "ombudsman_determination": guard_determination,
     "comply_order": guard_comply_order,
@@ -860,6 +885,13 @@ class ComplaintMachine:
                                       duplicate_of=action.duplicate_of, by=action.by,
                                       at=self._at)
         self.case.closed_at = self._at
+
+    def on_amend_intake(self, event: EventData) -> None:
+        """Count the amendment; the parties and adjustments themselves go to the database."""
+        action: AmendIntake = event.kwargs["action"]
+        self.case.amendments += 1
+        if action.representative_authority is not None:
+            self.case.representative_authority_recorded = True
 
     def on_ombudsman_contact(self, event: EventData) -> None:
         """Count the contact; an instruction is tracked like an order."""

@@ -19,6 +19,7 @@ from typing import ClassVar
 from pydantic import Field, PositiveInt
 
 from models.case import (
+    Adjustment,
     Channel,
     ComplaintDefinition,
     Decision,
@@ -26,6 +27,7 @@ from models.case import (
     Frozen,
     Label,
     OutstandingAction,
+    Party,
     PointFinding,
     Remedy,
     Text,
@@ -301,10 +303,28 @@ class ComplyOrder(Action):
     evidence: Text
 
 
+class AmendIntake(Action):
+    """Correct or add to who the complaint is from and what they need (3.6, 5.10, 5.12).
+
+    The parties and adjustments given replace the recorded ones (letters go to the new
+    parties from then on); fields left out stay as they are. Only the database keeps them:
+    the case's own state records that they changed, and when adjustments are next reviewed.
+    """
+
+    trigger: ClassVar[str] = "amend_intake"
+    reason: Text
+    parties: tuple[Party, ...] | None = Field(default=None, min_length=1, max_length=20)
+    #: How the resident authorised a representative (a signed form, a call on a date).
+    representative_authority: Text | None = None
+    adjustments: tuple[Adjustment, ...] | None = Field(default=None, max_length=20)
+    #: When the adjustments are to be reviewed with the resident (a reminder comes first).
+    adjustments_review_on: dt.date | None = None
+
+
 ALL_ACTIONS: tuple[type[Action], ...] = (
     Acknowledge, Decline, Extend, Respond, RequestEscalation, RefuseEscalation,
     AcknowledgeEscalation, AddIssue, RecordContact, CompleteAction, Withdraw,
     ReferOmbudsman, ReopenOnOrder, Close, DelayAction, PayRemedy, Void, Reassign,
-    OmbudsmanContact, OmbudsmanDetermination, ComplyOrder,
+    OmbudsmanContact, OmbudsmanDetermination, ComplyOrder, AmendIntake,
 )
 ACTION_BY_TRIGGER: dict[str, type[Action]] = {a.trigger: a for a in ALL_ACTIONS}

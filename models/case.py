@@ -341,6 +341,9 @@ class CaseFile(BaseModel):
     payments: list[PaymentRecord] = Field(default_factory=list)
     #: Ombudsman enquiries and instructions while the process runs, and determinations.
     ombudsman_contacts: int = 0
+    #: Corrections of the intake (who, what they need), recorded in the database.
+    amendments: int = 0
+    representative_authority_recorded: bool = False
     determinations: list[str] = Field(default_factory=list)
     orders: list[OrderRecord] = Field(default_factory=list)
     withdrawal: WithdrawalRecord | None = None

@@ -63,6 +63,11 @@ CONTACT_OMBUDSMAN_NOW = "You can contact the Ombudsman now"
 NO_OUTSTANDING_ACTIONS = "There are no outstanding actions."
 NO_REMEDY = "We are not offering a remedy"
 ALL_OUR_RESPONSIBILITY = "We are responsible for all the points above."
+#: How a financial remedy is paid, unless the letter is given the landlord's own words.
+REMEDY_PAYMENT = ("It will be paid to you by bank transfer or as a credit to your rent "
+                  "account; we will contact you to arrange it.")
+#: The apology an acknowledgement sent after its due date opens with.
+LATE_APOLOGY = "We are sorry that this letter is late."
 
 DECISION_TEXT: dict[Decision, str] = {
     Decision.UPHELD: "Upheld",
@@ -198,6 +203,31 @@ class RenderedLetter(Frozen):
     html: str
 
 
+def ombudsman_email_note(ombudsman: OmbudsmanDetails, on: dt.date) -> str | None:
+    """Say when the Ombudsman stops (or stopped) taking new cases by email, as of ``on``.
+
+    The tense follows the letter's date: before the cut-off the change is to come, from
+    the cut-off day on it has happened.
+
+    Args:
+        ombudsman: The Ombudsman's details.
+        on: The letter's date.
+
+    Returns:
+        The sentence (without a full stop) for a letter dated ``on``; None when the
+        details give no email address or no cut-off.
+
+    """
+    until = ombudsman.email_new_cases_until
+    if ombudsman.email is None or until is None:
+        return None
+    if on < until:
+        return (f"from {format_uk_date(until)} the Ombudsman will no longer accept new "
+                "case enquiries by email")
+    return (f"The Ombudsman stopped accepting new case enquiries by email on "
+            f"{format_uk_date(until)}, so please use the online form, phone or post")
+
+
 def _ombudsman_elements(provision: str, ombudsman: OmbudsmanDetails,
                         on: dt.date) -> dict[str, str]:
     """List the Ombudsman contact details a letter dated ``on`` must print."""
@@ -209,6 +239,9 @@ def _ombudsman_elements(provision: str, ombudsman: OmbudsmanDetails,
     }
     if ombudsman.email is not None and ombudsman.email_takes_new_cases(on):
         elements[f"{provision} ombudsman email"] = ombudsman.email
+    note = ombudsman_email_note(ombudsman, on)
+    if note is not None:
+        elements[f"{provision} ombudsman email note"] = note
     return elements
 
 
@@ -234,6 +267,19 @@ def _responsibility_elements(definition: ComplaintDefinition) -> dict[str, str]:
     return elements
 
 
+def late_by_text(working_days: int) -> str:
+    """Say how late an acknowledgement is (``"2 working days"``)."""
+    return plural(working_days, "working day")
+
+
+def _late_elements(provision: str, late_by: int) -> dict[str, str]:
+    """The apology a late acknowledgement must print, and by how much it is late."""
+    if late_by <= 0:
+        return {}
+    return {f"{provision} late apology": LATE_APOLOGY,
+            f"{provision} late by": late_by_text(late_by)}
+
+
 class LetterBase(Frozen):
     """What every letter carries.
 
@@ -247,6 +293,8 @@ class LetterBase(Frozen):
         letter_date: The date printed on the letter.
         signed_by: Who signs the letter (name and role).
         ombudsman: The Ombudsman's contact details (3.7: available throughout).
+        large_print: Lay the letter out in large print (an agreed reasonable adjustment,
+            5.10): a base font of at least 16pt in the HTML and the PDF.
 
     """
 
@@ -258,10 +306,15 @@ class LetterBase(Frozen):
     letter_date: dt.date
     signed_by: Label
     ombudsman: OmbudsmanDetails
+    large_print: bool = False
 
     def ombudsman_provision(self) -> str:
         """Return the provision under which this letter gives the Ombudsman's details."""
         return "3.7"
+
+    def ombudsman_email_note(self) -> str | None:
+        """Return the note on the Ombudsman's email, in the tense of the letter's date."""
+        return ombudsman_email_note(self.ombudsman, self.letter_date)
 
     def subject(self) -> str:
         """Return the subject line (email subject and HTML title)."""
@@ -302,6 +355,8 @@ class Stage1Acknowledgement(LetterBase):
         response_due: When the stage 1 response is due (6.3).
         handler: Who is handling the complaint.
         adjustments: Reasonable adjustments already agreed, confirmed back (5.10).
+        late_by_working_days: How many working days after its due date (6.2) the
+            acknowledgement is sent; above 0 the letter apologises for the delay.
 
     """
 
@@ -311,6 +366,7 @@ class Stage1Acknowledgement(LetterBase):
     response_due: dt.date
     handler: Label
     adjustments: tuple[Text, ...] = ()
+    late_by_working_days: NonNegativeInt = 0
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Self:
@@ -335,6 +391,7 @@ class Stage1Acknowledgement(LetterBase):
         elements["5.10 reasonable adjustments"] = REASONABLE_ADJUSTMENTS
         for i, adjustment in enumerate(self.adjustments, 1):
             elements[f"5.10 agreed adjustment {i}"] = adjustment
+        elements.update(_late_elements("6.2", self.late_by_working_days))
         return elements
 
 
@@ -348,6 +405,8 @@ class Stage2Acknowledgement(LetterBase):
         reviewer: Who reviews the complaint at stage 2.
         stage1_handler: Who handled stage 1, if known; must differ from ``reviewer`` (6.13).
         adjustments: Reasonable adjustments already agreed, confirmed back (5.10).
+        late_by_working_days: How many working days after its due date (6.11) the
+            acknowledgement is sent; above 0 the letter apologises for the delay.
 
     """
 
@@ -358,6 +417,7 @@ class Stage2Acknowledgement(LetterBase):
     reviewer: Label
     stage1_handler: Label | None = None
     adjustments: tuple[Text, ...] = ()
+    late_by_working_days: NonNegativeInt = 0
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -387,6 +447,7 @@ class Stage2Acknowledgement(LetterBase):
         elements["5.10 reasonable adjustments"] = REASONABLE_ADJUSTMENTS
         for i, adjustment in enumerate(self.adjustments, 1):
             elements[f"5.10 agreed adjustment {i}"] = adjustment
+        elements.update(_late_elements("6.11", self.late_by_working_days))
         return elements
 
 
@@ -484,6 +545,9 @@ class _ResponseBase(LetterBase):
         findings: One finding with reasons per point of the definition (d, 6.7/6.18).
         remedies: What will be done to put things right and by when (e, 7.1-7.3).
         outstanding_actions: Actions still to do, tracked after the response (f, 6.6/6.17).
+        remedy_payment: How a financial remedy is paid (7.3), printed after its amount and
+            date; the default says bank transfer or rent account credit, arranged with
+            the resident.
 
     """
 
@@ -492,6 +556,7 @@ class _ResponseBase(LetterBase):
     findings: tuple[PointFinding, ...] = Field(min_length=1)
     remedies: tuple[Remedy, ...] = ()
     outstanding_actions: tuple[OutstandingAction, ...] = ()
+    remedy_payment: Text = REMEDY_PAYMENT
 
     stage_number: ClassVar[int] = 1
     provision: ClassVar[str] = "6.9"
@@ -532,6 +597,8 @@ class _ResponseBase(LetterBase):
                 elements[f"{p}(e) remedy {i} amount"] = format_money(r.amount)
             if r.due_by is not None:
                 elements[f"{p}(e) remedy {i} by"] = format_uk_date(r.due_by)
+            if r.kind is RemedyKind.FINANCIAL:
+                elements[f"{p}(e) remedy {i} payment"] = self.remedy_payment
         if not self.remedies:
             elements[f"{p}(e) remedy"] = NO_REMEDY
         for i, a in enumerate(self.outstanding_actions, 1):
@@ -554,6 +621,9 @@ class Stage1Response(_ResponseBase):
         escalation_window: How long the resident has to ask for stage 2 (the policy's).
         how_to_escalate: How to ask for stage 2; when ``None`` the letter says to contact
             the landlord in any way, quoting the reference.
+        escalation_deadline: The last day to ask, when the window runs from this letter
+            (the date the workflow's escalation window falls due); None when it runs
+            from actions not yet completed, or is not known.
 
     """
 
@@ -561,9 +631,26 @@ class Stage1Response(_ResponseBase):
     stage: Literal[1] = 1
     escalation_window: EscalationWindow
     how_to_escalate: Text | None = None
+    escalation_deadline: dt.date | None = None
 
     stage_number: ClassVar[int] = 1
     provision: ClassVar[str] = "6.9"
+
+    @model_validator(mode="after")
+    def _deadline_only_from_the_response(self) -> Self:
+        if self.escalation_deadline is None:
+            return self
+        if self.escalation_deadline < self.letter_date:
+            raise ValueError("escalation_deadline must not be before letter_date")
+        if self.window_runs_from_actions():
+            raise ValueError("6.9(g): a window that runs from the completion of actions "
+                             "has no date yet")
+        return self
+
+    def window_runs_from_actions(self) -> bool:
+        """Tell whether the window starts only when the outstanding actions are done."""
+        return (self.escalation_window.runs_from is EscalationWindowStart.ACTIONS_COMPLETED
+                and bool(self.outstanding_actions))
 
     def escalation_window_text(self) -> str:
         """Describe the escalation window in plain words (6.9g)."""
@@ -578,6 +665,8 @@ class Stage1Response(_ResponseBase):
         """List the strings the rendered letter must contain, keyed by the Code provision."""
         elements = super().required_elements()
         elements["6.9(g) escalation window"] = self.escalation_window_text()
+        if self.escalation_deadline is not None:
+            elements["6.9(g) escalation deadline"] = format_uk_date(self.escalation_deadline)
         elements["6.9(g) no reasons needed"] = NO_REASONS_NEEDED
         if self.how_to_escalate is not None:
             elements["6.9(g) how to escalate"] = self.how_to_escalate

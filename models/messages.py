@@ -225,6 +225,7 @@ class DeadlineKind(StrEnum):
     STAGE2_RESPONSE = "stage2_response"
     ACTION = "action"
     OMBUDSMAN = "ombudsman"  # an Ombudsman instruction or order, due by its own date
+    REVIEW = "review"  # reviewing a resident's reasonable adjustments with them (5.10)
 
 
 class DeadlineStatus(StrEnum):

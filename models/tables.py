@@ -21,6 +21,7 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Index,
+    LargeBinary,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -232,6 +233,10 @@ class LetterRow(SQLModel, table=True):
     html: str = Field(sa_type=Text)
     sha256: str = Field(max_length=64)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: The letter printed to an accessible PDF from ``html`` (None for letters stored
+    #: before revision 0009), and the SHA-256 of those bytes.
+    pdf: bytes | None = Field(default=None, sa_type=LargeBinary)
+    pdf_sha256: str | None = Field(default=None, max_length=64)
 
 
 class DeliveryRow(SQLModel, table=True):

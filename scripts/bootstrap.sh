@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv (once) and installs the project with its test tools into it.
+# Creates .venv (once) and installs the project with its test tools into it, and makes
+# sure the system libraries it prints letters with are there (ensure_system_libs.sh).
 # Idempotent: a second run only reinstalls when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +16,5 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".[dev]" >&2
   rm -f .venv/.installed-* && touch "$stamp"
 fi
+# The system libraries PDF letters need (WeasyPrint: Pango, HarfBuzz, a font).
+bash scripts/ensure_system_libs.sh

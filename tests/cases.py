@@ -10,6 +10,7 @@ from models.actions import (
     AcknowledgeEscalation,
     Action,
     AddIssue,
+    AmendIntake,
     Close,
     CompleteAction,
     ComplyOrder,
@@ -43,6 +44,8 @@ from models.case import (
     Decision,
     ExclusionGround,
     OutstandingAction,
+    Party,
+    PartyRole,
     PointFinding,
     Remedy,
     RemedyKind,
@@ -217,6 +220,11 @@ def valid_action(trigger: str, machine: ComplaintMachine) -> Action:
             remedy=unpaid[0][1] if unpaid else 2, paid_on=dt.date(2026, 11, 23),
             amount="150.00"),
         "void": void,
+        "amend_intake": lambda: AmendIntake(
+            by="staff-900", reason="Her sister now acts for her",
+            parties=(Party(name="Jo Bloggs"),
+                     Party(role=PartyRole.REPRESENTATIVE, name="Ann Bloggs")),
+            representative_authority="Signed authority form received"),
         "ombudsman_contact": lambda: OmbudsmanContact(
             by="staff-900", kind=OmbudsmanContactKind.ENQUIRY,
             details="Dispute support asked when the response is due"),

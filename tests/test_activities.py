@@ -23,8 +23,11 @@ from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+import complaints.letters as letters_module
 from activities import build_activities
 from activities.calendar import CalendarActivities, add_calendar_months
+from activities.casework import _letter as write_letter
+from activities.casework import calendar_data
 from activities.letters import LetterActivities, outbox_paths
 from activities.mail import Mailer, SmtpMailer, message_id_for
 from activities.notifications import NotificationActivities
@@ -34,6 +37,9 @@ from complaints.db import make_engine, session_factory, upgrade
 from complaints.letters import render_letter
 from complaints.policies import load_compliant_policy
 from complaints.settings import Settings
+from domain.casebook import CaseBook
+from domain.deadlines import london_time
+from models.actions import Acknowledge, AcknowledgeEscalation, RequestEscalation
 from models.case import (
     ActionRecord,
     Adjustment,
@@ -51,7 +57,14 @@ from models.case import (
     RemedyKind,
     ResponseRecord,
 )
-from models.letters import Stage1Acknowledgement
+from models.events import CaseContext, CaseEvent
+from models.letters import (
+    LATE_APOLOGY,
+    REMEDY_PAYMENT,
+    Stage1Acknowledgement,
+    Stage1Response,
+    Stage2Acknowledgement,
+)
 from models.messages import (
     AuditBatch,
     CaseSnapshot,
@@ -445,8 +458,13 @@ def test_send_letter_emails_every_recipient_once(env: ActivityEnvironment,
     inbox, mailer = smtp
     outbox = tmp_path / "outbox"
     activities = LetterActivities(sessions, outbox, mailer)
-    first = env.run(activities.send_letter, _send_input(RESIDENT, MEMBER, NO_EMAIL))
-    second = env.run(activities.send_letter, _send_input(RESIDENT, MEMBER, NO_EMAIL))
+    # A line of the letter starts "From " (mbox-style mangling would turn it into ">From ").
+    summary = "From August onwards the kitchen ceiling has leaked."
+    request = _send_input(RESIDENT, MEMBER, NO_EMAIL).model_copy(update={
+        "letter": _letter(RESIDENT, MEMBER, NO_EMAIL).model_copy(update={
+            "definition": DEFINITION.model_copy(update={"summary": summary})})})
+    first = env.run(activities.send_letter, request)
+    second = env.run(activities.send_letter, request)
     assert first == second
     assert first.delivered_to == ("outbox", "smtp:2")
     assert sorted(rcpts[0] for rcpts, _ in inbox.messages) == sorted([str(MEMBER.email),
@@ -456,6 +474,7 @@ def test_send_letter_emails_every_recipient_once(env: ActivityEnvironment,
     assert _count(sessions, DeliveryRow) == 3
     assert sorted(p.name for p in (outbox / REFERENCE).iterdir()) == [
         f"{REFERENCE}_stage1_acknowledgement_1.html",
+        f"{REFERENCE}_stage1_acknowledgement_1.pdf",
         f"{REFERENCE}_stage1_acknowledgement_1.txt"]
     with sessions() as session:
         row = session.get(LetterRow, LETTER_ID)
@@ -548,6 +567,48 @@ def test_send_letter_logs_no_personal_data(env: ActivityEnvironment,
         env.run(activities.send_letter, _send_input(RESIDENT, MEMBER))
     assert {e["event"] for e in entries} >= {"letter_stored", "letter_sent", "letter_emailed"}
     assert all(e.get("reference") == REFERENCE for e in entries)
+    _no_personal_data(entries)
+
+
+def _broken_connexus(tmp_path: Path) -> Path:
+    """A templates folder whose connexus acknowledgement drops the response date and more."""
+    root = tmp_path / "templates"
+    (root / "connexus").mkdir(parents=True)
+    (root / "default").symlink_to(letters_module.TEMPLATES_DIR / "default")
+    for suffix in ("txt", "html"):
+        (root / "connexus" / f"stage1_acknowledgement.{suffix}.j2").write_text(
+            f'{{% extends "_layout.{suffix}.j2" %}}\n{{% block body %}}\nWe have your '
+            f'complaint.\n{{% include "_ombudsman.{suffix}.j2" %}}\n{{% endblock %}}\n')
+    return root
+
+
+def test_send_letter_refuses_an_incomplete_letter(env: ActivityEnvironment,
+                                                  sessions: Callable[[], Session],
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A landlord override missing Code elements: nothing stored or written, labels only."""
+    monkeypatch.setattr(letters_module, "TEMPLATES_DIR", _broken_connexus(tmp_path))
+    outbox = tmp_path / "outbox"
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as entries, \
+            pytest.raises(ApplicationError) as caught:
+        env.run(LetterActivities(sessions, outbox).send_letter, _send_input())
+    assert caught.value.type == "LetterIncomplete"
+    assert caught.value.non_retryable is True
+    message = caught.value.message
+    assert message.startswith("stage1_acknowledgement letter from template set 'connexus' "
+                              "lacks ")
+    missing = message.split("from text and HTML: ")[1].split(", ")
+    assert {"6.3 response due", "5.6 summary", "5.6 clarification",
+            "5.10 agreed adjustment 1"} <= set(missing)
+    assert "only:" not in message
+    assert "recipient 1 name" not in message  # the layout still prints the header
+    assert "\n" not in message  # the workflow passes on its first line
+    for value in (*PERSONAL, "Monday 7 December 2026", "Sam Jones"):
+        assert value not in message
+    assert _count(sessions, LetterRow) == 0
+    assert _count(sessions, DeliveryRow) == 0
+    assert not outbox.exists()
+    assert [e["event"] for e in entries if e["log_level"] == "error"] == ["letter_incomplete"]
     _no_personal_data(entries)
 
 
@@ -783,3 +844,138 @@ def test_mailer_from_settings() -> None:
     assert (configured.host, configured.port, configured.starttls) == ("mail.example", 2525,
                                                                       True)
     assert Mailer.from_settings(Settings(smtp_host=None, _env_file=None)) is None  # type: ignore[call-arg]
+
+
+# --- letters written from the record (activities.casework._letter) ---------------------
+
+RECEIVED = dt.date(2026, 3, 2)  # a Monday; Connexus acknowledges in 5 working days: 9 March
+STAGE1 = "staff-101"
+STAGE2 = "staff-202"
+
+
+def _book(received: dt.date = RECEIVED) -> tuple[CaseBook, Any, Policy]:
+    """A Connexus case opened at 10:00 on the day it was received, with its clock."""
+    from tests.cases import Clock
+    from tests.conftest import make_intake
+
+    policy = _policy()
+    clock = Clock(london_time(received, dt.time(10)))
+    book = CaseBook(make_intake(received), None, clock)
+    book.opened(CaseContext(policy=policy, calendar=calendar_data(policy, 2025, 2032)))
+    return book, clock, policy
+
+
+def _accept(book: CaseBook, action: Any) -> CaseEvent:
+    assert book.refusal(action) is None
+    book.accept(action)
+    return book.queue[-1]
+
+
+def _written(book: CaseBook, event: CaseEvent, policy: Policy,
+             adjustments: tuple[str, ...] = (ADJUSTMENT,)) -> Any:
+    """The event's one letter as the recording activity writes it."""
+    [spec] = event.letters
+    return write_letter(spec, event, book.case, policy, (RESIDENT,), adjustments, DESCRIPTION)
+
+
+def _acknowledge(book: CaseBook) -> CaseEvent:
+    from tests.cases import DEFINITION as CASE_DEFINITION
+
+    return _accept(book, Acknowledge(by=STAGE1, handler_id=STAGE1,
+                                     definition=CASE_DEFINITION))
+
+
+@pytest.mark.parametrize(("received", "acknowledged_on", "late_by"), [
+    (RECEIVED, dt.date(2026, 3, 9), 0),    # the due day (Monday 9 March): on time
+    (RECEIVED, dt.date(2026, 3, 12), 3),   # Tuesday 10, Wednesday 11, Thursday 12
+    (RECEIVED, dt.date(2026, 3, 14), 4),   # a Saturday adds no working day to Friday's 4
+    # Received Friday 6 March, due Friday 13 March: sent on the Saturday, a day late.
+    (dt.date(2026, 3, 6), dt.date(2026, 3, 14), 1),
+])
+def test_stage1_acknowledgement_late_by_counts_working_days(
+        received: dt.date, acknowledged_on: dt.date, late_by: int) -> None:
+    """The acknowledgement says how many working days after its due date it went out."""
+    book, clock, policy = _book(received)
+    clock.at = london_time(acknowledged_on, dt.time(10))
+    event = _acknowledge(book)
+    letter = _written(book, event, policy)
+    assert isinstance(letter, Stage1Acknowledgement)
+    assert letter.late_by_working_days == late_by
+    # Without the met deadline in the event, the policy's limit from receipt gives the same.
+    again = _written(book, event.model_copy(update={"deadlines": ()}), policy)
+    assert again.late_by_working_days == late_by
+    text = render_letter(letter, "connexus").text
+    assert (LATE_APOLOGY in text) is (late_by > 0)
+
+
+def test_stage2_acknowledgement_late_by_counts_from_the_request() -> None:
+    """A stage 2 acknowledgement sent after its due date apologises, counted in working days."""
+    from tests.cases import DEFINITION as CASE_DEFINITION
+    from tests.cases import respond_to, without_money
+
+    book, clock, policy = _book()
+    _acknowledge(book)
+    clock.at = london_time(dt.date(2026, 3, 16), dt.time(10))
+    _accept(book, without_money(respond_to(book.case, STAGE1)))
+    _accept(book, RequestEscalation(by=STAGE1, requested_on=dt.date(2026, 3, 16)))
+    clock.at = london_time(dt.date(2026, 3, 30), dt.time(10))  # due 23 March: 5 late
+    event = _accept(book, AcknowledgeEscalation(by=STAGE2, handler_id=STAGE2,
+                                                definition=CASE_DEFINITION))
+    letter = _written(book, event, policy, adjustments=())
+    assert isinstance(letter, Stage2Acknowledgement)
+    assert letter.late_by_working_days == 5
+    assert letter.large_print is False
+    text = render_letter(letter, "connexus").text
+    assert f"{LATE_APOLOGY} We should have sent it 5 working days earlier." in text
+
+
+def test_stage1_response_gives_the_last_day_to_escalate() -> None:
+    """With no actions outstanding the window runs from the letter: its last day is printed."""
+    from tests.cases import respond_to, without_money
+
+    book, clock, policy = _book()
+    _acknowledge(book)
+    clock.at = london_time(dt.date(2026, 3, 16), dt.time(10))
+    event = _accept(book, without_money(respond_to(book.case, STAGE1)))
+    window = next(d for d in event.deadlines if d.kind is DeadlineKind.ESCALATION_WINDOW)
+    letter = _written(book, event, policy)
+    assert isinstance(letter, Stage1Response)
+    assert letter.escalation_deadline == window.due == dt.date(2026, 4, 16)
+    again = _written(book, event.model_copy(update={"deadlines": ()}), policy)
+    assert again.escalation_deadline == dt.date(2026, 4, 16)
+    text = render_letter(letter, "connexus").text
+    assert ("Please ask within 1 calendar month of the date of this letter, by Thursday "
+            "16 April 2026 at the latest.") in text
+
+
+def test_stage1_response_with_actions_keeps_the_window_in_words() -> None:
+    """A Connexus window waiting on actions has no date yet; the money says how it is paid."""
+    from tests.cases import respond_to
+
+    book, clock, policy = _book()
+    _acknowledge(book)
+    clock.at = london_time(dt.date(2026, 3, 16), dt.time(10))
+    event = _accept(book, respond_to(book.case, STAGE1))
+    letter = _written(book, event, policy)
+    assert isinstance(letter, Stage1Response)
+    assert letter.escalation_deadline is None
+    text = " ".join(render_letter(letter, "connexus").text.split())
+    assert "Please ask within 1 calendar month after any actions are completed." in text
+    assert ("Amount: £150.00. We will pay it by Friday 18 December 2026. "
+            f"{REMEDY_PAYMENT}") in text
+
+
+@pytest.mark.parametrize(("adjustments", "large"), [
+    ((ADJUSTMENT,), True),
+    (("Please send LARGE-PRINT copies",), True),
+    (("Phone calls rather than letters", "Large  print"), True),
+    (("Phone calls rather than letters",), False),
+    ((), False),
+])
+def test_large_print_follows_the_agreed_adjustments(adjustments: tuple[str, ...],
+                                                    large: bool) -> None:
+    """An agreed adjustment mentioning large print makes the letter large print."""
+    book, _, policy = _book()
+    letter = _written(book, _acknowledge(book), policy, adjustments=adjustments)
+    assert letter.large_print is large
+    assert ('class="large-print"' in render_letter(letter, "connexus").html) is large

@@ -20,6 +20,7 @@ from domain.lifecycle import ComplaintMachine, ComplaintState, Limits
 from models.actions import (
     Acknowledge,
     AcknowledgeEscalation,
+    AmendIntake,
     Close,
     CompleteAction,
     ComplyOrder,
@@ -43,7 +44,17 @@ from models.actions import (
     VoidReason,
     Withdraw,
 )
-from models.case import Channel, Decision, ExclusionGround, PointFinding, Remedy, RemedyKind
+from models.case import (
+    Adjustment,
+    Channel,
+    Decision,
+    ExclusionGround,
+    Party,
+    PartyRole,
+    PointFinding,
+    Remedy,
+    RemedyKind,
+)
 from models.events import CaseContext
 from models.letters import LetterKind
 from models.messages import DeadlineKind, DeadlineStatus, NotificationKind
@@ -404,3 +415,34 @@ def test_orders_are_tracked_and_keep_the_case_open() -> None:
     machine.apply(ComplyOrder(by="s", order_id="O1", evidence="Paid 5 January"), AT)
     machine.apply(Close(by="s"), AT)
     assert machine.state is S.CLOSED and machine.case.determinations == ["maladministration"]
+
+
+# -- 7, 8. amending the intake: representatives and reasonable adjustments -----------------
+
+def test_a_representative_needs_the_residents_authority() -> None:
+    """Adding a representative without authority is refused; the resident must stay a party."""
+    machine = case_in(S.STAGE1_INVESTIGATING)
+    rep = Party(role=PartyRole.REPRESENTATIVE, name="Ann Bloggs")
+    bare = AmendIntake(by="mgr-7", reason="Her sister acts", parties=(Party(name="Jo"), rep))
+    assert "representative_authority" in (machine.refusal(bare) or "")
+    assert "resident" in (machine.refusal(bare.model_copy(update={"parties": (rep,)})) or "")
+    machine.apply(bare.model_copy(update={"representative_authority": "Signed form"}), AT)
+    assert machine.case.amendments == 1 and machine.case.representative_authority_recorded
+
+
+def test_adjustments_are_reviewed_on_their_date() -> None:
+    """A review date is a deadline with a reminder; recording adjustments again meets it."""
+    clock = Clock(london_time(RECEIVED, dt.time(10)))
+    book = book_at_stage1_response(clock)
+    review_on = RECEIVED + dt.timedelta(days=60)
+    book.accept(AmendIntake(by="mgr-7", reason="Agreed large print",
+                            adjustments=(Adjustment(description="Large print letters"),),
+                            adjustments_review_on=review_on))
+    review = next(d for d in book.deadlines if d.kind is DeadlineKind.REVIEW)
+    assert review.due == review_on and review.status is DeadlineStatus.PENDING
+    assert review.remind_at is not None and review.remind_at < review.ends_at
+    book.accept(AmendIntake(by="mgr-7", reason="Reviewed with the resident",
+                            adjustments=(Adjustment(description="Large print letters"),),
+                            adjustments_review_on=review_on + dt.timedelta(days=90)))
+    reviews = [d for d in book.deadlines if d.kind is DeadlineKind.REVIEW]
+    assert [d.status for d in reviews] == [DeadlineStatus.MET, DeadlineStatus.PENDING]

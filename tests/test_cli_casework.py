@@ -107,3 +107,20 @@ def test_reassign_void_and_merge(dev: Dev) -> None:
         assert voided["state"] == "voided" and voided["letters"] == []
     assert_one_line_error(dev.cli("merge", first, "--into", first, "--by", "mgr-1",
                                   "--explanation", "x"), 1, "itself")
+    ok(dev, "add-representative", first, "--by", "mgr-1", "--name", "Ann Example",
+       "--address", "9 Other Road", "--authority", "Signed form received today")
+    review_on = (dt.date.fromisoformat(london_today()) + dt.timedelta(days=90)).isoformat()
+    ok(dev, "adjustments", first, "--by", "mgr-1", "--adjustment", "Large print letters",
+       "--review-on", review_on, "--reason", "Agreed on the phone")
+    reviews = [d for d in status(dev, first)["deadlines"]  # type: ignore[union-attr]
+               if d["kind"] == "review"]
+    assert [(d["due"], d["status"]) for d in reviews] == [(review_on, "pending")]
+    refused = dev.cli("add-representative", first, "--by", "mgr-1", "--name", "X",
+                      "--authority", "")
+    assert refused.returncode != 0
+    ok(dev, "triage", first, "--complexity", "high", "--vulnerability", "some",
+       "--risk", "medium", "--by", "mgr-1")
+    listed = {r["reference"]: r for r in json.loads(ok(dev, "list", "--json"))}
+    assert listed[first]["triage"] == {"complexity": "high", "vulnerability": "some",
+                                       "risk": "medium"}
+    assert listed[second]["triage"] is None

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from jinja2 import UndefinedError
 from pydantic import TypeAdapter, ValidationError
 
-from complaints.letters import get_environment, render_letter
+import complaints.letters as letters_module
+from complaints.letters import (
+    LetterIncomplete,
+    check_complete,
+    get_environment,
+    missing_elements,
+    render_letter,
+    resolve_template_set,
+    squash,
+    visible_text,
+)
 from models.case import (
     EXCLUSION_GROUND_TEXT,
     ComplaintDefinition,
@@ -26,7 +36,9 @@ from models.case import (
     RemedyKind,
 )
 from models.letters import (
+    LATE_APOLOGY,
     LETTER_TYPES,
+    REMEDY_PAYMENT,
     ActionStatus,
     Extension,
     FinalResponse,
@@ -38,6 +50,7 @@ from models.letters import (
     describe_escalation_window,
     format_money,
     format_uk_date,
+    ombudsman_email_note,
 )
 from models.policy import (
     EscalationWindow,
@@ -185,12 +198,12 @@ def make_letter(kind: LetterKind, **overrides: Any) -> Letter:
 
 def _html_text(document: str) -> str:
     """Return the visible text of an HTML document with whitespace collapsed."""
-    return _squash(html.unescape(re.sub(r"<[^>]+>", " ", document)))
+    return visible_text(document)
 
 
 def _squash(value: str) -> str:
     """Collapse runs of whitespace to single spaces."""
-    return re.sub(r"\s+", " ", value).strip()
+    return squash(value)
 
 
 ALL_KINDS = list(LetterKind)
@@ -204,6 +217,23 @@ def test_text_contains_every_required_element(kind: LetterKind, template_set: st
     text = render_letter(letter, template_set).text
     missing = {k: v for k, v in letter.required_elements().items() if v not in text}
     assert missing == {}
+
+
+@pytest.mark.parametrize("template_set", ["default", "connexus"])
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_every_shipped_letter_passes_the_render_time_check(kind: LetterKind,
+                                                           template_set: str) -> None:
+    """check_complete accepts every kind rendered by the shipped sets, in every variant."""
+    variants: list[dict[str, Any]] = [{}, {"large_print": True}]
+    if kind is LetterKind.STAGE1_ACKNOWLEDGEMENT or kind is LetterKind.STAGE2_ACKNOWLEDGEMENT:
+        variants.append({"late_by_working_days": 3})
+    if kind is LetterKind.STAGE1_RESPONSE:
+        variants.append({"outstanding_actions": (), "escalation_deadline": dt.date(2026, 4, 2)})
+    for overrides in variants:
+        letter = make_letter(kind, **overrides)
+        rendered = render_letter(letter, template_set)
+        assert missing_elements(letter.required_elements(), rendered) == {}
+        check_complete(letter, rendered, template_set)
 
 
 @pytest.mark.parametrize("template_set", ["default", "connexus"])
@@ -313,10 +343,13 @@ def test_ombudsman_email_printed_before_cutoff(fmt: str) -> None:
     """Before 13 January 2026 the Ombudsman email is printed as a way to start a case."""
     letter = make_letter(LetterKind.EXTENSION, letter_date=dt.date(2026, 1, 12),
                          previous_due=dt.date(2026, 1, 14), new_due=dt.date(2026, 1, 28))
-    output = getattr(render_letter(letter), fmt)
+    output = _squash(getattr(render_letter(letter), fmt))
     assert OMBUDSMAN_EMAIL in output
-    assert "no longer accepts new case enquiries by email" not in output
+    assert ("from Tuesday 13 January 2026 the Ombudsman will no longer accept new case "
+            "enquiries by email") in output
+    assert "stopped accepting" not in output
     assert "6.5 ombudsman email" in letter.required_elements()
+    assert "6.5 ombudsman email note" in letter.required_elements()
 
 
 @pytest.mark.parametrize("letter_date", [dt.date(2026, 1, 13), dt.date(2026, 1, 14)])
@@ -325,9 +358,11 @@ def test_ombudsman_email_omitted_from_cutoff(fmt: str, letter_date: dt.date) -> 
     """From 13 January 2026 the email is omitted and residents are told why."""
     letter = make_letter(LetterKind.EXTENSION, letter_date=letter_date,
                          previous_due=dt.date(2026, 1, 15), new_due=dt.date(2026, 1, 29))
-    output = getattr(render_letter(letter), fmt)
+    output = _squash(getattr(render_letter(letter), fmt))
     assert OMBUDSMAN_EMAIL not in output
-    assert "no longer accepts new case enquiries by email" in output
+    assert ("The Ombudsman stopped accepting new case enquiries by email on Tuesday "
+            "13 January 2026, so please use the online form, phone or post.") in output
+    assert "will no longer accept" not in output
     assert "6.5 ombudsman email" not in letter.required_elements()
 
 
@@ -367,10 +402,26 @@ def test_connexus_footer_override(fmt: str) -> None:
     letter = make_letter(LetterKind.STAGE1_RESPONSE)
     connexus = getattr(render_letter(letter, "connexus"), fmt)
     default = getattr(render_letter(letter), fmt)
-    assert CONNEXUS_LINE in (connexus if fmt == "text" else html.unescape(connexus))
+    assert "Please call us on 03332 31 32 33" in connexus
     assert "Craven Arms" not in default
     assert "Please contact us if you would like a copy" in default
     assert "Please contact us if you would like a copy" not in connexus
+
+
+@pytest.mark.parametrize("fmt", ["text", "html"])
+def test_connexus_footer_prints_the_address_once(fmt: str) -> None:
+    """The Connexus footer prints the landlord's contact line once, not twice."""
+    letter = make_letter(LetterKind.STAGE1_RESPONSE, landlord_contact=CONNEXUS_LINE)
+    output = getattr(render_letter(letter, "connexus"), fmt)
+    visible = output if fmt == "text" else html.unescape(output)
+    assert visible.count(CONNEXUS_LINE) == 1
+    assert visible.count("Craven Arms") == 1
+
+
+def test_connexus_footer_prints_no_address_when_none_is_given() -> None:
+    """Without a landlord contact the Connexus footer hard-codes no address of its own."""
+    text = render_letter(make_letter(LetterKind.EXTENSION, landlord_contact=""), "connexus").text
+    assert "Craven Arms" not in text
 
 
 def test_unknown_template_set_falls_back_to_default() -> None:
@@ -621,3 +672,268 @@ def test_not_upheld_with_a_remedy_says_what_went_wrong(template_set: str) -> Non
     bare = render_letter(make_letter(LetterKind.STAGE1_RESPONSE, decision=Decision.NOT_UPHELD,
                                      remedies=()), template_set)
     assert "not found that we did anything wrong" in bare.text
+
+
+# --- the render-time check ---------------------------------------------------------------
+
+
+def test_visible_text_leaves_out_what_a_reader_cannot_see() -> None:
+    """The head, styles, scripts and hidden elements are not visible; entities are decoded."""
+    document = (
+        "<html><head><title>Title only</title><style>p { color: red }</style></head><body>"
+        "<p>Seen &amp; read</p><p hidden>Hidden one</p><div aria-hidden=\"true\">Two</div>"
+        "<p style=\"display: none\">Three</p><script>var x = 'Four';</script>"
+        "<p>Bo<strong>ld</strong> words</p><ul><li>One</li><li>Two items</li></ul>"
+        "<p>Line<br>break</p></body></html>")
+    shown = visible_text(document)
+    assert shown == "Seen & read Bold words One Two items Line break"
+    for hidden in ("Title only", "color", "Hidden one", "Three", "Four"):
+        assert hidden not in shown
+
+
+def test_a_letter_missing_an_element_is_refused_with_labels_only() -> None:
+    """A rendering that leaves out required elements names their labels, never the values."""
+    letter = make_letter(LetterKind.STAGE1_RESPONSE, escalation_deadline=None)
+    rendered = render_letter(letter, "connexus")
+    window = letter.required_elements()["6.9(g) escalation window"]
+    broken = RenderedLetter(subject=rendered.subject,
+                            text=rendered.text.replace(window, "soon"),
+                            html=rendered.html.replace(RESIDENT.name, ""))
+    with pytest.raises(LetterIncomplete) as caught:
+        check_complete(letter, broken, "connexus")
+    assert caught.value.missing == {"6.9(g) escalation window": ("text",),
+                                    "recipient 1 name": ("html",)}
+    message = str(caught.value)
+    assert message == ("stage1_response letter from template set 'connexus' lacks 2 required "
+                       "element(s), by label: from text only: 6.9(g) escalation window; "
+                       "from HTML only: recipient 1 name")
+    for value in (window, RESIDENT.name, "calendar month"):
+        assert value not in message
+
+
+def test_whitespace_and_line_breaks_never_count_as_missing() -> None:
+    """A value whose line breaks or spacing the templates change still counts as present."""
+    letter = make_letter(LetterKind.EXCLUSION,
+                         explanation="The damp was repaired.\n\n\n   We checked   it twice.")
+    rendered = render_letter(letter)
+    assert "\n\n\n" not in rendered.text  # tidied by the renderer
+    check_complete(letter, rendered)
+
+
+def _override_set(tmp_path: Path, name: str, files: dict[str, str]) -> Path:
+    """A templates folder holding the shipped default set and an override set ``name``."""
+    root = tmp_path / "templates"
+    (root / name).mkdir(parents=True)
+    (root / "default").symlink_to(letters_module.TEMPLATES_DIR / "default")
+    for filename, content in files.items():
+        (root / name / filename).write_text(content, encoding="utf-8")
+    return root
+
+
+BROKEN_RESPONSE_TEXT = """{% extends "_layout.txt.j2" %}
+{% block body %}
+{% include "_response.txt.j2" %}
+Please get in touch if you are unhappy.
+{% include "_ombudsman.txt.j2" %}
+{% endblock %}
+"""
+
+
+def test_a_broken_override_set_is_caught(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An override that drops the escalation route (6.9(g)) or hides its footer fails."""
+    root = _override_set(tmp_path, "brokenset", {
+        "stage1_response.txt.j2": BROKEN_RESPONSE_TEXT,
+        "_footer.html.j2": "<p hidden>{{ letter.signed_by }}</p><p>Yours, us.</p>"})
+    monkeypatch.setattr(letters_module, "TEMPLATES_DIR", root)
+    assert resolve_template_set("brokenset") == "brokenset"
+    letter = make_letter(LetterKind.STAGE1_RESPONSE)
+    rendered = render_letter(letter, "brokenset")
+    with pytest.raises(LetterIncomplete) as caught:
+        check_complete(letter, rendered, "brokenset")
+    assert caught.value.missing == {
+        "6.9(g) escalation window": ("text",), "6.9(g) no reasons needed": ("text",),
+        "footer signed by": ("html",), "footer other formats": ("html",),
+        "footer landlord contact": ("html",)}
+    # The shipped sets are untouched by the override folder's existence.
+    monkeypatch.undo()
+    check_complete(letter, render_letter(letter, "connexus"), "connexus")
+
+
+def test_template_sets_resolve_to_a_folder_or_the_default() -> None:
+    """A set with a folder is used; any other name (or an unsafe one) means the default."""
+    assert resolve_template_set("connexus") == "connexus"
+    assert resolve_template_set("code-2024") == "default"
+    assert resolve_template_set("../connexus") == "default"
+
+
+# --- the Ombudsman's email, in the tense of the letter's date ------------------------------
+
+
+@pytest.mark.parametrize(("on", "expected"), [
+    (dt.date(2026, 1, 12), "from Tuesday 13 January 2026 the Ombudsman will no longer accept "
+                           "new case enquiries by email"),
+    (dt.date(2026, 1, 13), "The Ombudsman stopped accepting new case enquiries by email on "
+                           "Tuesday 13 January 2026, so please use the online form, phone or "
+                           "post"),
+    (dt.date(2027, 6, 1), "The Ombudsman stopped accepting new case enquiries by email on "
+                          "Tuesday 13 January 2026, so please use the online form, phone or "
+                          "post"),
+])
+def test_ombudsman_email_note_follows_the_letter_date(on: dt.date, expected: str) -> None:
+    """Before the cut-off the change is to come; on and after it, it has happened."""
+    assert ombudsman_email_note(OmbudsmanDetails(), on) == expected
+
+
+def test_no_email_note_without_an_email_or_a_cut_off() -> None:
+    """Details with no email, or an email with no cut-off, carry no note."""
+    assert ombudsman_email_note(OmbudsmanDetails(email=None), dt.date(2026, 3, 2)) is None
+    assert ombudsman_email_note(OmbudsmanDetails(email_new_cases_until=None),
+                                dt.date(2026, 3, 2)) is None
+
+
+# --- financial remedies: how much, by when, how --------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [LetterKind.STAGE1_RESPONSE, LetterKind.FINAL_RESPONSE])
+@pytest.mark.parametrize("template_set", ["default", "connexus"])
+def test_financial_remedy_says_amount_date_and_how(kind: LetterKind, template_set: str) -> None:
+    """A financial remedy gives the amount, the date it is paid by and how it is paid."""
+    letter = make_letter(kind)
+    rendered = render_letter(letter, template_set)
+    expected = ("Compensation for the delay and inconvenience. Amount: £1,250.00. We will pay "
+                f"it by Monday 16 March 2026. {REMEDY_PAYMENT}")
+    for body in (_squash(rendered.text), _html_text(rendered.html)):
+        assert expected in body
+        assert body.count(REMEDY_PAYMENT) == 1  # the apology is not paid
+    elements = letter.required_elements()
+    provision = "6.9" if kind is LetterKind.STAGE1_RESPONSE else "6.19"
+    assert elements[f"{provision}(e) remedy 2 payment"] == REMEDY_PAYMENT
+    assert f"{provision}(e) remedy 1 payment" not in elements
+
+
+def test_non_financial_remedy_is_not_paid() -> None:
+    """A dated remedy that is not money says when it is done, with no payment wording."""
+    repair = Remedy(kind=RemedyKind.ACTION, description="Replace the felt.",
+                    due_by=dt.date(2026, 3, 20))
+    text = _squash(render_letter(make_letter(LetterKind.FINAL_RESPONSE,
+                                             remedies=(repair,))).text)
+    assert "Replace the felt. We will do this by Friday 20 March 2026." in text
+    assert "bank transfer" not in text and "We will pay" not in text
+
+
+def test_financial_remedy_without_a_date_still_says_how() -> None:
+    """A financial remedy of an older case (no date) says how it is paid, and no date."""
+    money = Remedy(kind=RemedyKind.FINANCIAL, description="Compensation.",
+                   amount=Decimal("75"))
+    letter = make_letter(LetterKind.FINAL_RESPONSE, remedies=(money,))
+    text = _squash(render_letter(letter).text)
+    assert f"Compensation. Amount: £75.00. {REMEDY_PAYMENT}" in text
+    assert "We will pay it by" not in text
+    assert "6.19(e) remedy 1 by" not in letter.required_elements()
+
+
+def test_landlord_payment_wording_replaces_the_default() -> None:
+    """A letter given the landlord's own payment wording prints it instead of the default."""
+    wording = "We will credit your rent account within 10 working days."
+    letter = make_letter(LetterKind.FINAL_RESPONSE, remedy_payment=wording)
+    text = render_letter(letter).text
+    assert wording in text and REMEDY_PAYMENT not in text
+    check_complete(letter, render_letter(letter))
+
+
+def test_not_upheld_response_lists_the_remedies_it_offers() -> None:
+    """A not-upheld response with a remedy lists it (it used to print only the heading)."""
+    apology = Remedy(kind=RemedyKind.APOLOGY, description="We apologise for the late reply")
+    letter = make_letter(LetterKind.STAGE1_RESPONSE, decision=Decision.NOT_UPHELD,
+                         remedies=(apology,))
+    rendered = render_letter(letter)
+    for body in (rendered.text, _html_text(rendered.html)):
+        assert "Apology: We apologise for the late reply" in body
+    check_complete(letter, rendered)
+
+
+# --- the escalation window's last day ------------------------------------------------------
+
+
+@pytest.mark.parametrize("template_set", ["default", "connexus"])
+def test_escalation_deadline_is_printed_when_the_window_runs_from_the_letter(
+        template_set: str) -> None:
+    """A window that runs from the response gives its last day as a date (6.9(g))."""
+    letter = make_letter(LetterKind.STAGE1_RESPONSE, outstanding_actions=(),
+                         escalation_deadline=dt.date(2026, 4, 2))
+    rendered = render_letter(letter, template_set)
+    sentence = ("Please ask within 1 calendar month of the date of this letter, by Thursday "
+                "2 April 2026 at the latest.")
+    assert sentence in rendered.text
+    assert sentence in _html_text(rendered.html)
+    assert letter.required_elements()["6.9(g) escalation deadline"] == "Thursday 2 April 2026"
+
+
+def test_escalation_window_without_a_date_keeps_its_words() -> None:
+    """With no date known the window is described in words only, and no date is required."""
+    letter = make_letter(LetterKind.STAGE1_RESPONSE, outstanding_actions=())
+    text = render_letter(letter).text
+    assert "Please ask within 1 calendar month of the date of this letter." in text
+    assert "at the latest" not in text
+    assert "6.9(g) escalation deadline" not in letter.required_elements()
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({}, "completion of actions"),  # the sample window runs from actions, and has one
+    ({"outstanding_actions": (), "escalation_deadline": dt.date(2026, 3, 1)}, "letter_date"),
+])
+def test_escalation_deadline_must_be_consistent(overrides: dict[str, Any],
+                                                message: str) -> None:
+    """No date for a window still waiting on actions, nor one before the letter."""
+    fields = {"escalation_deadline": dt.date(2026, 4, 2), **overrides}
+    with pytest.raises(ValidationError, match=message):
+        make_letter(LetterKind.STAGE1_RESPONSE, **fields)
+
+
+# --- a late acknowledgement says sorry -----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [LetterKind.STAGE1_ACKNOWLEDGEMENT,
+                                  LetterKind.STAGE2_ACKNOWLEDGEMENT])
+@pytest.mark.parametrize("template_set", ["default", "connexus"])
+def test_late_acknowledgement_apologises(kind: LetterKind, template_set: str) -> None:
+    """An acknowledgement sent after its due date says sorry and by how much it is late."""
+    letter = make_letter(kind, late_by_working_days=3)
+    rendered = render_letter(letter, template_set)
+    sentence = f"{LATE_APOLOGY} We should have sent it 3 working days earlier."
+    assert rendered.text.count(LATE_APOLOGY) == 1
+    assert sentence in rendered.text and sentence in _html_text(rendered.html)
+    provision = "6.2" if kind is LetterKind.STAGE1_ACKNOWLEDGEMENT else "6.11"
+    assert letter.required_elements()[f"{provision} late apology"] == LATE_APOLOGY
+    assert letter.required_elements()[f"{provision} late by"] == "3 working days"
+
+
+@pytest.mark.parametrize("kind", [LetterKind.STAGE1_ACKNOWLEDGEMENT,
+                                  LetterKind.STAGE2_ACKNOWLEDGEMENT])
+def test_acknowledgement_on_time_makes_no_apology(kind: LetterKind) -> None:
+    """An acknowledgement sent on time has no apology and requires none."""
+    letter = make_letter(kind)
+    rendered = render_letter(letter)
+    assert "sorry" not in rendered.text.lower()
+    assert not any("late" in label for label in letter.required_elements())
+
+
+def test_one_working_day_late_is_singular() -> None:
+    """One working day late reads "1 working day", not "1 working days"."""
+    text = render_letter(make_letter(LetterKind.STAGE1_ACKNOWLEDGEMENT,
+                                     late_by_working_days=1)).text
+    assert "We should have sent it 1 working day earlier." in text
+
+
+# --- large print -------------------------------------------------------------------------
+
+
+def test_large_print_letters_use_the_large_print_layout() -> None:
+    """A large-print letter's HTML root has the large-print class, set at 16pt or more."""
+    large = render_letter(make_letter(LetterKind.EXTENSION, large_print=True)).html
+    normal = render_letter(make_letter(LetterKind.EXTENSION)).html
+    assert '<html lang="en-GB" class="large-print">' in large
+    assert '<html lang="en-GB">' in normal
+    assert "html.large-print { font-size: 16pt; }" in normal  # the rule is always there
+    assert visible_text(large) == visible_text(normal)

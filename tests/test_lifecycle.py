@@ -104,6 +104,9 @@ _OMBUDSMAN = {"ombudsman_contact": SAME, "ombudsman_determination": SAME,
               "comply_order": "refused: no open Ombudsman order"}
 for _state in (*(s for s in S if s not in (S.WITHDRAWN, S.VOIDED, S.WITH_OMBUDSMAN)),):
     EXPECTED[_state] |= _OMBUDSMAN
+# Who the complaint is from and what they need can be corrected while it is live.
+for _state in (*(s for s in S if s not in (S.WITHDRAWN, S.VOIDED, S.DECLINED, S.CLOSED)),):
+    EXPECTED[_state] |= {"amend_intake": SAME}
 # With the Ombudsman investigating, its enquiries are part of the investigation.
 EXPECTED[S.WITH_OMBUDSMAN] |= {k: v for k, v in _OMBUDSMAN.items() if k != "ombudsman_contact"}
 PAIRS = [(state, trigger) for state in S for trigger in TRIGGERS]

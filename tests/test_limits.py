@@ -81,6 +81,14 @@ SAMPLES: dict[str, dict[str, Any]] = {
                                 "orders": [{"order_id": "O1", "description": "Pay £200",
                                             "due_by": "2027-01-10"}]},
     "comply_order": {"by": "mgr-1", "order_id": "O1", "evidence": "Paid on 2 January"},
+    "amend_intake": {"by": "mgr-1", "reason": "Sister now acts for her",
+                     "parties": [{"role": "resident", "name": "Jo Bloggs",
+                                  "address": ["2 Test Row"]},
+                                 {"role": "representative", "name": "Ann Bloggs",
+                                  "email": "ann@example.invalid"}],
+                     "representative_authority": "Signed form, 3 December",
+                     "adjustments": [{"description": "Large print letters"}],
+                     "adjustments_review_on": "2027-03-01"},
 }
 
 

@@ -23,8 +23,8 @@ def test_there_are_histories_of_finished_cases() -> None:
     assert scenarios <= names  # the first workflow type, ComplaintWorkflow
     assert {f"complaint_{n}" for n in scenarios | {"refused_then_breached"}} <= names
     # Casework revision 2 (behind CASEWORK_PATCH): late escalations, follow-through, voids.
-    assert {f"complaint_r2_{n}" for n in scenarios | {"late_escalation", "follow_through",
-                                                      "voided"}} <= names
+    assert {f"complaint_r2_{n}" for n in scenarios | {
+        "late_escalation", "follow_through", "voided", "ombudsman_and_amendments"}} <= names
     for path in HISTORIES:
         events = json.loads(path.read_text(encoding="utf-8"))["events"]
         assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED", path.name

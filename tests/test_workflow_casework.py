@@ -13,7 +13,9 @@ from temporalio.client import WorkflowHandle
 from domain.lifecycle import CASEWORK_PATCH
 from models.actions import (
     Acknowledge,
+    AmendIntake,
     DelayAction,
+    Extend,
     PayRemedy,
     Reassign,
     ReassignRole,
@@ -24,9 +26,18 @@ from models.actions import (
     VoidReason,
     Withdraw,
 )
-from models.case import Channel, Decision, ExclusionGround, PointFinding, Remedy, RemedyKind
+from models.case import (
+    Channel,
+    Decision,
+    ExclusionGround,
+    Party,
+    PartyRole,
+    PointFinding,
+    Remedy,
+    RemedyKind,
+)
 from models.messages import DeadlineKind, DeadlineStatus
-from models.tables import LetterRow, NotificationRow
+from models.tables import LetterRow, NotificationRow, PartyRow
 from tests.cases import DEFINITION, STAGE1_HANDLER, respond_to
 from tests.conftest import Stack, make_intake
 from tests.test_workflow import advance_to, do, drive, started, task_failures, view
@@ -131,3 +142,51 @@ async def test_withdrawal_is_confirmed_and_a_void_sends_nothing(stack: Stack) ->
         assert all(d.status is not DeadlineStatus.PENDING for d in current.deadlines)
     assert letter_kinds(stack, withdrawn.id)[-1] == "withdrawal_confirmation"
     assert letter_kinds(stack, duplicate.id) == []
+
+
+async def test_an_added_representative_receives_the_next_letter(stack: Stack) -> None:
+    """After amending the intake, the parties are replaced and letters are addressed to both."""
+    async with stack.worker():
+        handle = await stack.lodge(make_intake())
+        await started(handle)
+        await drive(handle, S.STAGE1_INVESTIGATING)
+        await do(handle, AmendIntake(
+            by="mgr-7", reason="Her sister now acts for her",
+            representative_authority="Signed authority form received 20 November",
+            parties=(Party(name="Jo Bloggs", address=("2 Test Row", "Ludlow")),
+                     Party(role=PartyRole.REPRESENTATIVE, name="Ann Bloggs",
+                           address=("9 Other Road", "Ludlow")))))
+        await do(handle, Extend(by=STAGE1_HANDLER, working_days=3, reason="A survey"))
+        assert task_failures(await handle.fetch_history()) == 0
+    with stack.session() as session:
+        names = session.exec(select(PartyRow.name).where(PartyRow.reference == handle.id)
+                             .order_by(PartyRow.position)).all()
+        letter = session.exec(select(LetterRow).where(LetterRow.reference == handle.id,
+                                                      LetterRow.kind == "extension")).one()
+    assert list(names) == ["Jo Bloggs", "Ann Bloggs"]
+    assert "Ann Bloggs" in letter.text and "9 Other Road" in letter.text
+
+
+async def test_letters_name_staff_from_the_directory(stack: Stack) -> None:
+    """The acknowledgement names the handler and a new handler's letter says how to reach them."""
+    from complaints.directory import add_staff
+
+    with stack.session() as session:
+        add_staff(session, "h-1", display_name="Sam Patel", job_title="Complaints Officer",
+                  team="Complaints", email="sam.patel@example.invalid", roles=("handler",))
+        add_staff(session, "h-2", display_name="Ria Shah", job_title="Senior Officer",
+                  team="Complaints", email="ria.shah@example.invalid", phone="01234 567890",
+                  roles=("handler",))
+    async with stack.worker():
+        handle = await stack.lodge(make_intake())
+        await started(handle)
+        await do(handle, Acknowledge(by="h-1", handler_id="h-1", definition=DEFINITION))
+        await do(handle, Reassign(by="mgr-7", role=ReassignRole.HANDLER, to="h-2",
+                                  reason="Leave"))
+    with stack.session() as session:
+        letters = {r.kind: r.text for r in session.exec(
+            select(LetterRow).where(LetterRow.reference == handle.id)).all()}
+    assert "Sam Patel, Complaints Officer" in letters["stage1_acknowledgement"]
+    assert "h-1" not in letters["stage1_acknowledgement"]
+    assert "Ria Shah, Senior Officer" in letters["handler_changed"]
+    assert "ria.shah@example.invalid, 01234 567890" in letters["handler_changed"]

@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         AcknowledgeEscalation,
         Action,
         AddIssue,
+        AmendIntake,
         Close,
         CompleteAction,
         ComplyOrder,
@@ -385,6 +386,15 @@ class ComplaintWorkflow:
 
     @reassign.validator
     def _reassign_allowed(self, action: Reassign) -> None:
+        self._validate(action)
+
+    @workflow.update
+    async def amend_intake(self, action: AmendIntake) -> ActionResult:
+        """Correct who the complaint is from or what they need; letters follow the change."""
+        return await self._act(action)
+
+    @amend_intake.validator
+    def _amend_intake_allowed(self, action: AmendIntake) -> None:
         self._validate(action)
 
     @workflow.update

@@ -26,10 +26,17 @@ from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from activities import build_activities
 from complaints.settings import Settings
 from models.actions import (
+    AmendIntake,
     Close,
     CompleteAction,
+    ComplyOrder,
     Decline,
     DelayAction,
+    OmbudsmanContact,
+    OmbudsmanContactKind,
+    OmbudsmanDetermination,
+    OmbudsmanFinding,
+    OrderItem,
     PayRemedy,
     Reassign,
     ReassignRole,
@@ -39,7 +46,7 @@ from models.actions import (
     VoidReason,
     Withdraw,
 )
-from models.case import Channel, ExclusionGround, RemedyKind
+from models.case import Adjustment, Channel, ExclusionGround, Party, PartyRole, RemedyKind
 from models.events import ActionResult
 from models.messages import CaseView
 from tests.cases import STAGE1_HANDLER, STAGE2_HANDLER, path_to, respond_to
@@ -141,6 +148,30 @@ async def follow_through(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None
     await _do(handle, Close(by="staff-303"))
 
 
+async def ombudsman_and_amendments(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """A representative added, an Ombudsman instruction and order complied with, closed."""
+    for build in path_to(S.STAGE1_INVESTIGATING):
+        await _do(handle, build((await _view(handle)).case))
+    today = london_date((await _view(handle)).case.audit[-1].at)
+    await _do(handle, AmendIntake(
+        by="mgr-7", reason="Sister acts", representative_authority="Signed form",
+        parties=(Party(name="Jo Bloggs"), Party(role=PartyRole.REPRESENTATIVE, name="Ann")),
+        adjustments=(Adjustment(description="Large print letters"),),
+        adjustments_review_on=today + timedelta(days=60)))
+    await _do(handle, OmbudsmanContact(by="mgr-7", kind=OmbudsmanContactKind.INSTRUCTION,
+                                       details="Respond within 5 days",
+                                       respond_by=today + timedelta(days=7)))
+    await _do(handle, _no_actions_or_money(respond_to((await _view(handle)).case,
+                                                       STAGE1_HANDLER)))
+    await _do(handle, ComplyOrder(by="mgr-7", order_id="instruction-1", evidence="Sent"))
+    await _do(handle, OmbudsmanDetermination(
+        by="mgr-7", finding=OmbudsmanFinding.COMPLAINT_HANDLING_FAILURE, details="Late",
+        orders=(OrderItem(order_id="O1", description="Pay £50",
+                          due_by=today + timedelta(days=28)),)))
+    await _do(handle, ComplyOrder(by="mgr-7", order_id="O1", evidence="Paid"))
+    await stack.env.fast_forward(handle, timedelta(days=40))
+
+
 async def voided(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
     """A duplicate, voided: no letter, no clocks."""
     await _do(handle, Void(by="mgr-7", reason=VoidReason.DUPLICATE,
@@ -166,6 +197,7 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "late_escalation": ("code-2024", late_escalation),
     "follow_through": ("connexus", follow_through),
     "voided": ("code-2024", voided),
+    "ombudsman_and_amendments": ("code-2024", ombudsman_and_amendments),
 }
 
 
