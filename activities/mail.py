@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import email.policy
+import hashlib
 import io
 import re
 import smtplib
@@ -41,6 +42,10 @@ _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
 _DOTS = re.compile(r"\.{2,}")
 
 
+#: Longest left part of a Message-ID: "Message-ID: <left@complaints>" fits in 78 columns.
+MAX_MESSAGE_ID_LEFT = 52
+
+
 def message_id_for(key: str) -> str:
     """Return the deterministic Message-ID for a letter or notification id.
 
@@ -55,6 +60,11 @@ def message_id_for(key: str) -> str:
 
     """
     left = _DOTS.sub(".", _NOT_ATEXT.sub(".", key)).strip(".") or "message"
+    if len(left) > MAX_MESSAGE_ID_LEFT:
+        # Too long for one header line: it would be folded onto the next, and some readers
+        # keep the fold's space. A prefix and a digest keep it unique and the same on retry.
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+        left = f"{left[:MAX_MESSAGE_ID_LEFT - 17].rstrip('.')}.{digest}"
     return f"<{left}@{MESSAGE_ID_DOMAIN}>"
 
 

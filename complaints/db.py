@@ -88,6 +88,7 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 #: worker would queue by sleeping; waiting on a lock instead hands the file over at once.
 #: Other processes still meet SQLite's own busy timeout.
 _GATES: dict[str, threading.Lock] = {}
+SQLITE_GATE_TIMEOUT_S = 5.0
 _GATES_LOCK = threading.Lock()
 
 
@@ -100,9 +101,10 @@ def _gate(connection: Any) -> threading.Lock:
 def _on_sqlite_begin(connection: Any) -> None:
     """Begin every transaction holding the write lock, so it never has to upgrade."""
     gate = _gate(connection)
-    # Bounded: a transaction that ended without SQLAlchemy seeing it (a lost database)
-    # delays the next writers by the busy timeout at worst, never for ever.
-    if gate.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+    # Bounded, and well inside an activity's heartbeat: in normal running a transaction
+    # takes milliseconds; when the file is held elsewhere (another process, an outage) the
+    # writer goes on to SQLite's own busy timeout, as it would without the gate.
+    if gate.acquire(timeout=SQLITE_GATE_TIMEOUT_S):
         connection.info["gate"] = gate
     try:
         connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -495,6 +495,39 @@ def _triage_of(references: list[str]) -> list[dict[str, str] | None]:
             if (t := found.get(r)) else None for r in references]
 
 
+def _write_pdf(reference: str, letter_id: str, path: Path) -> None:
+    """Write a stored letter's PDF (printing and keeping it first if it has none)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from activities.letters import LetterActivities
+    from complaints.db import make_engine, session_factory
+    from complaints.files import create_private_file
+
+    settings = Settings()
+    if path.exists():
+        raise StaffError(f"{path} exists: choose a new file name")
+    try:
+        engine = make_engine(settings.effective_database_url())
+        try:
+            letters = LetterActivities(session_factory(engine), settings.effective_outbox())
+            row = letters.print_letter(letter_id)
+        finally:
+            engine.dispose()
+    except LookupError:
+        raise StaffError(f"no letter {letter_id} in the database: `complaints letters "
+                         f"{reference}` lists them") from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise StaffError(f"cannot read letter {letter_id} ({type(exc).__name__}): check "
+                         "DATABASE_URL or DATA_DIR") from None
+    if row.reference != reference:
+        raise StaffError(f"letter {letter_id} belongs to another complaint, not {reference}")
+    assert row.pdf is not None
+    if not create_private_file(path):  # 0600 from the first byte, never over another file
+        raise StaffError(f"{path} exists: choose a new file name")
+    path.write_bytes(row.pdf)
+    click.echo(f"{path} ({len(row.pdf):,} bytes)")
+
+
 def _stored_letter_text(url: str, letter_id: str) -> str | None:
     """A letter's stored text, with a database that cannot be read as a one-line error."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -853,8 +886,17 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
     @cli.command()
     @click.argument("reference")
     @click.option("--show", "letter_id", default=None, help="Print this letter's text.")
-    def letters(reference: str, letter_id: str | None) -> None:
+    @click.option("--pdf", "pdf_path", default=None,
+                  help="With --show: write the letter as an accessible PDF to this file "
+                       "(printed now if it never was, and kept with the letter).")
+    def letters(reference: str, letter_id: str | None, pdf_path: str | None) -> None:
         """List the letters sent on a case, or print one."""
+        if pdf_path is not None:
+            if letter_id is None:
+                raise StaffError("--pdf needs --show LETTER_ID: `complaints letters "
+                                 f"{reference}` lists them")
+            _write_pdf(reference, letter_id, Path(pdf_path))
+            return
         view = run_async(_query)(reference)
         if letter_id is None:
             for record in view.letters:

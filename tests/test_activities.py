@@ -473,8 +473,7 @@ def test_send_letter_emails_every_recipient_once(env: ActivityEnvironment,
     assert _count(sessions, LetterRow) == 1
     assert _count(sessions, DeliveryRow) == 3
     assert sorted(p.name for p in (outbox / REFERENCE).iterdir()) == [
-        f"{REFERENCE}_stage1_acknowledgement_1.html",
-        f"{REFERENCE}_stage1_acknowledgement_1.pdf",
+        f"{REFERENCE}_stage1_acknowledgement_1.html",  # no .pdf: printed when asked for
         f"{REFERENCE}_stage1_acknowledgement_1.txt"]
     with sessions() as session:
         row = session.get(LetterRow, LETTER_ID)

@@ -20,10 +20,20 @@ S = ComplaintState
 
 
 def test_every_state_names_its_clocks() -> None:
-    """The clock table covers every state, and an ended case runs no clock of the Code."""
+    """The clock table covers every state, and an ended case runs no clock of the Code.
+
+    What may still run after the Code's stages: promised actions (7.3), the Ombudsman's own
+    orders and instructions, and (while the case is live or with the Ombudsman) the review
+    of reasonable adjustments.
+    """
     assert set(CLOCKS) == set(ComplaintState)
-    for state in (S.CLOSED, S.DECLINED, S.WITHDRAWN, S.WITH_OMBUDSMAN, S.STAGE2_RESPONDED):
-        assert CLOCKS[state] <= {DeadlineKind.ACTION}
+    after = {DeadlineKind.ACTION, DeadlineKind.OMBUDSMAN, DeadlineKind.REVIEW}
+    for state in (S.CLOSED, S.DECLINED, S.WITHDRAWN, S.WITH_OMBUDSMAN, S.STAGE2_RESPONDED,
+                  S.VOIDED):
+        assert CLOCKS[state] <= after
+    for state in (S.CLOSED, S.DECLINED, S.WITHDRAWN, S.VOIDED):
+        assert DeadlineKind.REVIEW not in CLOCKS[state]
+    assert CLOCKS[S.WITHDRAWN] == CLOCKS[S.VOIDED] == frozenset()
 
 
 async def test_closing_after_stage1_response_stops_early_contact(stack: Stack) -> None:

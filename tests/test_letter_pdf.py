@@ -29,6 +29,7 @@ from activities.letters import LetterActivities, outbox_paths, outbox_pdf_path
 from complaints.db import make_engine, session_factory, upgrade
 from complaints.letters import render_letter, render_pdf
 from models.actions import Acknowledge, Extend
+from models.case import Adjustment
 from models.letters import Letter, LetterKind
 from models.messages import SendLetterInput
 from models.tables import DeliveryRow, LetterRow, NotificationRow
@@ -65,9 +66,11 @@ def printed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _input(letter: Letter | None = None, template_set: str = "connexus") -> SendLetterInput:
+    """A large-print letter: printed when sent (others are printed when first asked for)."""
     return SendLetterInput(letter_id=LETTER_ID, reference=REFERENCE, stage=1, seq=1,
                            template_set=template_set,
-                           letter=letter or make_letter(LetterKind.STAGE1_RESPONSE))
+                           letter=letter or make_letter(LetterKind.STAGE1_RESPONSE,
+                                                        large_print=True))
 
 
 def _pdf_content(pdf: bytes) -> bytes:
@@ -169,8 +172,8 @@ def test_pdf_is_stored_with_the_letter_and_written_to_the_outbox(
     row = _row(sessions)
     assert row.pdf is not None and row.pdf.startswith(b"%PDF-")
     assert row.pdf_sha256 == hashlib.sha256(row.pdf).hexdigest()
-    assert row.pdf == render_pdf(render_letter(make_letter(LetterKind.STAGE1_RESPONSE),
-                                               "connexus"))
+    assert row.pdf == render_pdf(render_letter(make_letter(LetterKind.STAGE1_RESPONSE,
+                                                           large_print=True), "connexus"))
     text_path, html_path = outbox_paths(outbox, REFERENCE, LETTER_ID)
     pdf_path = outbox_pdf_path(outbox, REFERENCE, LETTER_ID)
     assert pdf_path == text_path.with_suffix(".pdf") and pdf_path.parent == html_path.parent
@@ -219,7 +222,8 @@ def test_an_undelivered_letter_that_changed_is_printed_again(
     after = _row(sessions)
     assert len(printed) == 2
     assert after.sha256 != before.sha256 and after.pdf_sha256 != before.pdf_sha256
-    assert after.pdf == render_pdf(render_letter(make_letter(LetterKind.STAGE1_RESPONSE)))
+    assert after.pdf == render_pdf(render_letter(make_letter(LetterKind.STAGE1_RESPONSE,
+                                                             large_print=True)))
 
 
 def test_a_letter_stored_before_pdfs_is_printed_only_if_not_delivered(
@@ -247,10 +251,29 @@ def test_a_letter_stored_before_pdfs_is_printed_only_if_not_delivered(
 # --- end to end, on the Complaint workflow ---------------------------------------------------
 
 
-async def test_a_cases_letters_are_kept_and_posted_with_their_pdfs(stack: Stack) -> None:
-    """Each letter of a case is stored with its PDF and written to the outbox as .pdf too."""
+def test_an_ordinary_letter_is_printed_when_first_asked_for_and_kept(
+        sessions: Callable[[], Session], tmp_path: Path, printed: list[str]) -> None:
+    """Without a large-print adjustment nothing is printed on sending; asking prints it once."""
+    outbox = tmp_path / "outbox"
+    activities = LetterActivities(sessions, outbox)
+    ordinary = _input(make_letter(LetterKind.STAGE1_RESPONSE))
+    ActivityEnvironment().run(activities.send_letter, ordinary)
+    assert printed == [] and _row(sessions).pdf is None
+    assert not outbox_pdf_path(outbox, REFERENCE, LETTER_ID).exists()
+    first = activities.print_letter(LETTER_ID)
+    again = activities.print_letter(LETTER_ID)
+    assert len(printed) == 1 and first.pdf == again.pdf == _row(sessions).pdf
+    assert first.pdf is not None and first.pdf.startswith(b"%PDF-")
+    assert first.sha256 == _row(sessions).sha256  # the letter itself is unchanged
+    with pytest.raises(LookupError):
+        activities.print_letter("CMP-2026-999999:stage1_response:1:1")
+
+
+async def test_a_large_print_case_has_its_letters_printed_and_posted(stack: Stack) -> None:
+    """With a large-print adjustment each letter is stored with its PDF and put in the outbox."""
+    intake = make_intake(adjustments=(Adjustment(description="Large print letters"),))
     async with stack.worker():
-        handle = await stack.lodge(make_intake())
+        handle = await stack.lodge(intake)
         await started(handle)
         await do(handle, Acknowledge(by=STAGE1_HANDLER, handler_id=STAGE1_HANDLER,
                                      definition=DEFINITION))
