@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from complaints import casefiles
@@ -34,27 +35,38 @@ _REVIEW_RULE = (f"The review date must be after today (London) and at most "
                 f"{casefiles.REVIEW_MAX_MONTHS} months ahead.")
 
 
+def open_for_command(url: str) -> Engine:
+    """The complaints database at the newest schema, for a command; a one-line error if not.
+
+    Raises:
+        click.ClickException: The database cannot be opened or migrated (the cause, and
+            which settings name it).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from complaints.db import ensure_schema, make_engine
+    from complaints.dbcheck import database_label
+
+    try:
+        ensure_schema(url)
+        return make_engine(url)
+    except (SQLAlchemyError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise click.ClickException(f"cannot open the complaints database "
+                                   f"{database_label(url)} ({first[:160]}): check "
+                                   "DATABASE_URL / DATA_DIR") from None
+
+
 @contextlib.contextmanager
 def _database() -> Iterator[tuple[Settings, Session]]:
     """The settings and a session on the complaints database at the newest schema.
 
     A :class:`CaseFileError` raised inside becomes the one-line ``Error:`` of the command.
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from complaints.db import ensure_schema, make_engine, session_factory
-    from complaints.dbcheck import database_label
+    from complaints.db import session_factory
 
     settings = Settings()
-    url = settings.effective_database_url()
-    try:
-        ensure_schema(url)
-        engine = make_engine(url)
-    except (SQLAlchemyError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise click.ClickException(f"cannot open the complaints database "
-                                   f"{database_label(url)} ({first[:160]}): check "
-                                   "DATABASE_URL / DATA_DIR") from None
+    engine = open_for_command(settings.effective_database_url())
     try:
         with session_factory(engine)() as session:
             try:

@@ -37,20 +37,10 @@ def _database() -> Iterator[Session]:
 
     A :class:`DirectoryError` raised inside becomes the one-line ``Error:`` of the command.
     """
-    from sqlalchemy.exc import SQLAlchemyError
+    from complaints.casefiles_cli import open_for_command
+    from complaints.db import session_factory
 
-    from complaints.db import ensure_schema, make_engine, session_factory
-    from complaints.dbcheck import database_label
-
-    url = Settings().effective_database_url()
-    try:
-        ensure_schema(url)
-        engine = make_engine(url)
-    except (SQLAlchemyError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise click.ClickException(f"cannot open the complaints database "
-                                   f"{database_label(url)} ({first[:160]}): check "
-                                   "DATABASE_URL / DATA_DIR") from None
+    engine = open_for_command(Settings().effective_database_url())
     try:
         with session_factory(engine)() as session:
             try:
