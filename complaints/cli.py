@@ -83,7 +83,10 @@ def deadlines(start: dt.date, working_days: int, nation: str | None, policy_name
     calendar = WorkingCalendar(chosen, extra)
     deadline = calendar.deadline(start, working_days)
     skipped = _skipped(calendar, start, deadline.due)
-    closed = sorted(d for d in closures if start < d <= deadline.due)
+    from domain.casebook import CLOSURE_WARNING_DAYS  # as the workflow warns
+
+    closed = sorted(d for d in closures if start < d <= deadline.due
+                    and (deadline.due - d).days < CLOSURE_WARNING_DAYS)
     if as_json:
         click.echo(json.dumps({
             "from": start.isoformat(), "working_days": working_days, "nation": chosen.value,

@@ -91,6 +91,10 @@ REFUSALS_KEPT = 5
 MAX_REASON = 300
 MAX_BY = 60
 
+#: A closure this many days or fewer before a due date (or on it) is warned about: the
+#: work must be done before the closure, as the Code's date does not move.
+CLOSURE_WARNING_DAYS = 7
+
 #: Bounds on the case file's lists (with ``models.limits`` on each action, they bound the
 #: state a case carries, whatever staff do): issues raised (6.8), issues folded into stage 1
 #: (each becomes a point to answer), extensions at one stage, outstanding actions.
@@ -583,14 +587,15 @@ class CaseBook:
         return deadline
 
     def _warn_of_closures(self, deadline: Deadline) -> None:
-        """Tell the manager when the landlord is closed between a deadline's start and due.
+        """Tell the manager when a due date falls in or just after the landlord's closure.
 
         Closure days never move a Code date (they are not in the calendar's non-working
         days): the work has to be planned around them.
         """
         assert self.context is not None
         closed = [d for d in self.context.calendar.closures
-                  if deadline.start < d <= deadline.due]
+                  if deadline.start < d <= deadline.due
+                  and (deadline.due - d).days < CLOSURE_WARNING_DAYS]
         if not closed:
             return
         days = ", ".join(d.isoformat() for d in closed[:5]) + (" ..." if len(closed) > 5 else "")
