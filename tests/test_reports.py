@@ -357,6 +357,20 @@ CASES: list[Case] = [
 BY_LETTER = {c.letter: c for c in CASES}
 
 
+def record_case(records: RecordActivities, case: Case, *, state: str | None = None) -> None:
+    """Write a hand-built case's intake and last snapshot (``state`` overrides the state)."""
+    records.record_intake(RecordIntakeInput(landlord="Connexus", intake=Intake(
+        reference=case.reference, policy_name="connexus", channel=case.channel,
+        received_on=case.received, category=case.category,
+        parties=(Party(name=f"Resident {case.letter}"),),
+        description=f"Complaint {case.letter}")))
+    shot = snapshot(case)
+    if state is not None:
+        shot = shot.model_copy(update={"state": state,
+                                       "case": shot.case.model_copy(update={"state": state})})
+    records.record_snapshot(shot)
+
+
 def load(url: str) -> None:
     """Write the hand-built year through the record activities, plus letters."""
     upgrade(url)
@@ -364,12 +378,7 @@ def load(url: str) -> None:
     sessions = session_factory(engine)
     records = RecordActivities(sessions)
     for case in CASES:
-        records.record_intake(RecordIntakeInput(landlord="Connexus", intake=Intake(
-            reference=case.reference, policy_name="connexus", channel=case.channel,
-            received_on=case.received, category=case.category,
-            parties=(Party(name=f"Resident {case.letter}"),),
-            description=f"Complaint {case.letter}")))
-        records.record_snapshot(snapshot(case))
+        record_case(records, case)
         for number, stage in ((1, case.stage1), (2, case.stage2)):
             if stage is None:
                 continue

@@ -10,10 +10,9 @@ from sqlmodel import Session
 from activities.records import RecordActivities
 from complaints.db import make_engine, session_factory, upgrade
 from complaints.reports import ReportOptions, build_report
-from models.case import Channel, Decision, Party
-from models.messages import Intake, RecordIntakeInput
+from models.case import Channel, Decision
 from models.tables import AuditRow
-from tests.test_reports import AS_OF, POLICY, YEAR, Case, Stage, at, snapshot
+from tests.test_reports import AS_OF, POLICY, YEAR, Case, Stage, at, record_case
 
 D = dt.date
 
@@ -22,19 +21,9 @@ def _load(url: str, cases: list[Case], voided: set[str]) -> None:
     """Write ``cases`` through the record activities; mark ``voided`` ones as voided."""
     upgrade(url)
     engine = make_engine(url)
-    sessions = session_factory(engine)
-    records = RecordActivities(sessions)
+    records = RecordActivities(session_factory(engine))
     for case in cases:
-        records.record_intake(RecordIntakeInput(landlord="Connexus", intake=Intake(
-            reference=case.reference, policy_name="connexus", channel=case.channel,
-            received_on=case.received, category=case.category,
-            parties=(Party(name=f"Resident {case.letter}"),),
-            description=f"Complaint {case.letter}")))
-        shot = snapshot(case)
-        if case.letter in voided:
-            case_file = shot.case.model_copy(update={"state": "voided"})
-            shot = shot.model_copy(update={"state": "voided", "case": case_file})
-        records.record_snapshot(shot)
+        record_case(records, case, state="voided" if case.letter in voided else None)
     engine.dispose()
 
 
