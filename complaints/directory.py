@@ -54,6 +54,7 @@ __all__ = [
     "deactivate_staff",
     "describe_staff",
     "directory_refusal",
+    "find_by_subject",
     "find_staff",
     "get_staff",
     "inactive_since",
@@ -70,8 +71,9 @@ log = structlog.wrap_logger(logging.getLogger(__name__))
 #: The roles a member of staff may hold. ``handler``: handles stage 1 complaints;
 #: ``reviewer``: handles stage 2 reviews; ``manager``: receives a case's reminders and
 #: breaches; ``lead``: the complaints lead; ``admin``: keeps the directory; ``viewer``:
-#: reads cases only.
-ROLES = ("handler", "reviewer", "manager", "lead", "admin", "viewer")
+#: reads cases only; ``integration``: a system acting through a service token. What each
+#: may do is the permission matrix's (``domain/permissions.toml``).
+ROLES = ("handler", "reviewer", "manager", "lead", "admin", "viewer", "integration")
 #: A staff id: short enough to type (the action fields allow 200, the ``label`` limit).
 MAX_STAFF_ID = 64
 #: A display name, job title or team.
@@ -190,6 +192,23 @@ def _roles(values: Iterable[str]) -> str:
     return ",".join(r for r in ROLES if r in given)
 
 
+def _subject(session: Session, value: str | None, staff_id: str) -> str | None:
+    """A sign-in subject, checked: one line, and nobody else's."""
+    if value is None:
+        return None
+    subject = _line(value, "--subject", limit=255)
+    holder = find_by_subject(session, subject)
+    if holder is not None and staff_key(holder.staff_id) != staff_key(staff_id):
+        raise DirectoryError(f"--subject: already signs in as '{holder.staff_id}'; one "
+                             "person, one subject")
+    return subject
+
+
+def find_by_subject(session: Session, subject: str) -> StaffRow | None:
+    """The member of staff who signs in as ``subject`` (OpenID Connect), or None."""
+    return session.exec(select(StaffRow).where(StaffRow.subject == subject)).first()
+
+
 def roles_of(row: StaffRow) -> tuple[str, ...]:
     """The roles a member of staff holds, in the order of :data:`ROLES`."""
     return tuple(r for r in row.roles.split(",") if r)
@@ -233,7 +252,7 @@ def _duplicate(staff_id: str, row: StaffRow) -> DirectoryError:
 
 def add_staff(session: Session, staff_id: str, *, display_name: str, job_title: str,
               team: str, email: str, roles: Iterable[str],
-              phone: str | None = None) -> StaffRow:
+              phone: str | None = None, subject: str | None = None) -> StaffRow:
     """Add a member of staff, active, to the directory.
 
     Args:
@@ -245,6 +264,7 @@ def add_staff(session: Session, staff_id: str, *, display_name: str, job_title: 
         email: Their work email address.
         roles: At least one of :data:`ROLES`.
         phone: Their work phone number, if any.
+        subject: Who they are when they sign in (their OpenID Connect subject), if known.
 
     Returns:
         The new row.
@@ -264,7 +284,8 @@ def add_staff(session: Session, staff_id: str, *, display_name: str, job_title: 
                    display_name=_line(display_name, "--name"),
                    job_title=_line(job_title, "--title"), team=_line(team, "--team"),
                    email=_email(email), phone=_phone(phone), roles=_roles(roles),
-                   active=True, created_at=now, updated_at=now)
+                   subject=_subject(session, subject, clean), active=True, created_at=now,
+                   updated_at=now)
     session.add(row)
     try:
         session.commit()
@@ -281,7 +302,8 @@ def add_staff(session: Session, staff_id: str, *, display_name: str, job_title: 
 def update_staff(session: Session, staff_id: str, *, display_name: str | None = None,
                  job_title: str | None = None, team: str | None = None,
                  email: str | None = None, phone: str | None = None,
-                 remove_phone: bool = False, roles: Iterable[str] | None = None) -> StaffRow:
+                 remove_phone: bool = False, roles: Iterable[str] | None = None,
+                 subject: str | None = None) -> StaffRow:
     """Change a member of staff's details; what is not given is kept.
 
     Args:
@@ -294,6 +316,7 @@ def update_staff(session: Session, staff_id: str, *, display_name: str | None = 
         phone: A new phone number.
         remove_phone: Remove the phone number.
         roles: Their roles from now on (replacing the ones they had).
+        subject: Their OpenID Connect subject from now on.
 
     Returns:
         The updated row.
@@ -305,11 +328,13 @@ def update_staff(session: Session, staff_id: str, *, display_name: str | None = 
     roles = list(roles) if roles is not None else None
     if phone is not None and remove_phone:
         raise DirectoryError("give --phone or --no-phone, not both")
-    if all(v is None for v in (display_name, job_title, team, email, phone)) \
+    if all(v is None for v in (display_name, job_title, team, email, phone, subject)) \
             and not remove_phone and not roles:
         raise DirectoryError("nothing to change: give at least one of --name, --title, "
-                             "--team, --email, --phone, --no-phone, --role")
+                             "--team, --email, --phone, --no-phone, --role, --subject")
     row = get_staff(session, staff_id)
+    if subject is not None:
+        row.subject = _subject(session, subject, row.staff_id)
     if display_name is not None:
         row.display_name = _line(display_name, "--name")
     if job_title is not None:
@@ -400,7 +425,8 @@ def staff_json(row: StaffRow) -> dict[str, Any]:
     since = inactive_since(row)
     return {"staff_id": row.staff_id, "display_name": row.display_name,
             "job_title": row.job_title, "team": row.team, "email": row.email,
-            "phone": row.phone, "roles": list(roles_of(row)), "active": row.active,
+            "phone": row.phone, "roles": list(roles_of(row)), "subject": row.subject,
+            "active": row.active,
             "inactive_since": since.isoformat() if since else None,
             "deactivation_reason": row.deactivation_reason,
             "created_at": _iso(row.created_at), "updated_at": _iso(row.updated_at)}

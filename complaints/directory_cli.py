@@ -101,12 +101,16 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
     @click.option("--team", required=True, help="The team they work in.")
     @click.option("--email", required=True, help="Their work email address.")
     @click.option("--phone", default=None, help="Their work phone number (optional).")
+    @click.option("--subject", default=None, help=(
+        "Who they are when they sign in: their OpenID Connect subject (the sub claim, or "
+        "Entra ID's object id with OIDC_SUBJECT_CLAIM=oid)."))
     @role
     def add(staff_id: str, name: str, title: str, team: str, email: str, phone: str | None,
-            roles: tuple[str, ...]) -> None:
+            subject: str | None, roles: tuple[str, ...]) -> None:
         with _database() as session:
             row = directory.add_staff(session, staff_id, display_name=name, job_title=title,
-                                      team=team, email=email, phone=phone, roles=roles)
+                                      team=team, email=email, phone=phone, roles=roles,
+                                      subject=subject)
         click.echo(f"{row.staff_id}: added ({', '.join(directory.roles_of(row))})")
 
     @staff.command("update", short_help="Change a member of staff's details or roles.", help=(
@@ -120,15 +124,18 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
     @click.option("--phone", default=None, help="Their work phone number.")
     @click.option("--no-phone", "remove_phone", is_flag=True,
                   help="Remove their phone number.")
+    @click.option("--subject", default=None, help=(
+        "Who they are when they sign in: their OpenID Connect subject (the sub claim, or "
+        "Entra ID's object id with OIDC_SUBJECT_CLAIM=oid)."))
     @role
     def update(staff_id: str, name: str | None, title: str | None, team: str | None,
                email: str | None, phone: str | None, remove_phone: bool,
-               roles: tuple[str, ...]) -> None:
+               subject: str | None, roles: tuple[str, ...]) -> None:
         with _database() as session:
             row = directory.update_staff(session, staff_id, display_name=name,
                                          job_title=title, team=team, email=email,
                                          phone=phone, remove_phone=remove_phone,
-                                         roles=roles or None)
+                                         roles=roles or None, subject=subject)
         click.echo(f"{row.staff_id}: updated ({', '.join(directory.roles_of(row))})")
 
     @staff.command("deactivate", short_help="Stop a member of staff acting on cases.", help=(

@@ -146,6 +146,29 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
 
     ui_port: int = 8233
+
+    # -- the web app and HTTP API (complaints.api, complaints.web) -------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    #: The app's public URL (for sign-in redirects), e.g. https://complaints.landlord.org.
+    public_url: str | None = None
+    #: OpenID Connect: the issuer URL (Entra ID: https://login.microsoftonline.com/TENANT/v2.0),
+    #: this app's client id and secret, and the audience of access tokens for the API.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_audience: str | None = None
+    #: The claim that names a person (staff directory ``subject``): ``sub``; Entra ID ``oid``.
+    oidc_subject_claim: str = "sub"
+    #: Signs the web app's session cookies; required unless dev sign-in is on.
+    session_secret: str | None = None
+    #: A local sign-in that picks a seeded member of staff, for ``complaints dev`` only.
+    dev_sign_in: bool = False
+    #: A landlord's permission matrix (domain/permissions.toml's shape); None: the defaults.
+    permissions_file: Path | None = None
+    #: Where the CLI's remote mode reaches the HTTP API, and the bearer token it sends.
+    api_url: str | None = None
+    api_token: str | None = None
     log_json: bool | None = None
     log_level: str = "INFO"
 
@@ -178,6 +201,8 @@ class Settings(BaseSettings):
             self.temporal_tls_cert = absolute_path(self.temporal_tls_cert)
         if self.temporal_tls_key is not None:
             self.temporal_tls_key = absolute_path(self.temporal_tls_key)
+        if self.permissions_file is not None:
+            self.permissions_file = absolute_path(self.permissions_file)
         self.database_url = absolute_sqlite_url(self.database_url)
         return self
 

@@ -970,6 +970,14 @@ _ALLOWED: dict[ComplaintState, tuple[str, ...]] = {
     for state in ComplaintState}
 
 
+def allowed_triggers(state: str) -> tuple[str, ...]:
+    """The triggers the table allows from ``state`` (before the Code's guards)."""
+    try:
+        return _ALLOWED[ComplaintState(state)]
+    except ValueError:  # not a state of this lifecycle
+        return ()
+
+
 def mermaid_diagram() -> str:
     """The lifecycle as a Mermaid state diagram, generated from :data:`TRANSITIONS`.
 

@@ -670,6 +670,7 @@ class StaffRow(SQLModel, table=True):
     __tablename__ = "staff"
     __table_args__ = (
         UniqueConstraint("staff_key", name="uq_staff_staff_key"),
+        UniqueConstraint("subject", name="uq_staff_subject"),
     )
 
     staff_id: str = Field(primary_key=True, max_length=64)
@@ -680,6 +681,9 @@ class StaffRow(SQLModel, table=True):
     email: str = Field(max_length=254)
     phone: str | None = Field(default=None, max_length=40)
     roles: str = Field(max_length=200)
+    #: Their OpenID Connect subject (the ``sub``, or the claim ``OIDC_SUBJECT_CLAIM`` names,
+    #: e.g. Entra ID's ``oid``): who they are when they sign in. Unique when set.
+    subject: str | None = Field(default=None, max_length=255)
     active: bool = Field(default=True, sa_type=Boolean)
     deactivated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     deactivation_reason: str | None = Field(default=None, max_length=1000)

@@ -5,7 +5,7 @@
 # installs them with apt-get (needs root or passwordless sudo). The Dockerfile installs
 # the same packages into the worker image.
 set -euo pipefail
-PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core)
+PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core ${EXTRA_PACKAGES:-})
 if ! command -v dpkg-query >/dev/null; then
   # Not Debian/Ubuntu: say what is needed if the libraries cannot be found, and go on.
   if ! ldconfig -p 2>/dev/null | grep -q "libpangoft2-1.0.so"; then
@@ -33,7 +33,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
   fi
 fi
-echo "setup: installing ${missing[*]} for PDF letters (apt-get install)" >&2
+echo "setup: installing ${missing[*]} (apt-get install)" >&2
 export DEBIAN_FRONTEND=noninteractive
 if ! log=$({ $SUDO apt-get update -qq \
              && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } 2>&1); then

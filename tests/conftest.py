@@ -126,3 +126,29 @@ def make_intake(received_on: dt.date | None = None, **overrides: Any) -> Intake:
 def start_input(intake: Intake) -> ComplaintInput:
     """The workflow input for an intake."""
     return ComplaintInput(intake=intake)
+
+
+@pytest.fixture(scope="session")
+def web_app_port() -> int:
+    """A loopback port reserved up front for the staff web app (its OIDC redirect URIs)."""
+    from tests.oidc_provider import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(web_app_port: int) -> Iterator[Any]:
+    """The session's real OpenID Connect provider (npm oidc-provider) with the two clients."""
+    from tests.oidc_provider import OidcProvider
+
+    base = f"http://127.0.0.1:{web_app_port}"
+    common = {"grant_types": ["authorization_code", "refresh_token"],
+              "response_types": ["code"], "token_endpoint_auth_method": "client_secret_basic"}
+    clients = [
+        {"client_id": "complaints-web", "client_secret": "web-secret-for-tests-only",
+         "redirect_uris": [f"{base}/auth/callback"], **common},
+        {"client_id": "complaints-cli", "client_secret": "cli-secret-for-tests-only",
+         "redirect_uris": [f"{base}/auth/cli-callback"], **common},
+    ]
+    with OidcProvider(clients) as provider:
+        yield provider

@@ -25,6 +25,7 @@ from complaints.db import (
     session_factory,
     upgrade,
 )
+import models.access  # noqa: F401  (the access tables)
 from models.tables import AuditRow, ComplaintRow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,8 @@ TABLES = {"complaints", "parties", "adjustments", "letters", "deliveries", "exte
           "ombudsman_details", "notifications", "remedies", "actions", "deadlines",
           "audit_events", "references", "responses", "refusals", "notification_deliveries",
           "case_records", "case_documents", "contact_restrictions",
-          "contact_restriction_history", "case_triage", "staff"}
+          "contact_restriction_history", "case_triage", "staff", "service_tokens",
+          "case_views", "idempotency_keys", "webhook_deliveries"}
 
 
 @pytest.fixture
@@ -80,7 +82,7 @@ def test_upgrade_is_repeatable_and_keeps_data(db_url: str) -> None:
     with session_factory(engine)() as session:
         rows = session.exec(select(ComplaintRow)).all()
     engine.dispose()
-    assert current_revision(db_url) == head_revision() == "0009"
+    assert current_revision(db_url) == head_revision() == "0010"
     assert [r.reference for r in rows] == ["CMP-2026-000001"]
 
 

@@ -124,8 +124,8 @@ def test_add_list_show_round_trip(db_url: str) -> None:
     assert data | {"created_at": None, "updated_at": None} == {
         "staff_id": "mgr-1", "display_name": "Jo Bloggs", "job_title": "Complaints officer",
         "team": "Customer resolution", "email": "jo.bloggs@example.org",
-        "phone": "+44 161 555 0100", "roles": ["handler", "manager"], "active": True,
-        "inactive_since": None, "deactivation_reason": None, "created_at": None,
+        "phone": "+44 161 555 0100", "roles": ["handler", "manager"], "subject": None,
+        "active": True, "inactive_since": None, "deactivation_reason": None, "created_at": None,
         "updated_at": None}
     text = ok(run("staff", "show", "MGR-1"))
     assert "name:      Jo Bloggs" in text and "status:    active" in text

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
+import models.access  # noqa: F401  (registers the access tables on SQLModel.metadata)
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from complaints.db import make_engine
 from models.tables import UTCDateTime

@@ -1,0 +1,130 @@
+"""One endpoint per staff action: ``POST /api/v1/complaints/{reference}/{trigger}``.
+
+Each endpoint's body is the action's own pydantic model (the one the workflow's update
+validates) less ``by``, which is always the signed-in identity: a body that names ``by``
+is refused as an unknown field. The routes are made from :data:`ACTION_BY_TRIGGER`, so
+a new action appears in the API (and its OpenAPI document) with no new code here.
+
+What a request goes through, in order, each with its own status:
+
+1. the body against the action's model and documented limits (422, fields by pointer);
+2. the permission matrix for this person and this case (403, with who may);
+3. the staff directory for every staff id the action names (409);
+4. the workflow's validator: the state and the Code (409, with the case's reason).
+
+(No ``from __future__ import annotations`` here: FastAPI reads each endpoint's body type
+from its annotation at run time, and the type is a local made per action.)
+"""
+
+
+import asyncio
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from temporalio.client import RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from complaints.api.deps import ContextDep, CurrentUser, SessionDep, require
+from complaints.api.problems import Problem, from_validation
+from complaints.directory import check_staff
+from complaints.identity import Identity, relation_to
+from domain.lifecycle import TRIGGER_TEXT
+from models.actions import ACTION_BY_TRIGGER, Action
+from models.events import ActionResult
+from models.limits import first_problem, normalise_staff_ids
+
+__all__ = ["body_model", "perform", "router"]
+
+router = APIRouter(prefix="/complaints", tags=["actions"])
+
+#: How long an action waits for the case to take it.
+ANSWER_TIMEOUT = dt.timedelta(seconds=20)
+
+
+def body_model(action: type[Action]) -> type[BaseModel]:
+    """The request body of ``action``: its fields less ``by`` (the identity's)."""
+    fields: dict[str, Any] = {name: (info.annotation, info)
+                              for name, info in action.model_fields.items() if name != "by"}
+    return create_model(f"{action.__name__}Request", __doc__=action.__doc__,
+                        __config__=ConfigDict(extra="forbid", hide_input_in_errors=True),
+                        **fields)
+
+
+async def perform(context: Any, session: Any, who: Identity, reference: str, trigger: str,
+                  payload: dict[str, Any]) -> ActionResult:
+    """Take ``trigger`` on a case as ``who``: the checks above, then the workflow's update.
+
+    Shared by the API and the web app.
+
+    Raises:
+        Problem: 404, 422, 403, 409, 503 or 504, each with what to do.
+
+    """
+    model = ACTION_BY_TRIGGER[trigger]
+    try:
+        action = model.model_validate(normalise_staff_ids({**payload, "by": who.staff_id}))
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+    problem = first_problem(action)
+    if problem is not None:
+        raise Problem(422, f"the body is not valid: {problem}")
+    relation = relation_to(session, who, reference)
+    if relation is None:
+        raise Problem(404, f"no complaint {reference}: GET /api/v1/complaints lists them")
+    require(context, who, trigger, relation)
+    refusal = check_staff(session, action)
+    session.rollback()  # End the read before waiting on the case (see release_database).
+    if refusal is not None:
+        raise Problem(409, f"refused: {refusal}")
+    client = await context.temporal()
+    handle = client.get_workflow_handle(reference)
+    try:
+        answer = await asyncio.wait_for(
+            handle.execute_update(trigger, action, rpc_timeout=ANSWER_TIMEOUT),
+            ANSWER_TIMEOUT.total_seconds())
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise Problem(409, f"refused: {message}") from None
+    except (TimeoutError, RPCTimeoutOrCancelledError):
+        raise Problem(504, f"{reference} did not take {trigger} in time (it may still be "
+                           "applied when a worker picks it up): check the case before "
+                           "sending it again") from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise Problem(409, f"{reference} has finished in Temporal and takes no more "
+                               "actions") from None
+        status = exc.status.name if exc.status else "error"
+        raise Problem(503, f"Temporal refused the request ({status}): try again") from None
+    if isinstance(answer, dict) and "case" in answer:  # a first-type case: its whole view
+        return ActionResult(reference=reference, seq=0, state=answer["state"],
+                            stage=answer["stage"])
+    return ActionResult.model_validate(answer)
+
+
+def _route(trigger: str, action: type[Action]) -> None:
+    request_model = body_model(action)
+
+    async def endpoint(reference: str, context: ContextDep, session: SessionDep,
+                       who: CurrentUser,
+                       body: Annotated[request_model, Body()],  # type: ignore[valid-type]
+                       ) -> ActionResult:
+        return await perform(context, session, who, reference, trigger,
+                             body.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
+
+    endpoint.__doc__ = action.__doc__
+    router.add_api_route(
+        f"/{{reference}}/{trigger}", endpoint, methods=["POST"], response_model=ActionResult,
+        name=trigger, operation_id=trigger,
+        summary=TRIGGER_TEXT.get(trigger, trigger).capitalize(),
+        responses={403: {"description": "Your roles or scope do not allow it"},
+                   404: {"description": "No such case"},
+                   409: {"description": "Refused by the case (state or Code)"},
+                   422: {"description": "The body is not valid"}})
+
+
+for _trigger, _action in ACTION_BY_TRIGGER.items():
+    _route(_trigger, _action)
