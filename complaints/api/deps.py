@@ -118,7 +118,10 @@ async def get_current_user(context: ContextDep, session: SessionDep,
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AccessDenied(401, "send a bearer token (Authorization: Bearer ...): an OIDC "
                                 "access token, or a service token from an administrator")
-    return await bearer_identity(session, credentials.credentials, context.verifier)
+    try:
+        return await bearer_identity(session, credentials.credentials, context.verifier)
+    finally:
+        session.rollback()  # no transaction held while the route awaits (get_session)
 
 
 CurrentUser = Annotated[Identity, Depends(get_current_user)]

@@ -1,0 +1,288 @@
+"""The staff pages: inboxes, a case, its action forms, lodging, search, reports, staff.
+
+Each page acts as the signed-in person (``WebUser``) through the same code as the API:
+lists from :mod:`complaints.caseindex`, a case from :mod:`complaints.casedetail`, actions
+through :func:`complaints.api.actions.perform` (the matrix, the directory, then the
+workflow's validator), so a refusal reads the same in the app as in the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import select
+
+from complaints.api.actions import body_model, perform
+from complaints.api.cases import live_view, recorded
+from complaints.api.deps import ContextDep, SessionDep
+from complaints.api.problems import Problem
+from complaints.casedetail import action_options, case_records
+from complaints.caseindex import CaseFilter, search_cases
+from complaints.identity import Identity, record_view, relation_to
+from complaints.web.auth import WebUser, check_csrf, csrf_token
+from complaints.web.forms import form_fields, payload_from_form
+from domain.lifecycle import TRIGGER_TEXT, ComplaintState
+from domain.permissions import Permission
+from models.actions import ACTION_BY_TRIGGER
+from models.tables import LetterRow
+
+router = APIRouter(include_in_schema=False)
+
+
+def page(request: Request, template: str, user: Identity | None, status: int = 200,
+         **values: Any) -> HTMLResponse:
+    """Render a page with what every page needs (the person, the CSRF token, the nav)."""
+    context = request.app.state.context
+    nav = []
+    if user is not None:
+        nav = [("/cases/mine", "My cases"), ("/cases/team", "Team queue"),
+               ("/cases/unassigned", "Unassigned"), ("/cases/search", "Search")]
+        if user.may(context.matrix, Permission.LODGE):
+            nav.append(("/lodge", "Lodge a complaint"))
+        if user.may(context.matrix, Permission.READ_REPORTS):
+            nav.append(("/reports", "Reports"))
+        if user.may(context.matrix, Permission.ADMIN_STAFF):
+            nav.append(("/staff", "Staff"))
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, template, {"user": user, "csrf": csrf_token(request), "nav": nav,
+                            "path": request.url.path, **values}, status_code=status)
+    return response
+
+
+def _require(context: Any, who: Identity, name: str) -> None:
+    refusal = who.refusal(context.matrix, name)
+    if refusal is not None:
+        raise Problem(403, refusal)
+
+
+@router.get("/")
+def home(user: WebUser) -> Response:
+    """Start at the person's own cases."""
+    del user
+    return RedirectResponse("/cases/mine", status_code=303)
+
+
+_LISTS = {
+    "mine": ("My cases", "Cases you handle, the most urgent first."),
+    "team": ("Team queue", "Cases handled by your team, the most urgent first."),
+    "unassigned": ("Unassigned cases", "Complaints not acknowledged yet, so with no "
+                                       "handler: claim one to take it on."),
+}
+
+
+@router.get("/cases/{which}")
+def case_list(which: str, request: Request, context: ContextDep, session: SessionDep,
+              user: WebUser, page_no: int = 1) -> Response:
+    """An inbox: mine, my team's, unassigned, or a search."""
+    _require(context, user, Permission.READ_CASES)
+    if which == "search":
+        return search(request, context, session, user)
+    if which not in _LISTS:
+        raise Problem(404, f"no list {which!r}: see My cases")
+    wanted = {"mine": {"handler": user.staff_id}, "team": {"team": user.team},
+              "unassigned": {"unassigned": True}}[which]
+    found = search_cases(session, CaseFilter(page=max(1, page_no), **wanted), context.today())
+    title, intro = _LISTS[which]
+    return page(request, "cases.html", user, title=title, intro=intro, found=found,
+                which=which, can_claim=user.may(context.matrix, Permission.CLAIM))
+
+
+def search(request: Request, context: Any, session: Any, user: Identity) -> Response:
+    """Search by reference, state, handler, team, overdue or due within N working days."""
+    params = {k: v for k, v in request.query_params.items() if v != "" and k != "page_no"}
+    problem = None
+    found = None
+    if params:
+        try:
+            found = search_cases(session, CaseFilter.model_validate(params), context.today())
+        except ValueError as exc:
+            problem = str(exc).splitlines()[0]
+    return page(request, "search.html", user, title="Search cases", params=params,
+                found=found, problem=problem, states=[s.value for s in ComplaintState])
+
+
+def _case_page(request: Request, context: Any, session: Any, user: Identity,
+               reference: str, view: Any, why: str | None, status: int = 200,
+               errors: dict[str, str] | None = None,
+               posted: dict[str, Any] | None = None) -> Response:
+    records = case_records(session, reference, context.today())
+    if records is None:
+        raise Problem(404, f"no complaint {reference}")
+    state = view.state if view is not None else records.summary.state
+    options = action_options(context.matrix, user, state, relation_to(session, user, reference))
+    forms = {o.trigger: form_fields(body_model(ACTION_BY_TRIGGER[o.trigger]))
+             for o in options if o.allowed}
+    timeline = sorted(
+        [(a.at, "action", f"{TRIGGER_TEXT.get(a.action, a.action)}", a.by,
+          a.detail if not a.accepted else "", a.accepted) for a in records.audit]
+        + [(x.created_at, "letter", x.subject, "", x.letter_id, True) for x in records.letters]
+        + [(d.added_at, "document", d.file_name, d.added_by or "", d.kind, True)
+           for d in records.documents], key=lambda item: item[0], reverse=True)
+    return page(request, "case.html", user, status=status, title=reference, records=records,
+                view=view, live_error=why, options=options, forms=forms, timeline=timeline,
+                errors=errors or {}, posted=posted or {})
+
+
+@router.get("/case/{reference}")
+async def case_page(reference: str, request: Request, context: ContextDep,
+                    session: SessionDep, user: WebUser) -> Response:
+    """A case: deadlines, parties, timeline, letters, documents, and the allowed actions."""
+    _require(context, user, Permission.READ_CASES)
+    if case_records(session, reference, context.today()) is None:
+        raise Problem(404, f"no complaint {reference}: search for it by reference")
+    record_view(session, user, reference, "case", "web")
+    view, why = await live_view(context, reference)
+    return _case_page(request, context, session, user, reference, view, why)
+
+
+@router.post("/case/{reference}/{trigger}")
+async def take_action(reference: str, trigger: str, request: Request, context: ContextDep,
+                      session: SessionDep, user: WebUser) -> Response:
+    """Take an action from its form; a refusal is shown beside the form, as the case said."""
+    if trigger not in ACTION_BY_TRIGGER:
+        raise Problem(404, f"no action {trigger!r}")
+    form = await request.form()
+    check_csrf(request, str(form.get("csrf", "")))
+    model = body_model(ACTION_BY_TRIGGER[trigger])
+    multi = {k: [str(v) for v in form.getlist(k)] for k in form}
+    payload = payload_from_form(model, {k: form.get(k) for k in form}, multi)
+    try:
+        result = await perform(context, session, user, reference, trigger, payload)
+    except Problem as exc:
+        view, why = await live_view(context, reference)
+        fragment = request.headers.get("HX-Request") == "true"
+        if fragment:
+            return page(request, "_refusal.html", user, status=200, trigger=trigger,
+                        detail=exc.detail, errors=exc.extra.get("errors", []))
+        return _case_page(request, context, session, user, reference, view, why,
+                          status=exc.status, errors={trigger: exc.detail},
+                          posted={"trigger": trigger})
+    done = f"{TRIGGER_TEXT.get(trigger, trigger).capitalize()}: done"
+    request.session["flash"] = f"{done}; the case is now {result.state.replace('_', ' ')}."
+    target = f"/case/{reference}"
+    if request.headers.get("HX-Request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/case/{reference}/letters/{letter_id}")
+def letter_page(reference: str, letter_id: str, request: Request, context: ContextDep,
+                session: SessionDep, user: WebUser) -> Response:
+    """A letter as sent, shown in the page; the viewing is recorded."""
+    _require(context, user, Permission.READ_CASES)
+    row = session.get(LetterRow, letter_id)
+    if row is None or row.reference != reference:
+        raise Problem(404, f"no letter {letter_id} on {reference}")
+    record_view(session, user, reference, f"letter:{letter_id}", "web")
+    return page(request, "letter.html", user, title=row.subject, letter=row,
+                reference=reference)
+
+
+@router.get("/lodge")
+def lodge_form(request: Request, context: ContextDep, user: WebUser) -> Response:
+    """The form to lodge a complaint."""
+    _require(context, user, Permission.LODGE)
+    return page(request, "lodge.html", user, title="Lodge a complaint", posted={},
+                problem=None, today=context.today().isoformat(), policies=_policies())
+
+
+def _policies() -> list[str]:
+    from complaints.policies import shipped_policy_names
+
+    return shipped_policy_names()
+
+
+@router.post("/lodge")
+async def lodge(request: Request, context: ContextDep, session: SessionDep,
+                user: WebUser) -> Response:
+    """Lodge the complaint; the new case's page, or the form again with what to fix."""
+    from pydantic import ValidationError
+
+    from complaints.api.cases import _lodge
+    from complaints.api.problems import from_validation
+
+    _require(context, user, Permission.LODGE)
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    check_csrf(request, form.get("csrf"))
+    lines = [x.strip() for x in form.get("address", "").splitlines() if x.strip()]
+    outcomes = [x.strip() for x in form.get("outcomes", "").splitlines() if x.strip()]
+    resident = {"role": "resident", "name": form.get("name", "").strip(),
+                "address": lines, "email": form.get("email") or None,
+                "phone": form.get("phone") or None}
+    data: dict[str, Any] = {
+        "policy_name": form.get("policy") or "code-2024", "channel": form.get("channel"),
+        "channel_reference": form.get("channel_reference") or None,
+        "received_on": form.get("received_on"),
+        "issue_occurred_on": form.get("issue_occurred_on") or None,
+        "category": form.get("category") or "general", "parties": [resident],
+        "description": form.get("description", "").strip(), "outcomes_sought": outcomes}
+    try:
+        lodged = await _lodge(context, data)
+    except (Problem, ValidationError) as exc:
+        problem = from_validation(exc) if isinstance(exc, ValidationError) else exc
+        return page(request, "lodge.html", user, status=problem.status,
+                    title="Lodge a complaint", posted=form, problem=problem.detail,
+                    errors=problem.extra.get("errors", []), today=context.today().isoformat(),
+                    policies=_policies())
+    await recorded(context, lodged.reference)
+    request.session["flash"] = (f"Lodged as {lodged.reference}." if lodged.created else
+                                f"This complaint was already lodged as {lodged.reference}.")
+    return RedirectResponse(f"/case/{lodged.reference}", status_code=303)
+
+
+@router.get("/staff")
+def staff_page(request: Request, context: ContextDep, session: SessionDep,
+               user: WebUser) -> Response:
+    """The staff directory (administrators)."""
+    from complaints.directory import list_staff, roles_of
+
+    _require(context, user, Permission.ADMIN_STAFF)
+    people = [(r.staff_id, r.display_name, r.job_title, r.team, ", ".join(roles_of(r)),
+               r.active, r.subject) for r in list_staff(session, include_inactive=True)]
+    return page(request, "staff.html", user, title="Staff", people=people)
+
+
+@router.get("/reports")
+def reports_page(request: Request, context: ContextDep, user: WebUser,
+                 year: str | None = None) -> Response:
+    """The annual report with its charts, for a reporting year (April to March)."""
+    from complaints.reports.period import parse_year
+
+    _require(context, user, Permission.READ_REPORTS)
+    today = context.today()
+    first = today.year if today.month >= 4 else today.year - 1
+    years = [f"{y}/{str(y + 1)[2:]}" for y in range(first, first - 4, -1)]
+    chosen = year or years[0]
+    try:
+        period = parse_year(chosen)
+    except ValueError as exc:
+        raise Problem(422, str(exc)) from None
+    return page(request, "reports.html", user, title="Reports", year=chosen, years=years,
+                report_html=_report_html(context, period))
+
+
+def _report_html(context: Any, period: Any) -> str:
+    """The annual report's HTML body, charts inline as SVG (the report's own renderer)."""
+    from sqlalchemy import func
+
+    from complaints.policies import load_policy
+    from complaints.reports.figures import build_report
+    from complaints.reports.queries import ReportOptions
+    from complaints.reports.render import render
+    from models.tables import ComplaintRow
+
+    with context.session() as session:
+        name = session.exec(select(ComplaintRow.policy_name).group_by(
+            ComplaintRow.policy_name).order_by(func.count().desc())).first()
+    policy = load_policy(name or "code-2024")
+    report = build_report(context.engine, ReportOptions(period, policy,
+                                                        homes=policy.homes_owned or 0,
+                                                        as_of=min(period.end,
+                                                                  context.today())))
+    html = render(report, "html")
+    style = html[html.find("<style"):html.find("</style>") + 8] if "<style" in html else ""
+    body = html[html.find("<body"):]
+    body = body[body.find(">") + 1:body.rfind("</body>")]
+    return style + body

@@ -1,0 +1,130 @@
+"""The staff web app's pages, in-process on the real Temporal test server (dev sign-in)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest_asyncio
+from sqlmodel import select
+
+from complaints.web import create_web_app
+from models.access import CaseViewRow
+from models.tables import AuditRow
+from tests.api_support import Api, running_api
+from tests.cases import DEFINITION
+from tests.conftest import Stack
+
+
+@asynccontextmanager
+async def browser_for(api: Api) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client with a cookie jar on the web app sharing the API's context."""
+    app = create_web_app(context=api.context)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://web") as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def api(stack: Stack) -> AsyncIterator[Api]:
+    """The app on this test's stack with dev sign-in on, staff seeded, a worker running."""
+    async with running_api(stack, dev_sign_in=True) as running:
+        yield running
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token in a page's forms."""
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+async def sign_in(client: httpx.AsyncClient, staff_id: str) -> str:
+    """Sign in through the dev picker; the first page after it."""
+    picker = await client.get("/auth/dev")
+    done = await client.post("/auth/dev", data={"staff_id": staff_id,
+                                                "csrf": csrf_of(picker.text)})
+    assert done.status_code == 303
+    return (await client.get(done.headers["location"], follow_redirects=True)).text
+
+
+async def test_pages_need_sign_in_and_dev_sign_in_works(api: Api) -> None:
+    """A page redirects to sign-in; after picking a person their cases page greets them."""
+    async with browser_for(api) as client:
+        first = await client.get("/cases/mine")
+        assert first.status_code == 303
+        assert first.headers["location"] == "/auth/login?next=/cases/mine"
+        page = await sign_in(client, "hdl-1")
+        assert "Signed in as <strong>Staff hdl-1</strong>" in page
+        assert "<h1>My cases</h1>" in page
+
+
+async def test_a_handler_lodges_and_acknowledges_through_forms(api: Api) -> None:
+    """Lodge by form, then acknowledge from the case page's form made from the model."""
+    async with browser_for(api) as client:
+        await sign_in(client, "hdl-1")
+        form = await client.get("/lodge")
+        lodged = await client.post("/lodge", data={
+            "csrf": csrf_of(form.text), "channel": "phone", "received_on": "",
+            "channel_reference": f"web-{api.salt}", "policy": "connexus", "name": "Jo Bloggs",
+            "address": "2 Test Row\nLudlow", "description": "The roof leaks.",
+            "outcomes": "Fix the roof"})
+        assert lodged.status_code == 422 and "received_on" in lodged.text
+        lodged = await client.post("/lodge", data={
+            "csrf": csrf_of(form.text), "channel": "phone",
+            "received_on": api.context.today().isoformat(),
+            "channel_reference": f"web-{api.salt}", "policy": "connexus", "name": "Jo Bloggs",
+            "address": "2 Test Row\nLudlow", "description": "The roof leaks.",
+            "outcomes": "Fix the roof"})
+        assert lodged.status_code == 303, lodged.text
+        case_url = lodged.headers["location"]
+        reference = case_url.rsplit("/", 1)[-1]
+        case = await client.get(case_url)
+        assert 'action="/case/' + reference + '/acknowledge"' in case.text
+        acknowledged = await client.post(f"/case/{reference}/acknowledge", data={
+            "csrf": csrf_of(case.text), "handler_id": "hdl-1",
+            "definition.summary": DEFINITION.summary,
+            "definition.points": "\n".join(DEFINITION.points),
+            "definition.outcomes_sought": "\n".join(DEFINITION.outcomes_sought)})
+        assert acknowledged.status_code == 303, acknowledged.text
+        after = await client.get(case_url)
+        assert "the case is now stage1 investigating" in after.text
+    with api.context.session() as session:
+        audit = session.exec(select(AuditRow).where(AuditRow.reference == reference,
+                                                    AuditRow.action == "acknowledge")).one()
+        views = session.exec(select(CaseViewRow.via).where(
+            CaseViewRow.reference == reference)).all()
+    assert audit.by == "hdl-1" and set(views) == {"web"}
+
+
+async def test_a_refusal_shows_its_reason_and_viewers_see_why_not(api: Api) -> None:
+    """A viewer sees why each action is closed to them; a refused form says the case's reason."""
+    reference = await api.lodge()
+    async with browser_for(api) as client:
+        await sign_in(client, "view-1")
+        page = (await client.get(f"/case/{reference}")).text
+        assert "Not open to you" in page and "your roles (viewer) may not" in page
+        assert 'action="/case/' not in page
+    async with browser_for(api) as client:
+        await sign_in(client, "hdl-1")
+        page = (await client.get(f"/case/{reference}")).text
+        refused = await client.post(f"/case/{reference}/acknowledge", data={
+            "csrf": csrf_of(page), "handler_id": "nobody-9",
+            "definition.summary": "x", "definition.points": "p",
+            "definition.outcomes_sought": "o"}, headers={"HX-Request": "true"})
+        assert refused.status_code == 200
+        assert "not in the staff directory" in refused.text
+        forged = await client.post(f"/case/{reference}/acknowledge", data={"csrf": "wrong"})
+        assert forged.status_code == 403
+
+
+async def test_lists_order_and_mark_cases(api: Api) -> None:
+    """The unassigned list shows a new case with its working days left and a status tag."""
+    reference = await api.lodge()
+    async with browser_for(api) as client:
+        await sign_in(client, "hdl-2")
+        page = (await client.get("/cases/unassigned")).text
+        assert reference in page
+        assert re.search(r'class="tag tag-(green|amber|red)"', page)
