@@ -17,6 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel, select
 
+import models.access  # noqa: F401  (the access tables)
 from complaints.db import (
     current_revision,
     ensure_schema,
@@ -25,7 +26,6 @@ from complaints.db import (
     session_factory,
     upgrade,
 )
-import models.access  # noqa: F401  (the access tables)
 from models.tables import AuditRow, ComplaintRow
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -49,6 +49,8 @@ class FormField:
     choices: list[str] = field(default_factory=list)
     children: list[Any] = field(default_factory=list)
     value: Any = None
+    #: In a repeated group's row: a choice starts empty, so an unused row posts nothing.
+    in_row: bool = False
 
     @property
     def dom_id(self) -> str:
@@ -109,12 +111,20 @@ def _field(name: str, key: str, schema: Mapping[str, Any], defs: Mapping[str, An
         if items.get("type") == "object":
             rows = max(GROUP_ROWS, resolved.get("minItems", 0))
             return FormField(kind="repeat", children=[
-                _fields(items, defs, prefix=f"{name}.{i}.") for i in range(rows)], **base)
+                _in_row(_fields(items, defs, prefix=f"{name}.{i}.")) for i in range(rows)],
+                **base)
         if "enum" in items:
             return FormField(kind="multiselect", choices=[str(c) for c in items["enum"]],
                              **base)
         return FormField(kind="lines", **base)
     return FormField(kind="textarea", **base)  # anything else: typed as text, validated
+
+
+def _in_row(fields: list[FormField]) -> list[FormField]:
+    for f in fields:
+        f.in_row = True
+        _in_row(f.children if f.kind == "group" else [])
+    return fields
 
 
 def _fields(schema: Mapping[str, Any], defs: Mapping[str, Any], prefix: str = "") -> list[Any]:
