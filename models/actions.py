@@ -49,7 +49,8 @@ class Acknowledge(Action):
     """Acknowledge, define and log a stage 1 complaint (5.6, 5.7, 6.2)."""
 
     trigger: ClassVar[str] = "acknowledge"
-    handler_id: Label
+    handler_id: Label = Field(
+        description="Staff id of who handles stage 1: the resident's contact.")
     definition: ComplaintDefinition
 
 
@@ -57,52 +58,77 @@ class Decline(Action):
     """Refuse to accept a complaint, with reasons (2.1-2.5)."""
 
     trigger: ClassVar[str] = "decline"
-    grounds: tuple[ExclusionGround, ...] = Field(min_length=1)
-    explanation: Text
-    discretion_considered: Text | None = None
+    grounds: tuple[ExclusionGround, ...] = Field(
+        min_length=1,
+        description="The exclusion grounds of the landlord's policy (Code 2.1-2.5) that apply.")
+    explanation: Text = Field(
+        description="Why the complaint is not accepted, as the resident will read it.")
+    discretion_considered: Text | None = Field(
+        default=None,
+        description=("How discretion to accept it anyway was considered (needed with the 12-month "
+                     "ground)."))
     #: For the twelve-month ground (2.3): when the issue occurred, if the intake did not
     #: say, and when the resident became aware of it, if later.
     issue_occurred_on: dt.date | None = None
     aware_on: dt.date | None = None
     #: What the resident can do instead (the other route), told in the letter (2.4).
-    instead: Text | None = None
+    instead: Text | None = Field(
+        default=None,
+        description="What the resident can do instead (the other route), told in the letter.")
 
 
 class Extend(Action):
     """Extend the current stage's response time (6.4, 6.15)."""
 
     trigger: ClassVar[str] = "extend"
-    working_days: PositiveInt = Field(le=60)
-    reason: Text
-    good_reason: Text | None = None
-    update_interval: Text | None = None
+    working_days: PositiveInt = Field(
+        le=60,
+        description=("How many more working days: no more than 10 at stage 1 or 20 at "
+                     "stage 2 without good reason (6.4, 6.15)."))
+    reason: Text = Field(description="Why more time is needed, as the resident will read it.")
+    good_reason: Text | None = Field(
+        default=None,
+        description="The good reason for going beyond the Code's extension limit, if so.")
+    update_interval: Text | None = Field(
+        default=None,
+        description="How often the resident will hear from you meanwhile.")
 
 
 class Respond(Action):
     """Issue the stage 1 response or the stage 2 final response (6.6-6.9, 6.17-6.19)."""
 
     trigger: ClassVar[str] = "respond"
-    decision: Decision
-    findings: tuple[PointFinding, ...] = Field(min_length=1)
-    remedies: tuple[Remedy, ...] = ()
-    outstanding_actions: tuple[OutstandingAction, ...] = ()
+    decision: Decision = Field(description="The decision on the complaint as a whole.")
+    findings: tuple[PointFinding, ...] = Field(
+        min_length=1,
+        description="The finding on each point of the complaint's definition, with the reason.")
+    remedies: tuple[Remedy, ...] = Field(
+        default=(),
+        description="What is put right: apologies, explanations, actions, payments.")
+    outstanding_actions: tuple[OutstandingAction, ...] = Field(
+        default=(),
+        description="Actions still to do after the response, each with a date.")
 
 
 class RequestEscalation(Action):
     """The resident asks for stage 2; no reason is required (6.12)."""
 
     trigger: ClassVar[str] = "request_escalation"
-    requested_on: dt.date
-    reason: Text | None = None
-    channel: Channel = Channel.OTHER
+    requested_on: dt.date = Field(description="The day the resident asked for stage 2.")
+    reason: Text | None = Field(
+        default=None,
+        description="Why they are unhappy, if they said (no reason is required, Code 6.12).")
+    channel: Channel = Field(default=Channel.OTHER, description="How they asked.")
 
 
 class RefuseEscalation(Action):
     """Refuse to escalate, only on a valid section 2 ground (5.11)."""
 
     trigger: ClassVar[str] = "refuse_escalation"
-    grounds: tuple[ExclusionGround, ...] = Field(min_length=1)
-    explanation: Text
+    grounds: tuple[ExclusionGround, ...] = Field(
+        min_length=1,
+        description="The exclusion grounds that apply (only these may refuse stage 2, Code 5.11).")
+    explanation: Text = Field(description="Why stage 2 is refused, as the resident will read it.")
     #: Required with the twelve-month ground: how discretion to accept was considered (2.3).
     discretion_considered: Text | None = None
 
@@ -111,7 +137,9 @@ class AcknowledgeEscalation(Action):
     """Acknowledge, define and log a stage 2 request (6.11, 6.13)."""
 
     trigger: ClassVar[str] = "acknowledge_escalation"
-    handler_id: Label
+    handler_id: Label = Field(
+        description=("Staff id of the stage 2 reviewer: someone not involved at stage 1 (Code "
+                     "6.13)."))
     definition: ComplaintDefinition
 
 
@@ -119,9 +147,13 @@ class AddIssue(Action):
     """A new issue raised while the complaint is open (6.8)."""
 
     trigger: ClassVar[str] = "add_issue"
-    description: Text
-    related: bool
-    would_unreasonably_delay: bool = False
+    description: Text = Field(description="The new issue, in the resident's terms.")
+    related: bool = Field(
+        description="Whether it is related to the complaint (then it is added to this stage).")
+    would_unreasonably_delay: bool = Field(
+        default=False,
+        description=("Whether adding it would unreasonably delay the response (then it is logged"
+                     " as a new complaint)."))
 
 
 class ContactDirection(StrEnum):
@@ -136,36 +168,42 @@ class RecordContact(Action):
     """Record correspondence or a call with the resident or another party (5.12)."""
 
     trigger: ClassVar[str] = "record_contact"
-    direction: ContactDirection
-    channel: Channel
-    summary: Text
-    with_party: Label | None = None
-    early_contact: bool = False
+    direction: ContactDirection = Field(description="Which way the contact went.")
+    channel: Channel = Field(description="How it came or went.")
+    summary: Text = Field(description="What was said or sent.")
+    with_party: Label | None = Field(default=None, description="Who with, if not the resident.")
+    early_contact: bool = Field(
+        default=False,
+        description="Tick when this is the early contact the landlord's policy promises.")
 
 
 class CompleteAction(Action):
     """Mark an outstanding action or remedy complete (6.6, 7.3)."""
 
     trigger: ClassVar[str] = "complete_action"
-    action_id: Label
-    note: Text | None = None
+    action_id: Label = Field(description="The id of the outstanding action or remedy done.")
+    note: Text | None = Field(default=None, description="What was done.")
 
 
 class Withdraw(Action):
     """The resident withdraws the complaint."""
 
     trigger: ClassVar[str] = "withdraw"
-    note: Text | None = None
+    note: Text | None = Field(default=None, description="A note for the file.")
     #: Why the resident withdrew, and how they confirmed it (required on new cases).
-    reason: Text | None = None
-    confirmed_via: Channel | None = None
+    reason: Text | None = Field(default=None, description="Why the resident withdrew.")
+    confirmed_via: Channel | None = Field(
+        default=None,
+        description="How the resident confirmed the withdrawal.")
 
 
 class ReferOmbudsman(Action):
     """The Housing Ombudsman has taken the complaint (the landlord stops resolving directly)."""
 
     trigger: ClassVar[str] = "refer_ombudsman"
-    ombudsman_reference: Label | None = None
+    ombudsman_reference: Label | None = Field(
+        default=None,
+        description="The Ombudsman's case reference.")
 
 
 class OmbudsmanOrderKind(StrEnum):
@@ -179,24 +217,24 @@ class ReopenOnOrder(Action):
     """Reopen a case on the Ombudsman's order."""
 
     trigger: ClassVar[str] = "reopen_on_order"
-    order: OmbudsmanOrderKind
-    details: Text
+    order: OmbudsmanOrderKind = Field(description="What the Ombudsman ordered.")
+    details: Text = Field(description="The order as given.")
 
 
 class Close(Action):
     """Close the case (every remedy and outstanding action followed through, 7.3)."""
 
     trigger: ClassVar[str] = "close"
-    note: Text | None = None
+    note: Text | None = Field(default=None, description="A note for the file.")
 
 
 class DelayAction(Action):
     """Report an outstanding action delayed, with a revised date and why (6.6, 6.17, 7.3)."""
 
     trigger: ClassVar[str] = "delay_action"
-    action_id: Label
-    revised_due: dt.date
-    reason: Text
+    action_id: Label = Field(description="The id of the outstanding action that is late.")
+    revised_due: dt.date = Field(description="The new date it will be done by.")
+    reason: Text = Field(description="Why it is delayed, as the resident will read it.")
 
 
 class PayRemedy(Action):
@@ -206,9 +244,13 @@ class PayRemedy(Action):
     #: The response's stage and the remedy's number in it (1 = the first listed).
     stage: int = Field(ge=1, le=2)
     remedy: PositiveInt = Field(le=100)
-    paid_on: dt.date
-    amount: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
-    method: Label | None = None
+    paid_on: dt.date = Field(description="The day it was paid.")
+    amount: Decimal = Field(
+        ge=0, max_digits=12, decimal_places=2,
+        description="The amount paid, in pounds (for example 150.00).")
+    method: Label | None = Field(
+        default=None,
+        description="How it was paid (bank transfer, rent account credit, cheque).")
 
 
 class VoidReason(StrEnum):
@@ -223,10 +265,13 @@ class Void(Action):
     """Void a duplicate or a case created in error: not an exclusion, no letter, not counted."""
 
     trigger: ClassVar[str] = "void"
-    reason: VoidReason
-    explanation: Text
+    reason: VoidReason = Field(description="Why the case is not a complaint to count.")
+    explanation: Text = Field(
+        description="What happened, for the file (no letter goes to the resident).")
     #: The case that carries on (required for a duplicate or a merge).
-    duplicate_of: Label | None = None
+    duplicate_of: Label | None = Field(
+        default=None,
+        description="The case that carries on (needed for a duplicate or a merge).")
 
 
 class ReassignRole(StrEnum):
@@ -240,9 +285,11 @@ class Reassign(Action):
     """Move the current stage's handler, or the case's manager, to another member of staff."""
 
     trigger: ClassVar[str] = "reassign"
-    role: ReassignRole
-    to: Label
-    reason: Text
+    role: ReassignRole = Field(
+        description=("Whose responsibility moves: the handler (the resident's contact) or the "
+                     "manager."))
+    to: Label = Field(description="Staff id of who takes it on.")
+    reason: Text = Field(description="Why, for the file.")
 
 
 class OmbudsmanContactKind(StrEnum):
@@ -260,10 +307,14 @@ class OmbudsmanContact(Action):
     """
 
     trigger: ClassVar[str] = "ombudsman_contact"
-    kind: OmbudsmanContactKind
-    details: Text
-    ombudsman_reference: Label | None = None
-    respond_by: dt.date | None = None
+    kind: OmbudsmanContactKind = Field(description="An enquiry, or an instruction with a date.")
+    details: Text = Field(description="What the Ombudsman said or asked.")
+    ombudsman_reference: Label | None = Field(
+        default=None,
+        description="The Ombudsman's case reference.")
+    respond_by: dt.date | None = Field(
+        default=None,
+        description="The date the Ombudsman gave, for an instruction.")
 
 
 class OmbudsmanFinding(StrEnum):
@@ -289,18 +340,22 @@ class OmbudsmanDetermination(Action):
     """Record the Ombudsman's determination and its orders, each tracked to completion."""
 
     trigger: ClassVar[str] = "ombudsman_determination"
-    finding: OmbudsmanFinding
-    details: Text
-    ombudsman_reference: Label | None = None
-    orders: tuple[OrderItem, ...] = Field(default=(), max_length=20)
+    finding: OmbudsmanFinding = Field(description="The Ombudsman's finding.")
+    details: Text = Field(description="The determination as given.")
+    ombudsman_reference: Label | None = Field(
+        default=None,
+        description="The Ombudsman's case reference.")
+    orders: tuple[OrderItem, ...] = Field(
+        default=(), max_length=20,
+        description="Each order made, with its date: tracked to completion.")
 
 
 class ComplyOrder(Action):
     """Record compliance with an Ombudsman order or instruction, with the evidence."""
 
     trigger: ClassVar[str] = "comply_order"
-    order_id: Label
-    evidence: Text
+    order_id: Label = Field(description="The id of the order or instruction complied with.")
+    evidence: Text = Field(description="The evidence of compliance.")
 
 
 class AmendIntake(Action):
@@ -312,7 +367,7 @@ class AmendIntake(Action):
     """
 
     trigger: ClassVar[str] = "amend_intake"
-    reason: Text
+    reason: Text = Field(description="Why the intake is corrected, for the file.")
     parties: tuple[Party, ...] | None = Field(default=None, min_length=1, max_length=20)
     #: How the resident authorised a representative (a signed form, a call on a date).
     representative_authority: Text | None = None

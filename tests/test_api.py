@@ -225,3 +225,25 @@ async def test_health_and_readiness(api: Api) -> None:
     ready = await api.http.get("/api/v1/ready")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
+
+
+async def test_the_annual_report_and_the_view_log(api: Api) -> None:
+    """The report comes as JSON for a viewer; the case's view log lists who read it."""
+    reference = await api.lodge()
+    await api.http.get(f"/api/v1/complaints/{reference}", headers=api.auth("mgr-1"))
+    today = api.context.today()
+    first = today.year if today.month >= 4 else today.year - 1
+    year = f"{first}/{str(first + 1)[2:]}"
+    report = await api.http.get("/api/v1/reports/annual", params={"year": year},
+                                headers=api.auth("view-1"))
+    assert report.status_code == 200, report.text
+    assert report.json()["complaints_logged"] >= 1
+    denied = await api.http.get("/api/v1/reports/annual", params={"year": year},
+                                headers=api.auth("int-1"))
+    assert denied.status_code == 403
+    bad = await api.http.get("/api/v1/reports/annual", params={"year": "last year"},
+                             headers=api.auth("view-1"))
+    assert bad.status_code == 422
+    views = (await api.http.get(f"/api/v1/complaints/{reference}/views",
+                                headers=api.auth("lead-1"))).json()
+    assert [(v["staff_id"], v["what"]) for v in views] == [("mgr-1", "case")]

@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import select
 
 from complaints.api.actions import body_model, perform
 from complaints.api.cases import live_view, recorded
@@ -21,6 +20,7 @@ from complaints.api.problems import Problem
 from complaints.casedetail import action_options, case_records
 from complaints.caseindex import CaseFilter, search_cases
 from complaints.identity import Identity, record_view, relation_to
+from complaints.reports.annual import annual_report_text, report_body
 from complaints.web.auth import WebUser, check_csrf, csrf_token
 from complaints.web.forms import form_fields, payload_from_form
 from domain.lifecycle import TRIGGER_TEXT, ComplaintState
@@ -260,29 +260,4 @@ def reports_page(request: Request, context: ContextDep, user: WebUser,
     except ValueError as exc:
         raise Problem(422, str(exc)) from None
     return page(request, "reports.html", user, title="Reports", year=chosen, years=years,
-                report_html=_report_html(context, period))
-
-
-def _report_html(context: Any, period: Any) -> str:
-    """The annual report's HTML body, charts inline as SVG (the report's own renderer)."""
-    from sqlalchemy import func
-
-    from complaints.policies import load_policy
-    from complaints.reports.figures import build_report
-    from complaints.reports.queries import ReportOptions
-    from complaints.reports.render import render
-    from models.tables import ComplaintRow
-
-    with context.session() as session:
-        name = session.exec(select(ComplaintRow.policy_name).group_by(
-            ComplaintRow.policy_name).order_by(func.count().desc())).first()
-    policy = load_policy(name or "code-2024")
-    report = build_report(context.engine, ReportOptions(period, policy,
-                                                        homes=policy.homes_owned or 0,
-                                                        as_of=min(period.end,
-                                                                  context.today())))
-    html = render(report, "html")
-    style = html[html.find("<style"):html.find("</style>") + 8] if "<style" in html else ""
-    body = html[html.find("<body"):]
-    body = body[body.find(">") + 1:body.rfind("</body>")]
-    return style + body
+                report_html=report_body(annual_report_text(context, period, "html")))
