@@ -128,3 +128,35 @@ async def test_lists_order_and_mark_cases(api: Api) -> None:
         page = (await client.get("/cases/unassigned")).text
         assert reference in page
         assert re.search(r'class="tag tag-(green|amber|red)"', page)
+
+
+async def test_an_administrator_keeps_the_directory_and_others_cannot(api: Api) -> None:
+    """An admin adds someone from the staff page; a handler is refused the page."""
+    async with browser_for(api) as client:
+        await sign_in(client, "hdl-1")
+        assert (await client.get("/staff")).status_code == 403
+    async with browser_for(api) as client:
+        await sign_in(client, "adm-1")
+        page = await client.get("/staff")
+        added = await client.post("/staff", data={
+            "csrf": csrf_of(page.text), "do": "add", "staff_id": "hdl-9",
+            "display_name": "Sam Patel", "job_title": "Complaints officer", "team": "East",
+            "email": "sam.patel@landlord.example", "roles": ["handler"], "subject": "sam-9"})
+        assert added.status_code == 303
+        listed = (await client.get("/staff")).text
+        assert "Sam Patel" in listed and "sam-9" in listed
+        again = await client.post("/staff", data={
+            "csrf": csrf_of(listed), "do": "add", "staff_id": "HDL-9",
+            "display_name": "Sam Patel", "job_title": "x", "team": "East",
+            "email": "sam@landlord.example", "roles": ["handler"]})
+        assert again.status_code == 422 and "already in the staff directory" in again.text
+
+
+async def test_the_reports_page_shows_the_annual_report(api: Api) -> None:
+    """A viewer opens the reports page and reads the year's report."""
+    await api.lodge()
+    async with browser_for(api) as client:
+        await sign_in(client, "view-1")
+        page = await client.get("/reports")
+        assert page.status_code == 200
+        assert "Reporting year" in page.text and "complaints" in page.text.lower()

@@ -235,13 +235,65 @@ async def lodge(request: Request, context: ContextDep, session: SessionDep,
 @router.get("/staff")
 def staff_page(request: Request, context: ContextDep, session: SessionDep,
                user: WebUser) -> Response:
-    """The staff directory (administrators)."""
-    from complaints.directory import list_staff, roles_of
-
+    """The staff directory, with forms to add, change and deactivate (administrators)."""
     _require(context, user, Permission.ADMIN_STAFF)
+    return _staff(request, session, user)
+
+
+def _staff(request: Request, session: Any, user: Identity, status: int = 200,
+           problem: str | None = None, posted: dict[str, str] | None = None) -> Response:
+    from complaints.directory import ROLES, list_staff, roles_of
+
     people = [(r.staff_id, r.display_name, r.job_title, r.team, ", ".join(roles_of(r)),
                r.active, r.subject) for r in list_staff(session, include_inactive=True)]
-    return page(request, "staff.html", user, title="Staff", people=people)
+    return page(request, "staff.html", user, status=status, title="Staff", people=people,
+                roles=ROLES, problem=problem, posted=posted or {})
+
+
+@router.post("/staff")
+async def staff_change(request: Request, context: ContextDep, session: SessionDep,
+                       user: WebUser) -> Response:
+    """Add a member of staff, change one, or make one inactive or active again."""
+    from complaints.directory import (
+        DirectoryError,
+        activate_staff,
+        add_staff,
+        deactivate_staff,
+        update_staff,
+    )
+
+    _require(context, user, Permission.ADMIN_STAFF)
+    form = await request.form()
+    check_csrf(request, str(form.get("csrf", "")))
+    fields = {k: str(v).strip() for k, v in form.items() if k != "roles"}
+    roles = [str(r) for r in form.getlist("roles")]
+    staff_id = fields.get("staff_id", "")
+    what = fields.get("do", "")
+    try:
+        if what == "add":
+            add_staff(session, staff_id, display_name=fields.get("display_name", ""),
+                      job_title=fields.get("job_title", ""), team=fields.get("team", ""),
+                      email=fields.get("email", ""), phone=fields.get("phone") or None,
+                      roles=roles, subject=fields.get("subject") or None)
+            done = f"{staff_id} added."
+        elif what == "update":
+            update_staff(session, staff_id, roles=roles or None,
+                         team=fields.get("team") or None,
+                         subject=fields.get("subject") or None)
+            done = f"{staff_id} updated."
+        elif what == "deactivate":
+            deactivate_staff(session, staff_id, reason=fields.get("reason", ""))
+            done = f"{staff_id} can no longer sign in or act."
+        elif what == "activate":
+            activate_staff(session, staff_id)
+            done = f"{staff_id} is active again."
+        else:
+            raise DirectoryError("choose what to do: add, update, deactivate or activate")
+    except DirectoryError as exc:
+        session.rollback()
+        return _staff(request, session, user, status=422, problem=str(exc), posted=fields)
+    request.session["flash"] = done
+    return RedirectResponse("/staff", status_code=303)
 
 
 @router.get("/reports")
