@@ -1,7 +1,9 @@
 """Run a complaints worker: ``python worker.py`` (settings from the environment).
 
 The worker polls the complaints task queue, runs :class:`ComplaintWorkflow` and the
-activities that send letters, notify staff and keep the records.
+activities that send letters, notify staff and keep the records. With
+``INTEGRATION_WEBHOOK_URL`` set it also runs the webhook dispatcher
+(``complaints.webhooks``) as a background task of the same event loop.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import concurrent.futures
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from temporalio.client import Client, TLSConfig
@@ -23,12 +25,17 @@ from complaints.settings import Settings
 from workflows.complaint import ComplaintWorkflow
 from workflows.complaint_v1 import ComplaintWorkflowV1
 
+if TYPE_CHECKING:
+    from complaints.webhooks import WebhookDispatcher
+
 #: Every workflow type a worker runs: new cases, and the first type's cases until they end.
 WORKFLOWS: list[type] = [ComplaintWorkflow, ComplaintWorkflowV1]
 
 log = structlog.get_logger("worker")
 #: The worker's exit status when its database is unreachable, lost or replaced.
 DATABASE_PROBLEM_EXIT = 3
+#: The worker's exit status when a setting cannot be used (the log line says which).
+SETTINGS_PROBLEM_EXIT = 2
 
 
 async def connect(settings: Settings) -> Client:
@@ -63,15 +70,38 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     Raises:
         DatabaseProblem: The database failed a check (at start, or while running: then
             the worker has stopped and the problem is logged already).
+        WebhookSettingsError: ``INTEGRATION_WEBHOOK_URL`` is set without a usable secret
+            (checked before anything starts).
 
     """
-    from activities import build_activities
-    from complaints.dbcheck import DatabaseProblem, check_at_start, watch_database
+    from complaints.dbcheck import DatabaseProblem
     from complaints.files import secure_data_files
+    from complaints.webhooks import dispatcher_from_settings
 
     # Residents' details: the data folder and outbox are the worker user's alone (any
     # left readable by an earlier version are tightened now, and logged).
     secure_data_files(settings.data_dir, outbox=settings.effective_outbox())
+    webhooks = dispatcher_from_settings(settings)  # refuses a URL without a secret, first
+    try:
+        problem = await _serve(settings, stop, webhooks[0] if webhooks else None)
+    finally:
+        if webhooks is not None:
+            await webhooks[1]()  # stops sending, closes its HTTP client and engine
+    if problem is not None:
+        raise DatabaseProblem(problem, logged=True)
+
+
+async def _serve(settings: Settings, stop: asyncio.Event | None,
+                 webhooks: WebhookDispatcher | None) -> str | None:
+    """Run the worker (and the webhook dispatcher beside it) until stopped.
+
+    Returns:
+        The database problem that stopped it, or None when ``stop`` did.
+
+    """
+    from activities import build_activities
+    from complaints.dbcheck import check_at_start, watch_database
+
     client = await connect(settings)
     stop = stop or _stop_on_signals()
     watch = await check_at_start(settings, client)
@@ -82,19 +112,24 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         log.info("worker started", task_queue=settings.temporal_task_queue,
                  address=settings.temporal_address, namespace=settings.temporal_namespace)
         async with worker:
+            if webhooks is not None:
+                webhooks.start()  # a background task: it never blocks the worker
             stopped = asyncio.ensure_future(stop.wait())
             checks = asyncio.ensure_future(watch_database(
                 watch, settings.database_check_seconds))
-            await asyncio.wait({stopped, checks}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (stopped, checks):
-                task.cancel()
+            try:
+                await asyncio.wait({stopped, checks}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (stopped, checks):
+                    task.cancel()
+                if webhooks is not None:
+                    await webhooks.stop()  # stop sending before the worker drains
             if checks.done() and not checks.cancelled():
                 problem = checks.result()
                 # Said at once: finishing the activities in flight may take a while.
                 log.error("database_lost", error=problem)
         log.info("worker stopped")
-    if problem is not None:
-        raise DatabaseProblem(problem, logged=True)
+    return problem
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -112,6 +147,7 @@ def main() -> None:
     """
     from complaints.dbcheck import DatabaseProblem
     from complaints.files import private_umask
+    from complaints.webhooks import WebhookSettingsError
 
     settings = Settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
@@ -122,6 +158,9 @@ def main() -> None:
         if not exc.logged:
             log.error("database_refused", error=exc.message)
         sys.exit(DATABASE_PROBLEM_EXIT)
+    except WebhookSettingsError as exc:
+        log.error("webhook_settings_refused", error=str(exc))
+        sys.exit(SETTINGS_PROBLEM_EXIT)
 
 
 if __name__ == "__main__":

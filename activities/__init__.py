@@ -68,7 +68,8 @@ def build_activities(settings: Settings,
                                            settings.staff_email_domain,
                                            outbox_dir=settings.effective_outbox())
     records = RecordActivities(sessions)
-    casework = CaseworkActivities(sessions, policies, records, letters, notifications)
+    casework = CaseworkActivities(sessions, policies, records, letters, notifications,
+                                  integration_webhook_url=settings.integration_webhook_url)
     return [
         # The ``Complaint`` workflow's: open a case, record each event.
         casework.open_case,

@@ -55,8 +55,16 @@ NATIONS = click.Choice([n.value for n in Nation])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option("--api", "api_url", default=None, metavar="URL",
+              help="Act on cases through the HTTP API at URL with API_TOKEN (default: "
+                   "API_URL; unset: Temporal and the database directly).")
+@click.pass_context
+def cli(ctx: click.Context, api_url: str | None) -> None:
     """Complaint handling to the Housing Ombudsman's Complaint Handling Code."""
+    from complaints.remote import API_URL_META
+
+    if api_url:
+        ctx.meta[API_URL_META] = api_url
 
 
 @cli.command()
@@ -265,9 +273,10 @@ def diagram(readme: str | None) -> None:
 
 
 @cli.command()
-@click.option("--no-demo", is_flag=True, help="Do not lodge the demo complaint.")
+@click.option("--no-demo", is_flag=True,
+              help="Do not lodge the demo complaint or add the demo staff.")
 def dev(no_demo: bool) -> None:
-    """Run everything locally: Temporal dev server + UI, database, worker (Ctrl-C stops)."""
+    """Run everything locally: Temporal + UI, database, worker, web app (Ctrl-C stops)."""
     import asyncio
 
     from complaints.dev import run_dev
@@ -307,6 +316,10 @@ __import__("complaints.reports.cli", fromlist=["register"]).register(cli, ISO_DA
 __import__("complaints.resync", fromlist=["register"]).register(cli)
 __import__("complaints.casefiles_cli", fromlist=["register"]).register(cli, ISO_DATE)
 __import__("complaints.directory_cli", fromlist=["register"]).register(cli, ISO_DATE)
+__import__("complaints.tokens_cli", fromlist=["register"]).register(cli)  # after `staff`
+__import__("complaints.permissions_cli", fromlist=["register"]).register(cli)
+__import__("complaints.serving", fromlist=["register"]).register(cli)
+__import__("complaints.webhooks_cli", fromlist=["register"]).register(cli, ISO_DATE)
 
 
 def _load(name_or_path: str) -> Any:

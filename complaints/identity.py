@@ -145,7 +145,11 @@ def relation_to(session: Session, who: Identity, reference: str) -> CaseRelation
 
 
 def record_view(session: Session, who: Identity, reference: str, what: str, via: str) -> None:
-    """Record that ``who`` viewed ``what`` of a case (Code 5.12; accountable access)."""
+    """Record that ``who`` viewed ``what`` of a case (Code 5.12; accountable access).
+
+    ``session`` must be a writing session (the API's and web app's go through
+    ``ApiContext.write``).
+    """
     session.add(CaseViewRow(reference=reference, staff_id=who.staff_id, what=what[:120],
                             via=via))
     session.commit()
@@ -341,9 +345,13 @@ class OidcVerifier:
         return value
 
 
-async def bearer_identity(session: Session, token: str,
-                          verifier: OidcVerifier | None) -> Identity:
+async def bearer_identity(context: Any, session: Session, token: str) -> Identity:
     """The identity behind a bearer token: a service token, or an OIDC access token.
+
+    Args:
+        context: The app's context (its ``write`` runs a service token's bookkeeping).
+        session: A reading session.
+        token: The bearer token.
 
     Raises:
         AccessDenied: As :func:`token_identity` and :meth:`OidcVerifier.subject`; 401
@@ -351,7 +359,8 @@ async def bearer_identity(session: Session, token: str,
 
     """
     if token.startswith(TOKEN_PREFIX):
-        return token_identity(session, token)
+        return await context.write(lambda writer: token_identity(writer, token))  # type: ignore[no-any-return]
+    verifier: OidcVerifier | None = context.verifier
     if verifier is None:
         raise AccessDenied(401, "this deployment takes service tokens only (OIDC_ISSUER "
                                 "is not set)")

@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     smtp_sender: str = "complaints@landlord.example"
     staff_email_domain: str = "landlord.example"
     webhook_url: str | None = None
+    #: Signed webhooks for integrations (case lodged, deadline breached, response issued):
+    #: where they are POSTed, and the Standard Webhooks secret that signs them.
+    integration_webhook_url: str | None = None
+    integration_webhook_secret: str | None = None
 
     ui_port: int = 8233
 

@@ -1,9 +1,11 @@
 """Staff commands: lodge complaints and move them on through the workflow's updates.
 
-Every command talks to Temporal; a refused action prints the workflow's reason on one line
-and exits 1. Bad input (a malformed date, a missing field, an unknown reference) is a
-one-line error with exit 2 (usage) or 1, never a traceback. No command waits for ever: a
-case whose worker does not answer within :data:`ANSWER_TIMEOUT` is reported as such.
+Every command talks to Temporal, or, with ``API_URL`` set, the ones that act on a case
+go through the HTTP API instead (:mod:`complaints.remote`); a refused action prints the
+workflow's reason on one line and exits 1. Bad input (a malformed date, a missing field,
+an unknown reference) is a one-line error with exit 2 (usage) or 1, never a traceback. No
+command waits for ever: a case whose worker does not answer within :data:`ANSWER_TIMEOUT`
+is reported as such.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from complaints import remote
 from complaints.settings import Settings
 from models.actions import (
     ACTION_BY_TRIGGER,
@@ -331,7 +334,8 @@ def intake_from_options(data: dict[str, Any], options: dict[str, Any]) -> Intake
     if options["resident"]:
         parties.append(Party(role=PartyRole.RESIDENT, name=options["resident"],
                              address=tuple(options["address"]), email=options["email"],
-                             phone=options["phone"]).model_dump())
+                             phone=options["phone"],
+                             preferred_channel=options.get("prefers")).model_dump())
     if options["representative"]:
         parties.append({"role": "representative", "name": options["representative"]})
     parties += [{"role": "group_member", "name": n} for n in options["group_member"]]
@@ -545,7 +549,8 @@ def _stored_letter_text(url: str, letter_id: str) -> str | None:
 
 # --- the click commands -----------------------------------------------------------------
 
-BY = click.option("--by", required=True, help="Your staff id (recorded in the audit trail).")
+BY = click.option("--by", default=None, callback=remote.by_unless_remote, help=(
+    "Your staff id (recorded in the audit trail); with API_URL, the token's holder is."))
 #: How every action's ``--json`` is read (:func:`load_json` with ``inline``).
 JSON_HELP = ("The action's fields as a JSON object: inline when the value starts with '{', "
              "- for standard input, otherwise the path of a JSON file.")
@@ -571,6 +576,10 @@ def _split(value: str, parts: int, what: str) -> list[str]:
 
 
 def _send(reference: str, trigger: str, payload: dict[str, Any], as_json: bool = False) -> None:
+    if remote.api_url() is not None:  # through the HTTP API, as the token's holder
+        result = remote.act(reference, trigger, payload, whole_case=as_json)
+        click.echo(model_json(result) if as_json else summarise(result))
+        return
     action = build_action(trigger, payload)
     from complaints.directory import directory_refusal  # the staff directory's check
 
@@ -600,6 +609,9 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
     @click.option("--address", multiple=True)
     @click.option("--email", default=None)
     @click.option("--phone", default=None)
+    @click.option("--prefers", type=click.Choice(["post", "email"]), default=None,
+                  help="How the resident wants letters: post (never emailed) or email (when "
+                       "an address is given; otherwise posted).")
     @click.option("--representative", default=None)
     @click.option("--group-member", multiple=True)
     @click.option("--description", default=None)
@@ -626,6 +638,9 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
                 check_reference(reference, intake.received_on.year)
         except LodgingRefused as exc:
             raise StaffError(str(exc)) from None
+        if remote.api_url() is not None:
+            click.echo(remote.lodge(intake, reference_given=asked))
+            return
 
         async def start() -> str:
             client = await client_from_settings()
@@ -820,7 +835,7 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def status(reference: str, as_json: bool) -> None:
         """Show a case: state, deadlines, letters, actions and refusals."""
-        view = run_async(_query)(reference)
+        view = remote.case_view(reference) if remote.api_url() else run_async(_query)(reference)
         if as_json:
             click.echo(model_json(view))
             return
@@ -840,6 +855,8 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def list_cases(state: str | None, overdue: bool, as_json: bool) -> None:
         """List complaint cases from Temporal's visibility (search attributes)."""
+        if remote.api_url() is not None:
+            return remote.print_cases(state, overdue, as_json)
 
         async def fetch() -> list[dict[str, Any]]:
             from workflows.complaint import (

@@ -4,12 +4,14 @@ SQLModel tables beside :mod:`models.tables`, kept apart because they are about a
 about complaints: service tokens for integrations, the record of who viewed a case (Code
 5.12's record keeping, and the resident's right to know who saw their data), and the
 ``Idempotency-Key`` of each lodging through the API. Written only by ``complaints.api``,
-``complaints.web`` and the ``complaints staff token`` commands, never by workflows.
+``complaints.web`` and the ``complaints staff token`` commands, never by workflows; except
+``webhook_deliveries``, the integrations' outgoing webhooks, which the recording activity
+writes and the worker's dispatcher sends (``complaints.webhooks``).
 """
 
 import datetime as dt
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.tables import UTCDateTime, utcnow
@@ -78,17 +80,24 @@ class WebhookDeliveryRow(SQLModel, table=True):
     """One signed webhook event for integrations, delivered at least once, keyed once.
 
     ``event_id`` is stable (the case reference and what happened), so a retried delivery
-    is the same event and receivers can drop repeats.
+    is the same event and receivers can drop repeats. Written in the recording activity's
+    transaction (``activities.casework``), delivered by ``complaints.webhooks``.
+    ``payload`` is the JSON body exactly as signed and sent (no personal data);
+    ``next_attempt_at`` is when the dispatcher may try it next (backoff, or the lease of
+    an attempt in flight).
     """
 
     __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),)
 
     event_id: str = Field(primary_key=True, max_length=200)
     reference: str = Field(max_length=32, index=True)
     event_type: str = Field(max_length=64)
     url: str = Field(max_length=2000)
+    payload: str = Field(default="{}", sa_type=Text)
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=500)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    next_attempt_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     delivered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

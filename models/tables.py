@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -142,6 +143,9 @@ class ComplaintRow(SQLModel, table=True):
         Index("ix_complaints_policy_received_on", "policy_name", "received_on"),
         Index("ix_complaints_escalation_requested_on", "escalation_requested_on"),
         Index("ix_complaints_referred_to_ombudsman_at", "referred_to_ombudsman_at"),
+        # Inboxes find a handler's cases whatever the capitals typed (staff ids are one
+        # person in any case): an index on the expression the query uses.
+        Index("ix_complaints_handler_lower", text("lower(handler_id)")),
     )
 
     reference: str = Field(primary_key=True)

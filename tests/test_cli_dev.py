@@ -104,11 +104,14 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int | 
 class Dev:
     """One ``complaints dev`` process with its data folder and ports."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], port: int, ui_port: int) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], port: int, ui_port: int,
+                 web_port: int | None = None) -> None:
         self.data_dir = data_dir
         self.env = env
         self.port = port
         self.ui_port = ui_port
+        self.web_port = web_port or free_port()  # never 8000, which may be taken
+        env.setdefault("WEB_PORT", str(self.web_port))
         self.process: subprocess.Popen[str] | None = None
         self.stdout: list[str] = []
         self.runs = 0
@@ -187,10 +190,10 @@ class Dev:
 def dev(tmp_path: Path) -> Iterator[Dev]:
     """A stack of our own: data folder, free ports, JSON logs; nothing left running after."""
     data_dir = tmp_path / "data"
-    port, ui_port = free_port(), free_port()
+    port, ui_port, web_port = free_port(), free_port(), free_port()
     env = clean_env(DATA_DIR=str(data_dir), TEMPORAL_ADDRESS=f"127.0.0.1:{port}",
-                    UI_PORT=str(ui_port), LOG_JSON="true")
-    stack = Dev(data_dir, env, port, ui_port)
+                    UI_PORT=str(ui_port), WEB_PORT=str(web_port), LOG_JSON="true")
+    stack = Dev(data_dir, env, port, ui_port, web_port)
     try:
         yield stack
     finally:
@@ -220,10 +223,19 @@ def eventually(check: Callable[[], None], timeout: float = 15) -> None:
 
 @pytest.mark.slow
 def test_dev_serves_staff_and_resumes_after_ctrl_c(dev: Dev) -> None:
-    """`complaints dev` serves the UI and the CLI, stops on Ctrl-C and resumes the same case."""
+    """`complaints dev` serves the UI, the web app and the CLI, stops on Ctrl-C and resumes."""
     dev.start()
     with urllib.request.urlopen(f"http://127.0.0.1:{dev.ui_port}/", timeout=10) as page:
         assert page.status == 200
+    web = f"http://127.0.0.1:{dev.web_port}/"
+    assert any(line.strip().startswith(f"Web app: {web}") for line in dev.stdout), dev.stdout
+    with urllib.request.urlopen(f"{web}api/v1/health", timeout=10) as health:
+        assert health.status == 200 and json.loads(health.read()) == {"status": "ok"}
+    staff = dev.cli("staff", "list", "--json")
+    assert staff.returncode == 0, staff.stderr
+    seeded = {row["staff_id"]: row["roles"] for row in json.loads(staff.stdout)}
+    assert set(seeded) == {"hdl-1", "hdl-2", "mgr-1", "lead-1", "view-1", "adm-1"}
+    assert "handler" in seeded["mgr-1"] and seeded["adm-1"] == ["admin"]
 
     [demo] = cases(dev)
     assert demo["state"] == "received"
@@ -241,7 +253,7 @@ def test_dev_serves_staff_and_resumes_after_ctrl_c(dev: Dev) -> None:
     assert "stage1_extended" in result.stdout
 
     status, letters, refused, unknown = dev.cli_at_once(
-        ("status", ref, "--json"), ("letters", ref), ("escalate", ref, "--by", "x"),
+        ("status", ref, "--json"), ("letters", ref), ("escalate", ref, "--by", "hdl-2"),
         ("status", "CMP-2026-999999"))
     assert status.returncode == 0, status.stderr
     view = json.loads(status.stdout)
@@ -266,8 +278,10 @@ def test_dev_serves_staff_and_resumes_after_ctrl_c(dev: Dev) -> None:
     assert "stopped cleanly" in "".join(dev.stdout)
     assert dev.server_pids() == []
     assert not listening(dev.port) and not listening(dev.ui_port)
+    assert not listening(dev.web_port)
 
     dev.start()
+    assert any("no demo staff added" in line for line in dev.stdout)  # seeded once only
     listed_again, status = dev.cli_at_once(("list", "--json"), ("status", ref, "--json"))
     assert listed_again.returncode == 0, listed_again.stderr
     assert_refs(json.loads(listed_again.stdout), [ref])  # the demo was not lodged twice

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
-SERVICES = {"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "worker"}
+SERVICES = {"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "worker", "web"}
 
 #: The custom search attributes the workflow upserts, with their Temporal types.
 EXPECTED_SEARCH_ATTRIBUTES = {
@@ -35,6 +35,11 @@ DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_complete
 
 #: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err}, ${VAR:+alt}, ${VAR+alt}.
 INTERPOLATION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-?+])[^${}]*)?\}")
+#: The same, in parts: the variable, the operator and what follows it.
+INTERPOLATION_PARTS = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<rest>[^${}]*))?\}")
+#: Variable names that hold a secret: passwords, keys, tokens.
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|PWD|SECRET|TOKEN|(^|_)KEY$|API_KEY", re.I)
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +142,8 @@ def _copy_sources(dockerfile: list[tuple[str, str]]) -> list[str]:
     return sources
 
 
-def test_the_five_services_exist(services: dict[str, Any]) -> None:
-    """The stack has PostgreSQL, Temporal, the admin-tools job, the UI and the worker."""
+def test_the_six_services_exist(services: dict[str, Any]) -> None:
+    """The stack has PostgreSQL, Temporal, the admin-tools job, the UI, the worker and web."""
     missing = SERVICES - set(services)
     assert not missing, f"services missing from docker-compose.yml: {sorted(missing)}"
 
@@ -409,3 +414,95 @@ def test_dockerignore_keeps_local_state_out() -> None:
     copied = {"complaints", "workflows", "activities", "models", "pyproject.toml",
               "README.md", "worker.py", "alembic.ini"}
     assert not copied & patterns, f".dockerignore excludes copied sources: {copied & patterns}"
+
+
+# --- the web app -------------------------------------------------------------------------
+
+
+def test_web_serves_the_app_from_the_worker_image(services: dict[str, Any]) -> None:
+    """`web` runs `complaints serve --host 0.0.0.0` from the worker's image, port 8000."""
+    web = services["web"]
+    assert web.get("image") == services["worker"].get("image") and web.get("build")
+    command = web.get("command")
+    words = command if isinstance(command, list) else shlex.split(str(command))
+    assert words[:2] == ["complaints", "serve"], words
+    assert words[words.index("--host") + 1] == "0.0.0.0"
+    assert _environment(web).get("WEB_PORT") == "8000"
+    assert _host_ports(web) == [("tcp", 8000, 8000)]
+    published = [str(p) for p in web.get("ports", [])]
+    assert all(p.startswith("127.0.0.1:") for p in published), (
+        "plain HTTP must stay on loopback: staff reach the app through the TLS proxy")
+    assert "complaints-data:/data" in [str(v) for v in web.get("volumes", [])]
+    assert web.get("restart") == "unless-stopped"
+
+
+def test_web_waits_for_what_the_worker_waits_for(services: dict[str, Any]) -> None:
+    """`web` starts once PostgreSQL and Temporal are healthy and the attributes exist."""
+    assert _depends_on(services["web"]) == _depends_on(services["worker"])
+    env = _environment(services["web"])
+    worker = _environment(services["worker"])
+    for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE",
+                 "DATABASE_URL", "DATA_DIR"):
+        assert env.get(name) == worker.get(name), f"web and worker disagree on {name}"
+
+
+def test_web_healthcheck_probes_the_api_health(services: dict[str, Any]) -> None:
+    """The healthcheck fetches /api/v1/health on the port the app listens on."""
+    check = services["web"]["healthcheck"]
+    test = check["test"]
+    assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL")
+    probe = " ".join(test[1:])
+    assert "http://127.0.0.1:8000/api/v1/health" in probe
+    assert "curl" not in probe and "wget" not in probe, "python:3.11-slim has neither"
+    assert "urlopen" in probe
+    for key in ("interval", "timeout", "retries"):
+        assert check.get(key), f"the web healthcheck has no {key}"
+
+
+def test_web_settings_come_from_the_environment(services: dict[str, Any]) -> None:
+    """Sign-in, session, public URL and proxy settings pass through; dev sign-in is off."""
+    env = _environment(services["web"])
+    for name in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_AUDIENCE",
+                 "OIDC_SUBJECT_CLAIM", "SESSION_SECRET", "PUBLIC_URL", "PERMISSIONS_FILE",
+                 "FORWARDED_ALLOW_IPS"):
+        assert env.get(name, "").startswith("${" + name), f"{name} is not passed through"
+    for required in ("SESSION_SECRET", "PUBLIC_URL"):
+        assert env[required].startswith("${" + required + ":?"), (
+            f"{required} must be required, so that compose refuses to start without it")
+    assert env.get("DEV_SIGN_IN") == "false"
+
+
+def _secret_interpolations(compose: dict[str, Any]) -> list[re.Match[str]]:
+    found = []
+    for text in _strings(compose):
+        found += [m for m in INTERPOLATION_PARTS.finditer(text.replace("$$", ""))
+                  if SECRET_NAME.search(m["name"])]
+    return found
+
+
+def test_no_secret_has_a_default(compose: dict[str, Any]) -> None:
+    """Every secret is required (${X:?...}) or optional and empty; none has a default value."""
+    found = _secret_interpolations(compose)
+    names = {m["name"] for m in found}
+    assert {"POSTGRES_PASSWORD", "SESSION_SECRET", "OIDC_CLIENT_SECRET"} <= names, names
+    for match in found:
+        op, rest = match["op"] or "", match["rest"] or ""
+        if op in (":-", "-"):
+            assert rest == "", f"{match[0]} gives a secret a default value"
+        else:
+            assert op in (":?", "?") or not op, f"{match[0]}: unexpected form"
+    required = {m["name"] for m in found if m["op"] == ":?"}
+    assert {"POSTGRES_PASSWORD", "SESSION_SECRET"} <= required
+
+
+def test_no_secret_is_written_in_the_file(services: dict[str, Any]) -> None:
+    """A secret setting's value is interpolated or empty, and URLs carry no literal password."""
+    for name, service in services.items():
+        for key, value in _environment(service).items():
+            if SECRET_NAME.search(key):
+                assert value == "" or INTERPOLATION.fullmatch(value), (
+                    f"{name}: {key} is written in docker-compose.yml")
+            # With the interpolations taken out, whatever is left as a password is literal.
+            literal = INTERPOLATION.sub("", value)
+            assert not re.search(r"://[^@/:]*:[^@/]+@", literal), (
+                f"{name}: {key} has a literal password")

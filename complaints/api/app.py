@@ -28,6 +28,7 @@ def make_context(settings: Settings) -> ApiContext:
                                 or "complaints-api",
                                 subject_claim=settings.oidc_subject_claim)
     return ApiContext(settings=settings, engine=make_engine(url),
+                      reader=make_engine(url, read_only=True),
                       matrix=load_matrix(settings.permissions_file), verifier=verifier)
 
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, *, context: ApiContext | None =
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         context.engine.dispose()
+        context.reader.dispose()
 
     app = FastAPI(title="Complaints engine API", version="1",
                   description=("Housing Ombudsman Complaint Handling Code casework. Errors "

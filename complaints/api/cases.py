@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Form, Header, Query, UploadFile, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
@@ -93,24 +94,40 @@ async def lodge(body: LodgeRequest, context: ContextDep, session: SessionDep,
                                "retry in a few seconds")
         return JSONResponse({"reference": key_row.reference, "created": False}, 200,
                             headers={"Location": f"/api/v1/complaints/{key_row.reference}"})
-    key_row = IdempotencyRow(staff_id=who.staff_id, key=idempotency_key,
+    session.rollback()  # the read is done; the key is claimed in a write of its own
+
+    def claim(writer: Session) -> int:
+        row = IdempotencyRow(staff_id=who.staff_id, key=idempotency_key,
                              request_sha256=digest)
-    session.add(key_row)
+        writer.add(row)
+        writer.commit()
+        assert row.id is not None
+        return row.id
+
+    def settle(reference: str | None) -> Callable[[Session], None]:
+        def run(writer: Session) -> None:
+            row = writer.get(IdempotencyRow, claimed)
+            if row is None:
+                return
+            if reference is None:
+                writer.delete(row)  # Nothing was lodged: the key may be used again.
+            else:
+                row.reference = reference
+                writer.add(row)
+            writer.commit()
+        return run
+
     try:
-        session.commit()
+        claimed = await context.write(claim)
     except IntegrityError:
-        session.rollback()
         raise Problem(409, "a request with this Idempotency-Key is being lodged at the same "
                            "time: retry in a few seconds") from None
     try:
         lodged = await _lodge(context, data)
     except BaseException:
-        session.delete(key_row)  # Nothing was lodged: the key may be used again.
-        session.commit()
+        await context.write(settle(None))
         raise
-    key_row.reference = lodged.reference
-    session.add(key_row)
-    session.commit()
+    await context.write(settle(lodged.reference))
     await recorded(context, lodged.reference)
     return JSONResponse({"reference": lodged.reference, "created": lodged.created},
                         201 if lodged.created else 200,
@@ -144,7 +161,7 @@ async def recorded(context: Any, reference: str, timeout: float = RECORD_WAIT_S)
     """
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        with context.session() as session:
+        with context.read_session() as session:
             if session.get(ComplaintRow, reference) is not None:
                 return True
         if asyncio.get_running_loop().time() > deadline:
@@ -182,7 +199,8 @@ async def get_case(reference: str, context: ContextDep, session: SessionDep,
     records = case_records(session, reference, context.today())
     if records is None:
         raise Problem(404, f"no complaint {reference}: GET /api/v1/complaints lists them")
-    record_view(session, who, reference, "case", "api")  # commits: no transaction held
+    session.rollback()  # the read is done before the case is asked (a fresh one after)
+    await context.write(lambda w: record_view(w, who, reference, "case", "api"))
     view, why = await live_view(context, reference)
     state = view.state if view is not None else records.summary.state
     options = action_options(context.matrix, who, state, relation_to(session, who, reference))
@@ -215,7 +233,8 @@ def get_letter(reference: str, letter_id: str, context: ContextDep, session: Ses
     if row is None or row.reference != reference:
         raise Problem(404, f"no letter {letter_id} on {reference}: GET "
                            f"/api/v1/complaints/{reference} lists its letters")
-    record_view(session, who, reference, f"letter:{letter_id}", "api")
+    with context.session() as writer:  # a sync route: FastAPI runs it in a thread
+        record_view(writer, who, reference, f"letter:{letter_id}", "api")
     if format == "pdf":
         from activities.letters import LetterActivities
         from complaints.db import session_factory
@@ -253,9 +272,9 @@ async def upload_document(reference: str, context: ContextDep, session: SessionD
         path = Path(folder) / name
         path.write_bytes(data)
         try:
-            attached = attach_document(session, context.settings.data_dir, reference, path,
-                                       kind=kind, direction=direction, by=who.staff_id,
-                                       note=note, today=context.today())
+            attached = await context.write(lambda writer: attach_document(
+                writer, context.settings.data_dir, reference, path, kind=kind,
+                direction=direction, by=who.staff_id, note=note, today=context.today()))
         except CaseFileError as exc:
             raise Problem(409, str(exc)) from None
     row = attached.row

@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -23,6 +23,8 @@ from complaints.api.problems import Problem
 from complaints.identity import AccessDenied, Identity, OidcVerifier, bearer_identity
 from complaints.settings import Settings
 from domain.permissions import Matrix
+
+T = TypeVar("T")
 
 __all__ = ["ApiContext", "ContextDep", "CurrentUser", "SessionDep", "TemporalDep"]
 
@@ -39,7 +41,9 @@ class ApiContext:
 
     Attributes:
         settings: The deployment's settings.
-        engine: The complaints database.
+        engine: The complaints database, for writes (short transactions, off the loop).
+        reader: The same database for reads (``make_engine(read_only=True)``): on SQLite
+            its transactions never take the write lock the worker needs.
         matrix: The permission matrix in force.
         verifier: Checks OIDC access tokens (None: service tokens only).
         client: The Temporal client, connected on first use (or given, in tests).
@@ -48,6 +52,7 @@ class ApiContext:
 
     settings: Settings
     engine: Engine
+    reader: Engine
     matrix: Matrix
     verifier: OidcVerifier | None
     client: Client | None = None
@@ -55,8 +60,20 @@ class ApiContext:
     _connecting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def session(self) -> Session:
-        """A new session on the complaints database."""
+        """A new session for writing to the complaints database."""
         return Session(self.engine, expire_on_commit=False)
+
+    def read_session(self) -> Session:
+        """A new session for reading the complaints database."""
+        return Session(self.reader, expire_on_commit=False)
+
+    async def write(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in its own write session, in a thread (never on the event loop)."""
+        def run() -> T:
+            with self.session() as session:
+                return work(session)
+
+        return await asyncio.to_thread(run)
 
     async def temporal(self) -> Client:
         """The Temporal client, connecting once; 503 when Temporal cannot be reached."""
@@ -86,13 +103,13 @@ ContextDep = Annotated[ApiContext, Depends(get_context)]
 
 
 def get_session(context: ContextDep) -> Iterator[Session]:
-    """A database session for one request.
+    """A reading session for one request; writes go through :meth:`ApiContext.write`.
 
-    A route ends its transaction (commit or rollback) before it awaits Temporal: on SQLite
-    every transaction holds the file's write lock (``complaints.db``), and the worker
-    recording the very action being awaited needs it.
+    Reads never hold SQLite's write lock (the worker recording the very action a request
+    awaits needs it); a route still ends its read before it awaits Temporal, so that it
+    sees what the worker wrote meanwhile.
     """
-    with context.session() as session:
+    with context.read_session() as session:
         yield session
 
 
@@ -119,9 +136,9 @@ async def get_current_user(context: ContextDep, session: SessionDep,
         raise AccessDenied(401, "send a bearer token (Authorization: Bearer ...): an OIDC "
                                 "access token, or a service token from an administrator")
     try:
-        return await bearer_identity(session, credentials.credentials, context.verifier)
+        return await bearer_identity(context, session, credentials.credentials)
     finally:
-        session.rollback()  # no transaction held while the route awaits (get_session)
+        session.rollback()  # a fresh snapshot for the route's own reads
 
 
 CurrentUser = Annotated[Identity, Depends(get_current_user)]

@@ -103,7 +103,8 @@ def invalid(errors: list[dict[str, str]], what: str = "body") -> Problem:
 
 def from_validation(exc: ValidationError, what: str = "body") -> Problem:
     """A 422 problem from a pydantic ValidationError raised by our own validation."""
-    return invalid(field_errors(exc.errors(include_input=False)), what)
+    errors: list[Any] = list(exc.errors(include_input=False))
+    return invalid(field_errors(errors), what)
 
 
 def install(app: FastAPI) -> None:

@@ -90,7 +90,7 @@ def _field(name: str, key: str, schema: Mapping[str, Any], defs: Mapping[str, An
     label = _label(key, {**resolved, "title": schema.get("title") or resolved.get("title")})
     hint = schema.get("description") or resolved.get("description")
     kind = resolved.get("type")
-    base = {"name": name, "label": label, "required": required, "hint": hint,
+    base: dict[str, Any] = {"name": name, "label": label, "required": required, "hint": hint,
             "value": resolved.get("default")}
     if "enum" in resolved:
         return FormField(kind="select", choices=[str(c) for c in resolved["enum"]], **base)

@@ -81,8 +81,10 @@ def case_list(which: str, request: Request, context: ContextDep, session: Sessio
         return search(request, context, session, user)
     if which not in _LISTS:
         raise Problem(404, f"no list {which!r}: see My cases")
-    wanted = {"mine": {"handler": user.staff_id}, "team": {"team": user.team},
-              "unassigned": {"unassigned": True}}[which]
+    lists: dict[str, dict[str, Any]] = {
+        "mine": {"handler": user.staff_id}, "team": {"team": user.team},
+        "unassigned": {"unassigned": True}}
+    wanted = lists[which]
     found = search_cases(session, CaseFilter(page=max(1, page_no), **wanted), context.today())
     title, intro = _LISTS[which]
     return page(request, "cases.html", user, title=title, intro=intro, found=found,
@@ -132,7 +134,8 @@ async def case_page(reference: str, request: Request, context: ContextDep,
     _require(context, user, Permission.READ_CASES)
     if case_records(session, reference, context.today()) is None:
         raise Problem(404, f"no complaint {reference}: search for it by reference")
-    record_view(session, user, reference, "case", "web")
+    session.rollback()
+    await context.write(lambda w: record_view(w, user, reference, "case", "web"))
     view, why = await live_view(context, reference)
     return _case_page(request, context, session, user, reference, view, why)
 
@@ -175,7 +178,8 @@ def letter_page(reference: str, letter_id: str, request: Request, context: Conte
     row = session.get(LetterRow, letter_id)
     if row is None or row.reference != reference:
         raise Problem(404, f"no letter {letter_id} on {reference}")
-    record_view(session, user, reference, f"letter:{letter_id}", "web")
+    with context.session() as writer:  # a sync route: FastAPI runs it in a thread
+        record_view(writer, user, reference, f"letter:{letter_id}", "web")
     return page(request, "letter.html", user, title=row.subject, letter=row,
                 reference=reference)
 
@@ -269,28 +273,31 @@ async def staff_change(request: Request, context: ContextDep, session: SessionDe
     roles = [str(r) for r in form.getlist("roles")]
     staff_id = fields.get("staff_id", "")
     what = fields.get("do", "")
-    try:
+
+    def change(writer: Any) -> str:
         if what == "add":
-            add_staff(session, staff_id, display_name=fields.get("display_name", ""),
+            add_staff(writer, staff_id, display_name=fields.get("display_name", ""),
                       job_title=fields.get("job_title", ""), team=fields.get("team", ""),
                       email=fields.get("email", ""), phone=fields.get("phone") or None,
                       roles=roles, subject=fields.get("subject") or None)
-            done = f"{staff_id} added."
-        elif what == "update":
-            update_staff(session, staff_id, roles=roles or None,
+            return f"{staff_id} added."
+        if what == "update":
+            update_staff(writer, staff_id, roles=roles or None,
                          team=fields.get("team") or None,
                          subject=fields.get("subject") or None)
-            done = f"{staff_id} updated."
-        elif what == "deactivate":
-            deactivate_staff(session, staff_id, reason=fields.get("reason", ""))
-            done = f"{staff_id} can no longer sign in or act."
-        elif what == "activate":
-            activate_staff(session, staff_id)
-            done = f"{staff_id} is active again."
-        else:
-            raise DirectoryError("choose what to do: add, update, deactivate or activate")
+            return f"{staff_id} updated."
+        if what == "deactivate":
+            deactivate_staff(writer, staff_id, reason=fields.get("reason", ""))
+            return f"{staff_id} can no longer sign in or act."
+        if what == "activate":
+            activate_staff(writer, staff_id)
+            return f"{staff_id} is active again."
+        raise DirectoryError("choose what to do: add, update, deactivate or activate")
+
+    session.rollback()
+    try:
+        done = await context.write(change)
     except DirectoryError as exc:
-        session.rollback()
         return _staff(request, session, user, status=422, problem=str(exc), posted=fields)
     request.session["flash"] = done
     return RedirectResponse("/staff", status_code=303)

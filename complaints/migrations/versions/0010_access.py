@@ -24,7 +24,8 @@ _UTC = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    """Add the staff subject and the access tables."""
+    """Add the staff subject, the access tables and the inbox's handler index."""
+    op.create_index("ix_complaints_handler_lower", "complaints", [sa.text("lower(handler_id)")])
     with op.batch_alter_table("staff") as batch:
         batch.add_column(sa.Column("subject", sa.String(length=255), nullable=True))
         batch.create_unique_constraint("uq_staff_subject", ["subject"])
@@ -72,19 +73,25 @@ def upgrade() -> None:
         sa.Column("reference", sa.String(length=32), nullable=False),
         sa.Column("event_type", sa.String(length=64), nullable=False),
         sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(length=500), nullable=True),
         sa.Column("created_at", _UTC, nullable=False),
+        sa.Column("next_attempt_at", _UTC, nullable=True),
         sa.Column("delivered_at", _UTC, nullable=True),
         sa.PrimaryKeyConstraint("event_id"),
     )
     op.create_index("ix_webhook_deliveries_reference", "webhook_deliveries", ["reference"])
+    op.create_index("ix_webhook_deliveries_status_next", "webhook_deliveries",
+                    ["status", "next_attempt_at"])
 
 
 def downgrade() -> None:
-    """Drop the access tables and the staff subject."""
-    for index, table in (("ix_webhook_deliveries_reference", "webhook_deliveries"),
+    """Drop the access tables, the staff subject and the handler index."""
+    op.drop_index("ix_complaints_handler_lower", table_name="complaints")
+    for index, table in (("ix_webhook_deliveries_status_next", "webhook_deliveries"),
+                         ("ix_webhook_deliveries_reference", "webhook_deliveries"),
                          ("ix_case_views_staff_id", "case_views"),
                          ("ix_case_views_reference_at", "case_views"),
                          ("ix_service_tokens_staff_id", "service_tokens")):
