@@ -58,23 +58,30 @@ def open_for_command(url: str) -> Engine:
 
 
 @contextlib.contextmanager
-def _database() -> Iterator[tuple[Settings, Session]]:
-    """The settings and a session on the complaints database at the newest schema.
+def command_session(*refusals: type[Exception]) -> Iterator[Session]:
+    """A session on the complaints database at the newest schema, for one command.
 
-    A :class:`CaseFileError` raised inside becomes the one-line ``Error:`` of the command.
+    Each of ``refusals`` raised inside becomes the one-line ``Error:`` of the command (its
+    ``detail`` if it has one, else its message).
     """
     from complaints.db import session_factory
 
-    settings = Settings()
-    engine = open_for_command(settings.effective_database_url())
+    engine = open_for_command(Settings().effective_database_url())
     try:
         with session_factory(engine)() as session:
             try:
-                yield settings, session
-            except CaseFileError as exc:
-                raise click.ClickException(str(exc)) from None
+                yield session
+            except refusals as exc:
+                raise click.ClickException(str(getattr(exc, "detail", exc))) from None
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[tuple[Settings, Session]]:
+    """The settings and a session; a :class:`CaseFileError` becomes the one-line error."""
+    with command_session(CaseFileError) as session:
+        yield Settings(), session
 
 
 def _size(size: int) -> str:

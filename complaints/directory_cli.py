@@ -18,7 +18,6 @@ from sqlmodel import Session
 
 from complaints import directory
 from complaints.directory import DirectoryError
-from complaints.settings import Settings
 from models.tables import StaffRow
 
 __all__ = ["register"]
@@ -33,22 +32,11 @@ _ROLES_HELP = ("A role (repeat for several): handler (stage 1 complaints), revie
 
 @contextlib.contextmanager
 def _database() -> Iterator[Session]:
-    """A session on the complaints database at the newest schema.
+    """A session; a :class:`DirectoryError` raised inside becomes the one-line error."""
+    from complaints.casefiles_cli import command_session
 
-    A :class:`DirectoryError` raised inside becomes the one-line ``Error:`` of the command.
-    """
-    from complaints.casefiles_cli import open_for_command
-    from complaints.db import session_factory
-
-    engine = open_for_command(Settings().effective_database_url())
-    try:
-        with session_factory(engine)() as session:
-            try:
-                yield session
-            except DirectoryError as exc:
-                raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
+    with command_session(DirectoryError) as session:
+        yield session
 
 
 def _line(row: StaffRow) -> str:

@@ -30,20 +30,12 @@ ALL_SCOPES = "all"
 
 @contextlib.contextmanager
 def _database() -> Iterator[Session]:
-    """A session on the complaints database at the newest schema; refusals as one line."""
-    from complaints.casefiles_cli import open_for_command
-    from complaints.db import session_factory
+    """A session; an :class:`AccessDenied` raised inside becomes the one-line error."""
+    from complaints.casefiles_cli import command_session
     from complaints.identity import AccessDenied
 
-    engine = open_for_command(Settings().effective_database_url())
-    try:
-        with session_factory(engine)() as session:
-            try:
-                yield session
-            except AccessDenied as exc:
-                raise click.ClickException(exc.detail) from None
-    finally:
-        engine.dispose()
+    with command_session(AccessDenied) as session:
+        yield session
 
 
 def _matrix() -> Any:
