@@ -220,6 +220,9 @@ def action_options(matrix: Matrix, who: Identity, state: str,
         if trigger not in ACTION_BY_TRIGGER:
             continue
         reason = who.refusal(matrix, trigger, relation)
+        if trigger == "assign" and reason is not None \
+                and who.refusal(matrix, "claim", relation) is None:
+            reason = None  # may claim it: the form takes their own id (assigning others: 403)
         options.append(ActionOption(trigger=trigger, title=TRIGGER_TEXT.get(trigger, trigger),
                                     allowed=reason is None, reason=reason))
     return options

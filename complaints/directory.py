@@ -34,7 +34,14 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from models.actions import Acknowledge, AcknowledgeEscalation, Action, Reassign, ReassignRole
+from models.actions import (
+    Acknowledge,
+    AcknowledgeEscalation,
+    Action,
+    Assign,
+    Reassign,
+    ReassignRole,
+)
 from models.limits import first_problem, hostile_character, staff_key
 from models.tables import StaffRow, utcnow
 
@@ -464,6 +471,8 @@ def _named(action: Action) -> list[tuple[str, str, tuple[str, ...], str]]:
     elif isinstance(action, AcknowledgeEscalation):
         named.append(("handler_id", action.handler_id, ("reviewer",),
                       "the stage 2 reviewer"))
+    elif isinstance(action, Assign):
+        named.append(("to", action.to, ("handler", "reviewer"), "given a case to handle"))
     elif isinstance(action, Reassign):
         if action.role == ReassignRole.HANDLER:
             named.append(("to", action.to, ("handler", "reviewer"), "a case's handler"))

@@ -292,6 +292,18 @@ class Reassign(Action):
     reason: Text = Field(description="Why, for the file.")
 
 
+class Assign(Action):
+    """Give a complaint (or stage 2 request) not yet acknowledged to a handler.
+
+    Claiming is assigning to oneself. The person assigned acknowledges it, naming the
+    handler; until then the case shows in their list (a user task's assignee).
+    """
+
+    trigger: ClassVar[str] = "assign"
+    to: Label = Field(description="Staff id of who takes the case on (yourself, to claim it).")
+    note: Text | None = Field(default=None, description="Why, for the file (optional).")
+
+
 class OmbudsmanContactKind(StrEnum):
     """Contact from the Ombudsman while the landlord's own process carries on."""
 
@@ -380,6 +392,6 @@ ALL_ACTIONS: tuple[type[Action], ...] = (
     Acknowledge, Decline, Extend, Respond, RequestEscalation, RefuseEscalation,
     AcknowledgeEscalation, AddIssue, RecordContact, CompleteAction, Withdraw,
     ReferOmbudsman, ReopenOnOrder, Close, DelayAction, PayRemedy, Void, Reassign,
-    OmbudsmanContact, OmbudsmanDetermination, ComplyOrder, AmendIntake,
+    OmbudsmanContact, OmbudsmanDetermination, ComplyOrder, AmendIntake, Assign,
 )
 ACTION_BY_TRIGGER: dict[str, type[Action]] = {a.trigger: a for a in ALL_ACTIONS}

@@ -11,6 +11,7 @@ from models.actions import (
     Action,
     AddIssue,
     AmendIntake,
+    Assign,
     Close,
     CompleteAction,
     ComplyOrder,
@@ -164,7 +165,7 @@ def void() -> Void:
                 duplicate_of="CMP-2026-000100")
 
 
-def case_in(state: ComplaintState, *, casework: int = 2) -> ComplaintMachine:
+def case_in(state: ComplaintState, *, casework: int = 3) -> ComplaintMachine:
     """A machine whose case has been driven to ``state`` by valid actions (current rules)."""
     machine = ComplaintMachine(new_case(), Limits(casework=casework))
     for build in path_to(state):
@@ -220,6 +221,9 @@ def valid_action(trigger: str, machine: ComplaintMachine) -> Action:
             remedy=unpaid[0][1] if unpaid else 2, paid_on=dt.date(2026, 11, 23),
             amount="150.00"),
         "void": void,
+        "assign": lambda: Assign(by="staff-900", to=STAGE2_HANDLER
+                                 if case.state == ComplaintState.STAGE2_REQUESTED.value
+                                 else STAGE1_HANDLER),
         "amend_intake": lambda: AmendIntake(
             by="staff-900", reason="Her sister now acts for her",
             parties=(Party(name="Jo Bloggs"),

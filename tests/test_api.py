@@ -247,3 +247,28 @@ async def test_the_annual_report_and_the_view_log(api: Api) -> None:
     views = (await api.http.get(f"/api/v1/complaints/{reference}/views",
                                 headers=api.auth("lead-1"))).json()
     assert [(v["staff_id"], v["what"]) for v in views] == [("mgr-1", "case")]
+
+
+async def test_a_handler_claims_and_a_manager_assigns(api: Api) -> None:
+    """Claiming takes an unassigned case; assigning someone else is a manager's, recorded."""
+    reference = await api.lodge()
+    claimed = await api.act(reference, "assign", {"to": "hdl-2"}, "hdl-2")
+    assert claimed.status_code == 200, claimed.text
+    mine = (await api.http.get("/api/v1/complaints", params={"handler": "hdl-2"},
+                               headers=api.auth("hdl-2"))).json()
+    assert [c["reference"] for c in mine["items"]] == [reference]
+    unassigned = (await api.http.get("/api/v1/complaints", params={"unassigned": "true"},
+                                     headers=api.auth("hdl-1"))).json()
+    assert reference not in [c["reference"] for c in unassigned["items"]]
+    handler = await api.act(reference, "assign", {"to": "hdl-3"}, "hdl-2")
+    assert handler.status_code == 403 and "manager, lead" in handler.json()["detail"]
+    manager = await api.act(reference, "assign", {"to": "hdl-3", "note": "Balancing"},
+                            "mgr-1")
+    assert manager.status_code == 200, manager.text
+    viewer = await api.act(reference, "assign", {"to": "view-1"}, "view-1")
+    assert viewer.status_code == 403
+    with api.context.session() as session:
+        audit = session.exec(select(AuditRow.by).where(
+            AuditRow.reference == reference, AuditRow.action == "assign")).all()
+        row = session.get(ComplaintRow, reference)
+    assert audit == ["hdl-2", "mgr-1"] and row is not None and row.handler_id == "hdl-3"

@@ -50,7 +50,8 @@ SAME = "same"
 EXPECTED: dict[ComplaintState, dict[str, str]] = {
     S.RECEIVED: {"acknowledge": S.STAGE1_INVESTIGATING, "decline": S.DECLINED,
                  "add_issue": SAME, "record_contact": SAME, "withdraw": S.WITHDRAWN,
-                 "refer_ombudsman": S.WITH_OMBUDSMAN, "void": S.VOIDED, "reassign": SAME},
+                 "refer_ombudsman": S.WITH_OMBUDSMAN, "void": S.VOIDED, "reassign": SAME,
+                 "assign": SAME},
     S.DECLINED: {"record_contact": SAME, "refer_ombudsman": S.WITH_OMBUDSMAN,
                  "reopen_on_order": S.RECEIVED},
     S.STAGE1_INVESTIGATING: {"extend": S.STAGE1_EXTENDED, "respond": S.STAGE1_RESPONDED,
@@ -72,7 +73,7 @@ EXPECTED: dict[ComplaintState, dict[str, str]] = {
                          "record_contact": SAME, "complete_action": SAME,
                          "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN,
                          "delay_action": SAME, "pay_remedy": SAME, "void": S.VOIDED,
-                         "reassign": SAME},
+                         "reassign": SAME, "assign": SAME},
     S.STAGE2_REVIEWING: {"extend": S.STAGE2_EXTENDED, "respond": S.STAGE2_RESPONDED,
                          "add_issue": SAME, "record_contact": SAME, "complete_action": SAME,
                          "withdraw": S.WITHDRAWN, "refer_ombudsman": S.WITH_OMBUDSMAN,
@@ -350,3 +351,34 @@ def test_readme_diagram_is_current() -> None:
                       readme, re.S)
     assert found is not None, "README lacks the lifecycle block; run `complaints diagram --write`"
     assert found.group(1) == mermaid_diagram()
+
+
+def test_assigning_names_who_will_acknowledge_and_acknowledging_clears_it() -> None:
+    """A claim sets the assignee, the same person again is refused, acknowledging clears it."""
+    from models.actions import Assign
+
+    machine = case_in(S.RECEIVED)
+    machine.apply(Assign(by="staff-101", to="staff-101"), AT)
+    assert machine.case.assignee == "staff-101"
+    again = machine.refusal(Assign(by="mgr-1", to="STAFF-101"))
+    assert again is not None and "already has this case" in again
+    machine.apply(valid_action("acknowledge", machine), AT)
+    assert machine.case.assignee is None
+
+
+def test_a_stage_2_request_is_never_assigned_to_a_stage_1_person() -> None:
+    """Assigning stage 2 to whoever handled stage 1 is refused under Code 6.13."""
+    from models.actions import Assign
+
+    machine = case_in(S.STAGE2_REQUESTED)
+    refusal = machine.refusal(Assign(by="mgr-1", to=machine.case.stage1_handler or ""))
+    assert refusal is not None and "6.13" in refusal
+
+
+def test_cases_before_revision_3_cannot_be_assigned() -> None:
+    """A case that started under revision 2 refuses assign, saying what to do instead."""
+    from models.actions import Assign
+
+    machine = case_in(S.RECEIVED, casework=2)
+    refusal = machine.refusal(Assign(by="mgr-1", to="staff-101"))
+    assert refusal is not None and "acknowledge it naming the handler" in refusal

@@ -74,6 +74,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "void": {"by": "mgr-1", "reason": "duplicate", "explanation": "Lodged twice",
              "duplicate_of": "CMP-2026-000001"},
     "reassign": {"by": "mgr-1", "role": "handler", "to": "staff-303", "reason": "Leave"},
+    "assign": {"by": "mgr-1", "to": "staff-303", "note": "Workload"},
     "ombudsman_contact": {"by": "mgr-1", "kind": "instruction", "details": "Respond now",
                           "ombudsman_reference": "HOS-1", "respond_by": "2026-12-10"},
     "ombudsman_determination": {"by": "mgr-1", "finding": "maladministration",

@@ -160,3 +160,17 @@ async def test_the_reports_page_shows_the_annual_report(api: Api) -> None:
         page = await client.get("/reports")
         assert page.status_code == 200
         assert "Reporting year" in page.text and "complaints" in page.text.lower()
+
+
+async def test_claiming_from_the_unassigned_list(api: Api) -> None:
+    """The Claim button on the unassigned list makes the case the handler's own."""
+    reference = await api.lodge()
+    async with browser_for(api) as client:
+        await sign_in(client, "hdl-2")
+        listed = (await client.get("/cases/unassigned")).text
+        assert f'action="/case/{reference}/assign"' in listed
+        claimed = await client.post(f"/case/{reference}/assign",
+                                    data={"csrf": csrf_of(listed), "to": "hdl-2"})
+        assert claimed.status_code == 303
+        mine = (await client.get("/cases/mine")).text
+        assert reference in mine

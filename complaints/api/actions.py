@@ -32,9 +32,10 @@ from complaints.api.problems import Problem, from_validation
 from complaints.directory import check_staff
 from complaints.identity import Identity, relation_to
 from domain.lifecycle import TRIGGER_TEXT
-from models.actions import ACTION_BY_TRIGGER, Action
+from domain.permissions import Permission
+from models.actions import ACTION_BY_TRIGGER, Action, Assign
 from models.events import ActionResult
-from models.limits import first_problem, normalise_staff_ids
+from models.limits import first_problem, normalise_staff_ids, staff_key
 
 __all__ = ["body_model", "perform", "router"]
 
@@ -74,7 +75,7 @@ async def perform(context: Any, session: Any, who: Identity, reference: str, tri
     relation = relation_to(session, who, reference)
     if relation is None:
         raise Problem(404, f"no complaint {reference}: GET /api/v1/complaints lists them")
-    require(context, who, trigger, relation)
+    require(context, who, permission_for(action, who), relation)
     refusal = check_staff(session, action)
     session.rollback()  # End the read before waiting on the case (see release_database).
     if refusal is not None:
@@ -103,6 +104,13 @@ async def perform(context: Any, session: Any, who: Identity, reference: str, tri
         return ActionResult(reference=reference, seq=0, state=answer["state"],
                             stage=answer["stage"])
     return ActionResult.model_validate(answer)
+
+
+def permission_for(action: Action, who: Identity) -> str:
+    """The matrix entry an action needs: taking a case for oneself is ``claim``."""
+    if isinstance(action, Assign) and staff_key(action.to) == staff_key(who.staff_id):
+        return Permission.CLAIM.value
+    return action.trigger
 
 
 def _route(trigger: str, action: type[Action]) -> None:
