@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest_asyncio
 from sqlmodel import select
@@ -272,3 +274,37 @@ async def test_a_handler_claims_and_a_manager_assigns(api: Api) -> None:
             AuditRow.reference == reference, AuditRow.action == "assign")).all()
         row = session.get(ComplaintRow, reference)
     assert audit == ["hdl-2", "mgr-1"] and row is not None and row.handler_id == "hdl-3"
+
+
+async def test_an_oidc_access_token_is_the_person_it_names(stack: Stack,
+                                                          oidc_provider: Any) -> None:
+    """A real provider's access token maps to the staff member with that subject; others fail."""
+    from tests.oidc_provider import sign_in
+
+    async with running_api(stack, subjects=True, oidc_issuer=oidc_provider.issuer,
+                           oidc_audience=oidc_provider.audience) as api:
+        redirect = next(c["redirect_uris"][0] for c in oidc_provider.clients
+                        if c["client_id"] == "complaints-cli")
+
+        def token_of(login: str) -> str:
+            tokens = sign_in(oidc_provider, client_id="complaints-cli",
+                             client_secret="cli-secret-for-tests-only",
+                             redirect_uri=redirect, login=login)
+            return str(tokens["access_token"])
+
+        reference = await api.lodge()
+        as_handler = {"Authorization": f"Bearer {await asyncio.to_thread(token_of, 'hdl-1')}"}
+        done = await api.http.post(f"/api/v1/complaints/{reference}/acknowledge",
+                                   json=acknowledge_body(), headers=as_handler)
+        assert done.status_code == 200, done.text
+        with api.context.session() as session:
+            audit = session.exec(select(AuditRow.by).where(
+                AuditRow.reference == reference, AuditRow.action == "acknowledge")).one()
+        assert audit == "hdl-1"
+        stranger = {"Authorization": f"Bearer {await asyncio.to_thread(token_of, 'nobody')}"}
+        refused = await api.http.get("/api/v1/complaints", headers=stranger)
+        assert refused.status_code == 403 and "not in the staff directory" in \
+            refused.json()["detail"]
+        tampered = as_handler["Authorization"][:-6] + "AAAAAA"
+        bad = await api.http.get("/api/v1/complaints", headers={"Authorization": tampered})
+        assert bad.status_code == 401 and "not valid" in bad.json()["detail"]
