@@ -5,7 +5,8 @@ calendar of the years the case may need and stores the intake. ``record_case_eve
 once per accepted action (and per batch of refusals, and per timer that did something): in
 one transaction it merges the event's changes into the stored case file and deadlines,
 appends the audit entries (an accepted action's entry holds the action as submitted) and
-refreshes the read model the reports count; then it writes and sends the event's letters,
+refreshes the read model the reports count, and stores the event's signed webhooks for
+integrations (``complaints.webhooks``); then it writes and sends the event's letters,
 records the Ombudsman's details given with an extension and tells staff. Each part is keyed
 (``(reference, event seq)``, letter id, record id, notification id), so a retry or a worker
 that died half-way repeats nothing that was done.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +36,7 @@ from activities.notifications import NotificationActivities
 from activities.policy import PolicyActivities
 from activities.records import RecordActivities, table_of
 from complaints.directory import StaffContact, describe_staff
+from complaints.webhooks import record_webhook_events, webhook_events
 from complaints.workdays import WorkingCalendar, non_working_weekdays
 from domain.deadlines import (
     RecordedCalendar,
@@ -42,7 +45,7 @@ from domain.deadlines import (
     london_date,
 )
 from models.actions import ACTION_BY_TRIGGER, Action, AmendIntake
-from models.case import CaseFile, Party, PartyRole
+from models.case import CaseFile, Party, PartyRole, PreferredChannel
 from models.events import (
     CalendarData,
     CaseContext,
@@ -137,7 +140,8 @@ class CaseworkActivities:
 
     def __init__(self, session_factory: Callable[[], Session], policies: PolicyActivities,
                  records: RecordActivities, letters: LetterActivities,
-                 notifications: NotificationActivities) -> None:
+                 notifications: NotificationActivities, *,
+                 integration_webhook_url: str | None = None) -> None:
         """Wire the activity to the database and the other side effects it runs.
 
         Args:
@@ -146,6 +150,9 @@ class CaseworkActivities:
             records: Writes the intake, the read model and the Ombudsman-details records.
             letters: Renders, stores and delivers letters exactly once.
             notifications: Tells staff exactly once.
+            integration_webhook_url: Where integrations' signed webhooks go; when set,
+                each event's webhooks (``complaints.webhooks``) are stored in the event's
+                transaction for the worker's dispatcher to send. None: none are stored.
 
         """
         self.session_factory = session_factory
@@ -153,6 +160,7 @@ class CaseworkActivities:
         self.records = records
         self.letters = letters
         self.notifications = notifications
+        self.integration_webhook_url = integration_webhook_url
 
     @activity.defn
     def open_case(self, input: OpenCaseInput) -> CaseContext:
@@ -302,6 +310,11 @@ class CaseworkActivities:
         self._audit(connection, event)
         if event.action is not None and event.action.get("trigger") == "amend_intake":
             self._amend_intake(connection, event)
+        if self.integration_webhook_url is not None:
+            # In this transaction: the webhooks are stored if and only if the event is, so
+            # a retry or a worker killed half-way neither loses nor duplicates one.
+            record_webhook_events(connection, self.integration_webhook_url, webhook_events(
+                event, case, first=row.event_seq == 0))
         header = event.header
         self.records.apply_snapshot(session, CaseSnapshot(
             reference=event.reference, landlord=header.landlord,
@@ -456,7 +469,8 @@ def _letter(spec: LetterSpec, event: CaseEvent, case: CaseFile, policy: Policy,
     today = london_date(event.at)
     base: dict[str, Any] = {
         "reference": event.reference, "landlord": policy.landlord,
-        "landlord_contact": policy.landlord_contact, "recipients": parties,
+        "landlord_contact": policy.landlord_contact,
+        "recipients": _with_channels(parties, case.letter_channels),
         "letter_date": today, "signed_by": f"{policy.landlord} complaints team",
         "ombudsman": policy.ombudsman, "large_print": _large_print(adjustments)}
     kind = spec.kind
@@ -545,6 +559,20 @@ def _letter(spec: LetterSpec, event: CaseEvent, case: CaseFile, policy: Policy,
 
 #: The words in an agreed adjustment that ask for letters in large print (5.10).
 LARGE_PRINT = "large print"
+
+
+def _with_channels(parties: tuple[Party, ...],
+                   channels: tuple[PreferredChannel | None, ...]) -> tuple[Party, ...]:
+    """The recorded parties with the channel each prefers for letters.
+
+    The database's parties table has no column for it: the case file keeps the channels
+    by position, from the intake or the amendment that recorded these parties.
+    """
+    if not channels:
+        return parties
+    return tuple(party.model_copy(update={"preferred_channel": channel})
+                 if channel is not None else party
+                 for party, channel in itertools.zip_longest(parties, channels[:len(parties)]))
 
 
 def _large_print(adjustments: tuple[str, ...]) -> bool:

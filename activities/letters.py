@@ -9,7 +9,8 @@ accessible PDF (PDF/UA-1) and stored with it (``LetterRow``: the record of
 correspondence, Code 5.12), then delivered over every configured channel: always the
 outbox (a ``.txt``, an ``.html`` and a ``.pdf`` file per letter, for printing and posting
 or for a document system to pick up) and, when a mailer is configured, an email to every
-recipient who has an address. Each delivery is recorded (``DeliveryRow``) and skipped when
+recipient who has an address, except one who asked for letters by post
+(``Party.preferred_channel``). Each delivery is recorded (``DeliveryRow``) and skipped when
 the activity runs again, so a retried activity never sends a letter twice; a letter once
 delivered is never rendered or printed again.
 
@@ -63,6 +64,7 @@ from complaints.letters import (
     render_pdf,
     resolve_template_set,
 )
+from models.case import PreferredChannel
 from models.letters import Letter, RenderedLetter
 from models.messages import LetterReceipt, SendLetterInput
 from models.tables import DeliveryRow, LetterRow
@@ -188,10 +190,16 @@ class StoredLetter:
 
 
 def email_addresses(letter: Letter) -> list[str]:
-    """The distinct email addresses of a letter's recipients, in order (case-insensitive)."""
+    """The distinct email addresses of a letter's recipients, in order (case-insensitive).
+
+    A recipient who asked for letters by post is left out (a reasonable adjustment applied
+    where software can, 5.10): they get the posted copy only.
+    """
     addresses: list[str] = []
     seen: set[str] = set()
     for party in letter.recipients:
+        if party.preferred_channel is PreferredChannel.POST:
+            continue
         if party.email and party.email.strip().casefold() not in seen:
             seen.add(party.email.strip().casefold())
             addresses.append(party.email.strip())
@@ -264,10 +272,24 @@ class LetterActivities:
                 sent = self._deliver_by_email(input, row, self.mailer)
                 if sent:
                     delivered.append(f"{SMTP}:{sent}")
+            self._warn_if_email_not_possible(input.letter)
             log.info("letter_sent", kind=input.letter.kind.value, stage=input.stage,
                      seq=input.seq, channels=delivered)
             return LetterReceipt(letter_id=row.letter_id, subject=row.subject,
                                  delivered_to=tuple(delivered), sha256=row.sha256)
+
+    def _warn_if_email_not_possible(self, letter: Letter) -> None:
+        """Say (counts only) when someone who prefers email could not be emailed.
+
+        They get the posted copy from the outbox instead: no mailer is configured, or no
+        address is recorded for them. Staff can then ask for an address.
+        """
+        wanting = [p for p in letter.recipients if p.preferred_channel is PreferredChannel.EMAIL]
+        unreachable = len(wanting) if self.mailer is None else sum(
+            1 for p in wanting if not (p.email and p.email.strip()))
+        if unreachable:
+            log.warning("preferred_email_not_possible", recipients=unreachable,
+                        mailer=self.mailer is not None)
 
     def restore_letter(self, input: SendLetterInput, receipt: LetterReceipt | None = None,
                        stored_at: dt.datetime | None = None,

@@ -50,7 +50,7 @@ from models.actions import (
     Respond,
     Withdraw,
 )
-from models.case import AuditEvent, CaseFile
+from models.case import AuditEvent, CaseFile, letter_channels
 from models.events import (
     ActionResult,
     CalendarData,
@@ -132,7 +132,8 @@ class CaseBook:
         self.case = carried.case if carried else CaseFile(
             reference=intake.reference, policy_name=intake.policy_name,
             received_on=intake.received_on, issue_occurred_on=intake.issue_occurred_on,
-            channel=intake.channel, category=intake.category)
+            channel=intake.channel, category=intake.category,
+            letter_channels=letter_channels(intake.parties))
         self.deadlines: list[Deadline] = carried.deadlines if carried else []
         self.letters: list[LetterRecord] = carried.letters if carried else []
         self.audit_seq = carried.audit_seq if carried else 0
@@ -786,7 +787,8 @@ class CaseBook:
         return ReadHeader(
             landlord=self.context.policy.landlord if self.context else "",
             policy_name=self.case.policy_name, state=self.case.state, stage=self.case.stage,
-            handler_id=self.case.stage2_handler or self.case.stage1_handler,
+            handler_id=(self.case.assignee or self.case.stage2_handler
+                        or self.case.stage1_handler),
             next_deadline=nxt.ends_at if nxt else None, overdue=self.overdue())
 
     def search_attributes(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from models.actions import (
     Action,
     AddIssue,
     AmendIntake,
+    Assign,
     CompleteAction,
     ComplyOrder,
     Decline,
@@ -63,6 +64,7 @@ from models.case import (
     ResponseRecord,
     VoidRecord,
     WithdrawalRecord,
+    letter_channels,
 )
 from models.limits import staff_key
 from models.messages import DeadlineKind
@@ -174,6 +176,8 @@ TRANSITIONS: list[dict[str, Any]] = [
      "dest": None, "after": "on_ombudsman_determination"},
     {"trigger": "comply_order", "source": [*ACTIVE, S.WITH_OMBUDSMAN, S.DECLINED, S.CLOSED],
      "dest": None, "after": "on_comply_order"},
+    {"trigger": "assign", "source": [S.RECEIVED, S.STAGE2_REQUESTED], "dest": None,
+     "after": "on_assign"},
 ]
 for _transition in TRANSITIONS:
     _conditions = _transition.get("conditions", [])
@@ -238,11 +242,16 @@ TRIGGER_TEXT: dict[str, str] = {
     "ombudsman_contact": "record contact from the Ombudsman",
     "ombudsman_determination": "record the Ombudsman's determination",
     "comply_order": "record compliance with an Ombudsman order",
+    "assign": "assign or claim the case",
 }
 
 
 #: The ``workflow.patched`` id under which a case takes casework revision 2 (see Limits).
 CASEWORK_PATCH = "casework-2"
+#: The patch id of casework revision 3: an order to escalate overrides a late request.
+CASEWORK_3_PATCH = "casework-3"
+#: The triggers revision 3 adds: refused on cases that started before it.
+CASEWORK_3_TRIGGERS = frozenset({"assign"})
 #: The triggers revision 2 adds: refused on cases that started before it.
 CASEWORK_2_TRIGGERS = frozenset({"delay_action", "pay_remedy", "void", "reassign",
                                  "ombudsman_contact", "ombudsman_determination",
@@ -274,7 +283,9 @@ class Limits:
             a ground that arises after acknowledgement, orders to escalate any answered
             case, the different person checked against everyone at stage 1, reasons for
             withdrawals, delayed actions, remedy payments, voiding and reassigning. Cases
-            that started before it keep revision 1 (:data:`CASEWORK_PATCH`).
+            that started before it keep revision 1 (:data:`CASEWORK_PATCH`). 3: an
+            Ombudsman order to escalate clears a late request's lateness, so the landlord
+            can no longer refuse it as late (:data:`CASEWORK_3_PATCH`).
     """
 
     def __init__(self, stage1_extension_cap: int = 10, stage2_extension_cap: int = 20,
@@ -416,6 +427,10 @@ def guard_refuse_escalation(case: CaseFile, action: RefuseEscalation,
         return "give each ground once: the letter explains every ground to the resident (5.11)"
     if limits.casework >= 2 and ExclusionGround.OUTSIDE_ESCALATION_WINDOW in action.grounds \
             and not case.escalation_late:
+        if limits.casework >= 3 and _ordered_to_escalate(case):
+            return ("the Ombudsman ordered this complaint escalated, which overrides a late "
+                    "request: outside_escalation_window no longer applies; acknowledge it "
+                    "(Code 5.11)")
         return ("the request came within the escalation window, so outside_escalation_window "
                 "does not apply: acknowledge the request (Code 5.11, 6.10)")
     if ExclusionGround.OLDER_THAN_12_MONTHS in action.grounds and \
@@ -442,6 +457,12 @@ def guard_acknowledge_escalation(case: CaseFile, action: AcknowledgeEscalation,
                         "acknowledged and considered by someone not involved at stage 1 "
                         "(Code 6.13)")
     return None
+
+
+def _ordered_to_escalate(case: CaseFile) -> bool:
+    """Whether the Ombudsman's order to escalate is on the case (``on_reopen`` keeps it)."""
+    prefix = f"{OmbudsmanOrderKind.ESCALATE_TO_STAGE2.value}:"
+    return any(order.startswith(prefix) for order in case.ombudsman_orders)
 
 
 def _stage1_person(who: str, case: CaseFile, limits: Limits) -> bool:
@@ -533,6 +554,17 @@ def guard_reassign(case: CaseFile, action: Reassign, limits: Limits) -> str | No
     if limits.same_person(current, action.to):
         return f"{action.to} already handles this case"
     if stage2 and _stage1_person(action.to, case, limits):
+        return (f"{action.to} acknowledged, extended or answered stage 1: stage 2 must be "
+                "handled by someone not involved at stage 1 (Code 6.13)")
+    return None
+
+
+def guard_assign(case: CaseFile, action: Assign, limits: Limits) -> str | None:
+    """A stage 2 request never goes to someone involved at stage 1 (6.13)."""
+    if case.assignee is not None and limits.same_person(case.assignee, action.to):
+        return f"{action.to} already has this case"
+    if case.state == ComplaintState.STAGE2_REQUESTED.value \
+            and _stage1_person(action.to, case, limits):
         return (f"{action.to} acknowledged, extended or answered stage 1: stage 2 must be "
                 "handled by someone not involved at stage 1 (Code 6.13)")
     return None
@@ -652,11 +684,15 @@ def check(case: CaseFile, action: Action, limits: Limits) -> str | None:
     """The Code's guard for ``action`` (and the casework revision it needs), or None."""
     if action.trigger in CASEWORK_2_TRIGGERS and limits.casework < 2:
         return _revision_2(action.trigger, limits)
+    if action.trigger in CASEWORK_3_TRIGGERS and limits.casework < 3:
+        return (f"cannot {TRIGGER_TEXT[action.trigger]} on this case: it started before this "
+                "action existed; acknowledge it naming the handler instead")
     guard = GUARDS.get(action.trigger)
     return guard(case, action, limits) if guard else None
 
 
 GUARDS: dict[str, Guard] = {
+    "assign": guard_assign,
     "amend_intake": guard_amend_intake,
     "ombudsman_contact": guard_ombudsman_contact,
     "ombudsman_determination": guard_determination,
@@ -767,6 +803,7 @@ class ComplaintMachine:
         self.case.stage1_handler = action.handler_id
         self.case.stage1_definition = action.definition
         self.case.stage1_acknowledged_by = action.by
+        self.case.assignee = None
 
     def on_decline(self, event: EventData) -> None:
         """Record the grounds, explanation and discretion."""
@@ -812,6 +849,7 @@ class ComplaintMachine:
         action: AcknowledgeEscalation = event.kwargs["action"]
         self.case.stage2_handler = action.handler_id
         self.case.stage2_definition = action.definition
+        self.case.assignee = None
 
     def on_add_issue(self, event: EventData) -> None:
         """Fold the issue into stage 1, or note it is to be logged as a new complaint."""
@@ -847,6 +885,9 @@ class ComplaintMachine:
         self.case.closed_at = None
         if action.order is OmbudsmanOrderKind.ESCALATE_TO_STAGE2:
             self.case.escalation_refused = None
+            if self.limits.casework >= 3:
+                # The order overrides lateness (5.11): the request stands as if in time.
+                self.case.escalation_late = False
 
     def on_close(self, event: EventData) -> None:
         """Record when the case finished."""
@@ -892,6 +933,8 @@ class ComplaintMachine:
         self.case.amendments += 1
         if action.representative_authority is not None:
             self.case.representative_authority_recorded = True
+        if action.parties is not None:  # letters go to the new parties, as they prefer
+            self.case.letter_channels = letter_channels(action.parties)
 
     def on_ombudsman_contact(self, event: EventData) -> None:
         """Count the contact; an instruction is tracked like an order."""
@@ -917,6 +960,11 @@ class ComplaintMachine:
             o.model_copy(update={"complied_at": self._at})
             if o.order_id == action.order_id and o.complied_at is None else o
             for o in self.case.orders]
+
+    def on_assign(self, event: EventData) -> None:
+        """Give the case, not yet acknowledged, to someone (claiming: to oneself)."""
+        action: Assign = event.kwargs["action"]
+        self.case.assignee = action.to
 
     def on_reassign(self, event: EventData) -> None:
         """Move the handler of the current stage, or the manager."""

@@ -62,14 +62,33 @@ class PartyRole(StrEnum):
     GROUP_MEMBER = "group_member"
 
 
+class PreferredChannel(StrEnum):
+    """How a person asked to receive letters (a reasonable adjustment, 5.10)."""
+
+    POST = "post"  # on paper only: never emailed
+    EMAIL = "email"  # by email, when an address is known (else on paper)
+
+
 class Party(Frozen):
-    """A person the landlord corresponds with about the complaint."""
+    """A person the landlord corresponds with about the complaint.
+
+    ``preferred_channel`` (None: no preference, letters go every way available) is kept in
+    the case file by position (:attr:`CaseFile.letter_channels`), not in the database's
+    parties table; it was added later, so older intakes and histories decode as None.
+    """
 
     role: PartyRole = PartyRole.RESIDENT
     name: Label
     address: tuple[Label, ...] = ()
     email: Label | None = None
     phone: Label | None = None
+    preferred_channel: PreferredChannel | None = None
+
+
+def letter_channels(parties: tuple[Party, ...]) -> tuple[PreferredChannel | None, ...]:
+    """The parties' preferred channels by position; empty when nobody stated one."""
+    channels = tuple(p.preferred_channel for p in parties)
+    return channels if any(channels) else ()
 
 
 class Decision(StrEnum):
@@ -335,6 +354,9 @@ class CaseFile(BaseModel):
     former_stage1_handlers: list[str] = Field(default_factory=list)
     #: The manager after a reassignment (None: the intake's).
     manager_id: str | None = None
+    #: Who a complaint or stage 2 request not yet acknowledged is assigned to (claimed
+    #: by, or given to by a manager); cleared when it is acknowledged.
+    assignee: str | None = None
     reassignments: int = 0
     #: A stage 2 request made after the escalation window had ended (5.11, 6.10).
     escalation_late: bool = False
@@ -344,6 +366,9 @@ class CaseFile(BaseModel):
     #: Corrections of the intake (who, what they need), recorded in the database.
     amendments: int = 0
     representative_authority_recorded: bool = False
+    #: Each party's preferred channel for letters, by position in the parties recorded
+    #: (intake, then the last amendment of the parties); empty: no preference stated.
+    letter_channels: tuple[PreferredChannel | None, ...] = ()
     determinations: list[str] = Field(default_factory=list)
     orders: list[OrderRecord] = Field(default_factory=list)
     withdrawal: WithdrawalRecord | None = None

@@ -8,12 +8,20 @@ from activities.casework import calendar_data
 from complaints.policies import load_compliant_policy
 from domain.casebook import CaseBook
 from domain.deadlines import london_time
-from models.actions import Acknowledge, Extend
-from models.case import ComplaintDefinition
+from models.actions import (
+    Acknowledge,
+    AcknowledgeEscalation,
+    Extend,
+    OmbudsmanOrderKind,
+    RefuseEscalation,
+    ReopenOnOrder,
+    RequestEscalation,
+)
+from models.case import ComplaintDefinition, ExclusionGround
 from models.events import CaseContext
 from models.letters import LetterKind
 from models.messages import DeadlineKind, DeadlineStatus, NotificationKind
-from tests.cases import Clock
+from tests.cases import Clock, respond_to, without_money
 from tests.conftest import make_intake
 
 RECEIVED = dt.date(2026, 3, 2)  # a Monday
@@ -77,3 +85,53 @@ def test_an_overdue_response_cannot_be_extended() -> None:
     clock.at = response.ends_at
     reason = book.refusal(extend)
     assert reason is not None and "6.4" in reason
+
+
+def refused_as_late(clock: Clock, casework: int) -> CaseBook:
+    """A case closed when its window lapsed, asked for stage 2 late and refused as late."""
+    policy = load_compliant_policy("code-2024")
+    book = CaseBook(make_intake(RECEIVED, policy_name="code-2024"), None, clock,
+                    casework=casework)
+    book.opened(CaseContext(policy=policy, calendar=calendar_data(policy, 2025, 2032)))
+    book.accept(Acknowledge(by="h-1", handler_id="h-1", definition=DEFINITION))
+    clock.at += dt.timedelta(days=3)
+    book.accept(without_money(respond_to(book.case, "h-1")))
+    window = next(d for d in book.deadlines if d.kind is DeadlineKind.ESCALATION_WINDOW)
+    clock.at = window.ends_at + dt.timedelta(days=2)
+    book.timers_due()
+    assert book.case.state == "closed"
+    book.accept(RequestEscalation(by="staff-900",
+                                  requested_on=window.due + dt.timedelta(days=2)))
+    assert book.case.escalation_late
+    book.accept(RefuseEscalation(by="mgr-7", grounds=(ExclusionGround.OUTSIDE_ESCALATION_WINDOW,),
+                                 explanation="Asked after the window had closed"))
+    clock.at += dt.timedelta(days=30)
+    book.accept(ReopenOnOrder(by="mgr-7", order=OmbudsmanOrderKind.ESCALATE_TO_STAGE2,
+                              details="HOS 202612345: escalate within 5 working days"))
+    assert book.case.state == "stage2_requested"
+    return book
+
+
+LATE_AGAIN = RefuseEscalation(by="mgr-7", grounds=(ExclusionGround.OUTSIDE_ESCALATION_WINDOW,),
+                              explanation="Still late")
+
+
+def test_an_order_to_escalate_overrides_a_late_request() -> None:
+    """Under revision 3 the order clears lateness: the window ground is refused, stage 2 runs."""
+    clock = Clock(london_time(RECEIVED, dt.time(10)))
+    book = refused_as_late(clock, casework=3)
+    assert not book.case.escalation_late
+    reason = book.refusal(LATE_AGAIN)
+    assert reason is not None and "ordered this complaint escalated" in reason
+    acknowledge = AcknowledgeEscalation(by="rev-1", handler_id="rev-1", definition=DEFINITION)
+    assert book.refusal(acknowledge) is None
+    book.accept(acknowledge)
+    assert book.case.state == "stage2_reviewing"
+
+
+def test_revision_2_cases_keep_their_late_flag_after_an_order() -> None:
+    """A revision 2 case decides as it did when it started: still late, still refusable."""
+    clock = Clock(london_time(RECEIVED, dt.time(10)))
+    book = refused_as_late(clock, casework=2)
+    assert book.case.escalation_late
+    assert book.refusal(LATE_AGAIN) is None

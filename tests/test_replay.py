@@ -25,6 +25,8 @@ def test_there_are_histories_of_finished_cases() -> None:
     # Casework revision 2 (behind CASEWORK_PATCH): late escalations, follow-through, voids.
     assert {f"complaint_r2_{n}" for n in scenarios | {
         "late_escalation", "follow_through", "voided", "ombudsman_and_amendments"}} <= names
+    # Casework revision 3 (behind CASEWORK_3_PATCH): an order to escalate overrides lateness.
+    assert "complaint_r3_order_overrides_late_escalation" in names
     for path in HISTORIES:
         events = json.loads(path.read_text(encoding="utf-8"))["events"]
         assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED", path.name
@@ -46,7 +48,16 @@ def test_only_revision_2_histories_carry_its_patch_marker() -> None:
 
     for path in HISTORIES:
         marked = CASEWORK_PATCH in patch_ids(path)
-        assert marked == path.stem.startswith("complaint_r2_"), path.name
+        assert marked == path.stem.startswith(("complaint_r2_", "complaint_r3_")), path.name
+
+
+def test_only_revision_3_histories_carry_its_patch_marker() -> None:
+    """Revision 2 histories lack revision 3's marker, so they replay revision 2's decisions."""
+    from domain.lifecycle import CASEWORK_3_PATCH
+
+    for path in HISTORIES:
+        marked = CASEWORK_3_PATCH in patch_ids(path)
+        assert marked == path.stem.startswith("complaint_r3_"), path.name
 
 
 def patch_ids(path: Path) -> set[str]:

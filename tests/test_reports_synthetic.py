@@ -40,7 +40,7 @@ def _load(engine: Engine, n: int, seed: int, **kwargs: object) -> SyntheticSumma
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_the_report_finds_what_the_generator_made(backend: str, tmp_path: Path,
                                                   request: pytest.FixtureRequest) -> None:
-    """CH01, CH02, extensions, refusals and referrals equal the generator's own tallies."""
+    """CH01, CH02, extensions, refusals, referrals, payments and orders equal its tallies."""
     engine = _engine(backend, tmp_path, request)
     summary = _load(engine, 1500, seed=11)
     report = build_report(engine, ReportOptions(YEAR, POLICY, as_of=AS_OF))
@@ -59,6 +59,11 @@ def test_the_report_finds_what_the_generator_made(backend: str, tmp_path: Path,
     refused = {r.kind: r.cases for r in report.refusals}
     assert refused["escalation"] == summary.escalations_refused
     assert report.ombudsman.referred == summary.referred
+    payments, orders = report.remedy_payments, report.ombudsman_orders
+    assert (payments.offered, payments.paid, payments.paid_late) == (
+        summary.financial_offered, summary.financial_paid, summary.financial_paid_late)
+    assert payments.unpaid_no_date == 0 and payments.paid > 0
+    assert (orders.made, orders.complied_on_time) == (summary.orders, summary.orders_on_time)
     # The proportions are those documented: about 3% refused, about 10% late at stage 1.
     assert 0.01 < summary.excluded / 1500 < 0.06
     assert 0.75 < summary.stages[1].within_base / summary.stages[1].responses < 0.95

@@ -65,6 +65,7 @@ from models.actions import (
     Action,
     AddIssue,
     AmendIntake,
+    Assign,
     Close,
     CompleteAction,
     ComplyOrder,
@@ -137,10 +138,11 @@ _EVERYWHERE = {"record_contact"}
 #: Where outstanding actions and promised remedies are still followed through (7.3).
 _TRACKED = {"delay_action", "pay_remedy"}
 #: What each state allows, read from the domain brief (the Code's lifecycle in words),
-#: casework revision 2.
+#: casework revision 2, and revision 3's assigning (and claiming) of a case not yet
+#: acknowledged; revision 3 otherwise changes only a late request's flag.
 ALLOWED: dict[str, set[str]] = {
     "received": {"acknowledge", "decline", "add_issue", "withdraw", "refer_ombudsman",
-                 "void", "reassign"},
+                 "void", "reassign", "assign"},
     "declined": {"refer_ombudsman", "reopen_on_order"},
     "stage1_investigating": {"extend", "respond", "add_issue", "withdraw", "refer_ombudsman",
                              "decline", "void", "reassign"},
@@ -151,7 +153,7 @@ ALLOWED: dict[str, set[str]] = {
                          *_TRACKED},
     "stage2_requested": {"refuse_escalation", "acknowledge_escalation", "add_issue",
                          "complete_action", "withdraw", "refer_ombudsman", "void",
-                         "reassign", *_TRACKED},
+                         "reassign", "assign", *_TRACKED},
     "stage2_reviewing": {"extend", "respond", "add_issue", "complete_action", "withdraw",
                          "refer_ombudsman", "void", "reassign", *_TRACKED},
     "stage2_extended": {"extend", "respond", "add_issue", "complete_action", "withdraw",
@@ -243,6 +245,8 @@ class CodeModel:
     stage1_people: set[str] = field(default_factory=set)
     stage2_defined: bool = False
     manager: str | None = None
+    #: Who the case is assigned to before it is acknowledged (revision 3).
+    assignee: str | None = None
     points: dict[int, list[str]] = field(default_factory=lambda: {1: [], 2: []})
     extended: dict[int, int] = field(default_factory=lambda: {1: 0, 2: 0})
     good_reason: dict[int, bool] = field(default_factory=lambda: {1: False, 2: False})
@@ -455,6 +459,11 @@ class CodeModel:
                 return "void: which case carries on"
             if action.duplicate_of == self.reference:
                 return "void: itself"
+        if isinstance(action, Assign):
+            if self.assignee is not None and self.same(action.to, self.assignee):
+                return "already assigned"
+            if self.state == "stage2_requested" and self.at_stage1(action.to):
+                return "6.13"
         if isinstance(action, Reassign):
             if action.role is ReassignRole.MANAGER:
                 if self.same(action.to, self.manager):
@@ -489,7 +498,10 @@ class CodeModel:
 
     def apply(self, action: Action, clock: Clock) -> None:
         """Take an allowed action."""
-        if isinstance(action, Acknowledge):
+        if isinstance(action, Assign):
+            self.assignee = action.to
+        elif isinstance(action, Acknowledge):
+            self.assignee = None
             self.state, self.acknowledged = "stage1_investigating", True
             self.stage1_handler = action.handler_id
             self._involve(action.by)
@@ -527,6 +539,7 @@ class CodeModel:
         elif isinstance(action, AcknowledgeEscalation):
             self.state, self.stage2_defined = "stage2_reviewing", True
             self.stage2_handler = action.handler_id
+            self.assignee = None
             self.points[2] = list(action.definition.points)
         elif isinstance(action, AddIssue):
             if self.state in STAGE1_OPEN and action.related and \
@@ -560,6 +573,7 @@ class CodeModel:
                 self.state = "received"
             else:
                 self.state, self.escalation_refused = "stage2_requested", False
+                self.escalation_late = False  # the order overrides lateness (revision 3)
         elif isinstance(action, Close):
             self.state = "closed"
         elif isinstance(action, OmbudsmanContact):
@@ -749,6 +763,10 @@ def build(trigger: str, variant: str, model: CodeModel, clock: Clock) -> Action:
         }[variant]
         return Void(by=MANAGER, reason=reason, duplicate_of=duplicate_of,
                     explanation="Lodged twice from the same phone call")
+    if trigger == "assign":
+        to = {"valid": f"staff-{next(_ids) + 2000}", "to_stage1_person": H1,
+              "again": model.assignee or f"staff-{next(_ids) + 2000}"}[variant]
+        return Assign(by=MANAGER, to=to, note="Workload")
     if trigger == "reassign":
         role, to = {"valid": (ReassignRole.HANDLER, f"staff-{next(_ids) + 1000}"),
                     "to_stage1_person": (ReassignRole.HANDLER, H1),
@@ -822,6 +840,7 @@ VARIANTS: dict[str, list[str]] = {
     "pay_remedy": ["valid", "not_financial", "already_paid", "future"],
     "void": ["valid", "duplicate", "duplicate_without_ref", "merged_into_itself"],
     "reassign": ["valid", "to_stage1_person", "to_stage1_extender", "manager"],
+    "assign": ["valid", "to_stage1_person", "again"],
     "withdraw": ["valid", "bare"],
     "refer_ombudsman": ["valid"],
     "reopen_on_order": ["take_on", "escalate"],

@@ -6,20 +6,24 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from domain.lifecycle import CASEWORK_PATCH
+from domain.lifecycle import CASEWORK_3_PATCH, CASEWORK_PATCH
 from models.actions import (
     Acknowledge,
+    AcknowledgeEscalation,
     AmendIntake,
     DelayAction,
     Extend,
+    OmbudsmanOrderKind,
     PayRemedy,
     Reassign,
     ReassignRole,
     RefuseEscalation,
+    ReopenOnOrder,
     RequestEscalation,
     Respond,
     Void,
@@ -72,7 +76,7 @@ async def answered_without_actions(handle: WorkflowHandle[Any, Any]) -> None:
 
 
 async def test_a_late_request_reopens_a_closed_case_and_can_be_refused(stack: Stack) -> None:
-    """The window lapses and closes the case; a late request is recorded, then refused."""
+    """A late request is recorded and refused; the Ombudsman's order then overrides lateness."""
     async with stack.worker():
         handle = await stack.lodge(make_intake())
         await started(handle)
@@ -92,7 +96,23 @@ async def test_a_late_request_reopens_a_closed_case_and_can_be_refused(stack: St
         history = await handle.fetch_history()
         assert task_failures(history) == 0
         assert CASEWORK_PATCH in patch_markers(history)
-    assert letter_kinds(stack, handle.id)[-1] == "escalation_refusal"
+        # The Ombudsman orders it escalated: the order overrides lateness (revision 3).
+        current = await do(handle, ReopenOnOrder(
+            by="mgr-7", order=OmbudsmanOrderKind.ESCALATE_TO_STAGE2,
+            details="HOS 202612345: escalate within 5 working days"))
+        assert current.state == "stage2_requested" and not current.case.escalation_late
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await do(handle, RefuseEscalation(
+                by="staff-900", grounds=(ExclusionGround.OUTSIDE_ESCALATION_WINDOW,),
+                explanation="Still late"))
+        assert "ordered this complaint escalated" in str(refused.value.cause)
+        current = await do(handle, AcknowledgeEscalation(by="rev-1", handler_id="rev-1",
+                                                         definition=DEFINITION))
+        assert current.state == "stage2_reviewing"
+        history = await handle.fetch_history()
+        assert task_failures(history) == 0
+        assert CASEWORK_3_PATCH in patch_markers(history)
+    assert "escalation_refusal" in letter_kinds(stack, handle.id)
     with stack.session() as session:
         kinds = session.exec(select(NotificationRow.kind).where(
             NotificationRow.reference == handle.id)).all()

@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         validation_fields,
     )
     from domain.deadlines import london_date
-    from domain.lifecycle import CASEWORK_PATCH, TRIGGERS, ComplaintState
+    from domain.lifecycle import CASEWORK_3_PATCH, CASEWORK_PATCH, TRIGGERS, ComplaintState
     from models.actions import (
         ACTION_BY_TRIGGER,
         Acknowledge,
@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         Action,
         AddIssue,
         AmendIntake,
+        Assign,
         Close,
         CompleteAction,
         ComplyOrder,
@@ -143,8 +144,11 @@ class ComplaintWorkflow:
     def __init__(self, input: CaseInput) -> None:
         self.intake = input.intake
         # Decided once per run, before any handler (validators may not call patched()):
-        # cases that started before casework revision 2 replay and carry on without it.
+        # cases that started before casework revision 2 replay and carry on without it,
+        # and revision 2 cases that started before revision 3 keep revision 2.
         casework = 2 if workflow.patched(CASEWORK_PATCH) else 1
+        if casework == 2 and workflow.patched(CASEWORK_3_PATCH):
+            casework = 3
         self.book = CaseBook(input.intake, input.carried, workflow.now, casework=casework)
         self._awaited: set[int] = set()  # events an update waits on ...
         self._sent: dict[int, tuple[str, ...]] = {}  # ... and the letters they sent
@@ -386,6 +390,15 @@ class ComplaintWorkflow:
 
     @reassign.validator
     def _reassign_allowed(self, action: Reassign) -> None:
+        self._validate(action)
+
+    @workflow.update
+    async def assign(self, action: Assign) -> ActionResult:
+        """Give the case, not yet acknowledged, to a handler: claiming is assigning oneself."""
+        return await self._act(action)
+
+    @assign.validator
+    def _assign_allowed(self, action: Assign) -> None:
         self._validate(action)
 
     @workflow.update

@@ -7,6 +7,7 @@ self-assessment evidence pack, aggregated in SQL on SQLite and PostgreSQL:
 - ``period``: reporting periods (``2025/26`` = 1 April 2025 - 31 March 2026);
 - ``figures``: the queries and the method (how each figure counts);
 - ``evidence``: the evidence pack, provision by provision;
+- ``follow_through``: remedy payments and the Ombudsman's orders, to completion;
 - ``model``: the report's figures as pydantic models;
 - ``document``, ``render``, ``charts``: Markdown, HTML with charts, JSON and CSV;
 - ``cli``: the ``complaints report``, ``evidence`` and ``synthetic`` commands.

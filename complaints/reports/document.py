@@ -216,6 +216,8 @@ def report_document(report: Report) -> list[Block]:
             f"financial remedies {fmt_money(report.remedies_total_pence)} in "
             f"{fmt_int(report.responses_with_financial_remedy)} responses.",
             f"Referred to the Housing Ombudsman: {fmt_int(report.ombudsman.referred)}.",
+            _payments_summary(report),
+            _orders_summary(report),
         ]),
         Heading(2, "Complaints received"),
         Chart("monthly_volumes", "Stage 1 complaints received and stage 2 escalations, "
@@ -291,6 +293,8 @@ def report_document(report: Report) -> list[Block]:
                for r in report.remedies]
               + [["**Total**", f"**{fmt_int(sum(r.offered for r in report.remedies))}**",
                   f"**{fmt_money(report.remedies_total_pence)}**"]], [False, True, True]),
+        Heading(3, "Remedy payments"),
+        *_payment_blocks(report),
         Heading(2, "Outstanding actions"),
         Para(f"Actions due in the period: {fmt_int(actions.due_in_period)}, completed by "
              f"the date promised: {actions_done}"
@@ -308,6 +312,8 @@ def report_document(report: Report) -> list[Block]:
              + (f" ({', '.join(report.ombudsman.references)}"
                 f"{_more(len(report.ombudsman.references), report.ombudsman.referred)})."
                 if report.ombudsman.references else ".")),
+        Heading(3, "Ombudsman orders and instructions"),
+        *_order_blocks(report),
         Heading(2, "Breaches by team and handler"),
     ]
     if report.breaches_by_team:
@@ -318,6 +324,70 @@ def report_document(report: Report) -> list[Block]:
     blocks += [Heading(2, "Method"), Bullets(list(report.method))]
     if report.evidence is not None:
         blocks += evidence_document(report.evidence, report, level=2)
+    return blocks
+
+
+def _payments_summary(report: Report) -> str:
+    """The summary's line on financial remedies paid (7.3)."""
+    p = report.remedy_payments
+    return (f"Financial remedies paid: {fmt_int(p.paid)} of {fmt_int(p.offered)} offered "
+            f"({fmt_money(p.amount_paid_pence)} of {fmt_money(p.amount_offered_pence)}); "
+            f"{fmt_int(p.paid_late)} paid late; {fmt_int(p.unpaid_overdue)} unpaid past the "
+            "date promised.")
+
+
+def _orders_summary(report: Report) -> str:
+    """The summary's line on the Ombudsman's orders and instructions."""
+    o = report.ombudsman_orders
+    return (f"Ombudsman orders and instructions: {fmt_int(o.made)} recorded; "
+            f"{fmt_int(o.complied_on_time)} complied with on time, {fmt_int(o.complied_late)} "
+            f"late; {fmt_int(o.outstanding_overdue + o.outstanding_not_yet_due)} outstanding "
+            f"({fmt_int(o.outstanding_overdue)} overdue).")
+
+
+def _payment_blocks(report: Report) -> list[Block]:
+    """Financial remedies offered in the period and what became of each payment (7.3)."""
+    p = report.remedy_payments
+    if not p.offered:
+        return [Para("No financial remedy was offered in the period.")]
+    blocks: list[Block] = [Table(["Financial remedies", "Remedies", "Amount"], [
+        ["Offered", fmt_int(p.offered), fmt_money(p.amount_offered_pence)],
+        ["Paid", fmt_int(p.paid), fmt_money(p.amount_paid_pence)],
+        ["Paid after the date promised", fmt_int(p.paid_late), "-"],
+        [f"Unpaid, past the date promised at {report.as_of.isoformat()}",
+         fmt_int(p.unpaid_overdue), "-"],
+        ["Unpaid, not yet due", fmt_int(p.unpaid_not_yet_due), "-"],
+        ["Unpaid, no date promised", fmt_int(p.unpaid_no_date), "-"],
+    ], [False, True, True])]
+    if p.overdue:
+        blocks.append(Table(["Reference", "Stage", "Remedy", "Promised by", "Amount"], [
+            [e.reference, str(e.stage), str(e.remedy), e.due_by.isoformat(),
+             fmt_money(e.amount_pence) if e.amount_pence is not None else "-"]
+            for e in p.overdue], [False, True, True, False, True],
+            caption=_listed(len(p.overdue), p.unpaid_overdue)))
+    return blocks
+
+
+def _order_blocks(report: Report) -> list[Block]:
+    """The Ombudsman's orders and instructions recorded in the period, to compliance."""
+    o = report.ombudsman_orders
+    if not o.made:
+        return [Para("No Ombudsman order or instruction was recorded in the period.")]
+    blocks: list[Block] = [Table(["Orders and instructions", "Count"], [
+        ["Recorded (orders of determinations)", fmt_int(o.from_determinations)],
+        ["Recorded (instructions)", fmt_int(o.instructions)],
+        ["Complied with on time", fmt_int(o.complied_on_time)],
+        ["Complied with late", fmt_int(o.complied_late)],
+        [f"Outstanding at {report.as_of.isoformat()}, not yet due",
+         fmt_int(o.outstanding_not_yet_due)],
+        [f"Outstanding at {report.as_of.isoformat()}, overdue", fmt_int(o.outstanding_overdue)],
+        ["No longer tracked (case withdrawn)", fmt_int(o.stopped)],
+    ], [False, True])]
+    if o.overdue:
+        blocks.append(Table(["Reference", "Order", "Due", "From"], [
+            [e.reference, e.order_id, e.due_by.isoformat(), e.what] for e in o.overdue],
+            [False, False, False, False],
+            caption=_listed(len(o.overdue), o.outstanding_overdue)))
     return blocks
 
 

@@ -271,7 +271,7 @@ def _refused(db: Connection, options: ReportOptions, kind: str) -> EvidenceItem:
                .distinct().subquery())
     letter = exists().where(L.reference == refused.c.reference, L.kind == letter_kind)
     joined = refused.join(COMPLAINTS, refused.c.reference == C.reference)
-    mine = C.policy_name == options.policy.name
+    mine = and_(C.policy_name == options.policy.name, NOT_VOIDED)
     cases, met = db.execute(select(func.count(), count_if(letter)).select_from(joined)
                             .where(mine)).one()
     listed = _exceptions(db, select(refused.c.reference).select_from(joined)

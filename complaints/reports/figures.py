@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 
 from complaints.reports.evidence import evidence_pack
+from complaints.reports.follow_through import ombudsman_orders, remedy_payments
 from complaints.reports.model import (
     AckFigures,
     ActionException,
@@ -121,6 +122,17 @@ METHOD: list[str] = [
     "totalled in pounds.",
     "Outstanding actions: due in the period and completed on or before the due date; "
     "overdue = due before the as-of date and not completed by it (Code 6.6, 7.3).",
+    "Remedy payments: financial remedies offered in responses issued in the period, with "
+    "the payment recorded for each (pay-remedy: amount and date paid). Paid = a payment "
+    "dated on or before the as-of date; paid late = dated after the date promised; unpaid "
+    "and overdue = not paid by the as-of date and promised before it; no date = promised "
+    "without one (before casework revision 2) (Code 7.1-7.3).",
+    "Ombudsman orders: orders of the Ombudsman's determinations and instructions with a "
+    "date, counted by the date recorded. On time = compliance recorded (comply-order) by "
+    "the end of the due date; late = after it; outstanding = not complied with by the "
+    "as-of date, overdue when due before it; stopped = the case was withdrawn.",
+    "Voided cases (duplicates, merged, created in error) are not complaints: nothing of "
+    "theirs is counted in any figure.",
     "Breaches: acknowledgements made in the period after their due date, and responses "
     "issued in the period outside the Code timescale (with extension), by the handler "
     "who had the stage (responses: who issued it) and by team (the complaint's "
@@ -359,7 +371,7 @@ def _actions(db: Connection, options: ReportOptions) -> ActionFigures:
 
 def _ombudsman(db: Connection, options: ReportOptions) -> ReferralFigures:
     """Cases referred to the Housing Ombudsman in the period."""
-    where = (C.policy_name == options.policy.name,
+    where = (C.policy_name == options.policy.name, NOT_VOIDED,
              instant_in(C.referred_to_ombudsman_at, options.period))
     total = db.execute(select(func.count()).where(*where)).scalar_one()
     listed = db.execute(select(C.reference).where(*where)
@@ -371,7 +383,7 @@ def _ombudsman(db: Connection, options: ReportOptions) -> ReferralFigures:
 def _breaches(db: Connection, options: ReportOptions,
               by: Callable[[str], Any]) -> list[BreachRow]:
     """Missed acknowledgements and responses in the period, grouped by ``by(stage)``."""
-    period, mine = options.period, C.policy_name == options.policy.name
+    period, mine = options.period, and_(C.policy_name == options.policy.name, NOT_VOIDED)
     counts: dict[str, dict[str, int]] = {}
 
     def add(query: Select[Any], field: str) -> None:
@@ -480,6 +492,8 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
         remedies=remedies, remedies_total_pence=sum(r.amount_pence for r in remedies),
         responses_with_financial_remedy=with_money, actions=_actions(db, options),
         ombudsman=_ombudsman(db, options),
+        remedy_payments=remedy_payments(db, options),
+        ombudsman_orders=ombudsman_orders(db, options),
         breaches_by_handler=_breaches(db, options, _by_handler),
         breaches_by_team=_breaches(db, options, _by_team),
         limits={"stage1_acknowledgement": limits.stage1_acknowledgement,

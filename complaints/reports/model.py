@@ -23,6 +23,10 @@ __all__ = [
     "ExceptionRow",
     "ExtensionReason",
     "MonthRow",
+    "OrderException",
+    "OrderFigures",
+    "PaymentException",
+    "PaymentFigures",
     "ReferralFigures",
     "RefusalFigures",
     "RemedyRow",
@@ -189,6 +193,63 @@ class ActionFigures(_Model):
     overdue: list[ActionException]
 
 
+class PaymentException(_Model):
+    """A financial remedy not paid by the date promised, at the as-of date (7.3)."""
+
+    reference: str
+    stage: int
+    remedy: int
+    due_by: dt.date
+    amount_pence: int | None
+
+
+class PaymentFigures(_Model):
+    """Financial remedies offered in responses issued in the period, followed to payment.
+
+    A remedy counts as paid when a payment was recorded (``pay-remedy``) with a paid-on
+    date on or before the as-of date; paid late when that date is after the date promised.
+    """
+
+    offered: int = 0
+    amount_offered_pence: int = 0
+    paid: int = 0
+    amount_paid_pence: int = 0
+    paid_late: int = 0
+    unpaid_overdue: int = 0
+    unpaid_not_yet_due: int = 0
+    unpaid_no_date: int = 0
+    overdue: list[PaymentException] = []
+
+
+class OrderException(_Model):
+    """An Ombudsman order or instruction not complied with by its date, at the as-of date."""
+
+    reference: str
+    order_id: str
+    due_by: dt.date
+    #: The determination's finding (``maladministration``...) or ``instruction``.
+    what: str
+
+
+class OrderFigures(_Model):
+    """Ombudsman orders (determinations) and instructions recorded in the period.
+
+    Each is tracked to compliance (``comply-order``): on time when complied with by the end
+    of its due date; outstanding when not complied with by the as-of date, overdue when
+    its date was before then; stopped when the case was withdrawn.
+    """
+
+    made: int = 0
+    from_determinations: int = 0
+    instructions: int = 0
+    complied_on_time: int = 0
+    complied_late: int = 0
+    outstanding_not_yet_due: int = 0
+    outstanding_overdue: int = 0
+    stopped: int = 0
+    overdue: list[OrderException] = []
+
+
 class ReferralFigures(_Model):
     """Cases referred to the Housing Ombudsman in the period."""
 
@@ -258,6 +319,9 @@ class Report(_Model):
     responses_with_financial_remedy: int
     actions: ActionFigures
     ombudsman: ReferralFigures
+    #: Remedy payments and Ombudsman orders (casework revision 2); empty for older data.
+    remedy_payments: PaymentFigures = PaymentFigures()
+    ombudsman_orders: OrderFigures = OrderFigures()
     breaches_by_handler: list[BreachRow]
     breaches_by_team: list[BreachRow]
     limits: dict[str, int]

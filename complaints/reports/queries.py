@@ -33,9 +33,9 @@ from models.tables import (
 )
 from models.tables import RemedyRow as RemedyTable
 
-__all__ = ["ACTIONS", "COMPLAINTS", "EXTENSIONS", "REFUSALS", "REMEDIES", "RESPONSES", "A",
-           "C", "E", "F", "M", "R", "ReportOptions", "count_if", "instant_in",
-           "responses_in_period", "scoped", "within_base", "within_extension"]
+__all__ = ["ACTIONS", "COMPLAINTS", "EXTENSIONS", "NOT_VOIDED", "REFUSALS", "REMEDIES",
+           "RESPONSES", "A", "C", "E", "F", "M", "R", "ReportOptions", "count_if", "instant_in",
+           "not_voided", "responses_in_period", "scoped", "within_base", "within_extension"]
 
 C = ComplaintRow.__table__.c  # type: ignore[attr-defined]
 R = ResponseRow.__table__.c  # type: ignore[attr-defined]
@@ -102,19 +102,32 @@ def within_extension() -> ColumnElement[bool]:
 NOT_VOIDED = C.state != "voided"
 
 
+def not_voided(reference: Any) -> ColumnElement[bool]:
+    """A row whose case (``reference``) is not voided, without joining ``complaints``.
+
+    ``NOT IN`` a subquery: the voided references are read once (the state index) and
+    looked up per row, where a join would read every complaint row.
+    """
+    return reference.not_in(select(C.reference).where(C.state == "voided"))
+
+
 def scoped(options: ReportOptions, table: Any, reference: Any, *columns: Any,
            complaints: bool = False) -> Select[Any]:
-    """SELECT ``columns`` FROM ``table``, keeping to the policy's complaints.
+    """SELECT ``columns`` FROM ``table``, keeping to the policy's complaints, not voided.
 
     The join to ``complaints`` is made only when it is needed: when the database holds
     other policies' complaints too, or when ``complaints`` says the columns need it.
+    Without it, rows of voided cases are left out by :func:`not_voided`: every figure
+    built on this (responses, extensions, refusals, remedies, actions, deadlines, payments)
+    leaves them out, as the complaint counts do.
     """
     if options.join_policy:
         return (select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
-                .where(C.policy_name == options.policy.name))
+                .where(C.policy_name == options.policy.name, NOT_VOIDED))
     if complaints:
-        return select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
-    return select(*columns).select_from(table)
+        return (select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
+                .where(NOT_VOIDED))
+    return select(*columns).select_from(table).where(not_voided(reference))
 
 
 def responses_in_period(options: ReportOptions, *columns: Any,

@@ -1,7 +1,8 @@
 """Record the histories replayed by ``tests/test_replay.py``.
 
-Run ``.venv/bin/python -m tests.histories.record PREFIX`` after a deliberate, patched
-change to the workflow to add histories named ``PREFIX_<scenario>.json``; it never
+Run ``.venv/bin/python -m tests.histories.record PREFIX [SCENARIO ...]`` after a
+deliberate, patched change to the workflow to add histories named
+``PREFIX_<scenario>.json`` (every scenario, or those named); it never
 overwrites a file: the old histories stand for cases already running in production and are
 never regenerated to make a replay pass. The unprefixed ones are of the first workflow
 type (``ComplaintWorkflow``), ``complaint_*`` of the ``Complaint`` type.
@@ -26,6 +27,7 @@ from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from activities import build_activities
 from complaints.settings import Settings
 from models.actions import (
+    AcknowledgeEscalation,
     AmendIntake,
     Close,
     CompleteAction,
@@ -36,11 +38,13 @@ from models.actions import (
     OmbudsmanContactKind,
     OmbudsmanDetermination,
     OmbudsmanFinding,
+    OmbudsmanOrderKind,
     OrderItem,
     PayRemedy,
     Reassign,
     ReassignRole,
     RefuseEscalation,
+    ReopenOnOrder,
     RequestEscalation,
     Void,
     VoidReason,
@@ -49,7 +53,7 @@ from models.actions import (
 from models.case import Adjustment, Channel, ExclusionGround, Party, PartyRole, RemedyKind
 from models.events import ActionResult
 from models.messages import CaseView
-from tests.cases import STAGE1_HANDLER, STAGE2_HANDLER, path_to, respond_to
+from tests.cases import DEFINITION, STAGE1_HANDLER, STAGE2_HANDLER, path_to, respond_to
 from tests.conftest import SEARCH_KEYS, TEMPORAL_CLI, Stack, make_intake
 from workflows.complaint import ComplaintState, london_date
 
@@ -132,6 +136,19 @@ async def late_escalation(stack: Stack, handle: WorkflowHandle[Any, Any]) -> Non
                                        explanation="Asked after the window had closed"))
 
 
+async def order_overrides_late_escalation(stack: Stack,
+                                          handle: WorkflowHandle[Any, Any]) -> None:
+    """Refused as late, then escalated on the Ombudsman's order (revision 3), answered."""
+    await late_escalation(stack, handle)
+    await _do(handle, ReopenOnOrder(by="mgr-7", order=OmbudsmanOrderKind.ESCALATE_TO_STAGE2,
+                                    details="HOS 202612345: escalate within 5 working days"))
+    await _do(handle, AcknowledgeEscalation(by=STAGE2_HANDLER, handler_id=STAGE2_HANDLER,
+                                            definition=DEFINITION))
+    await _do(handle, _no_actions_or_money(respond_to((await _view(handle)).case,
+                                                       STAGE2_HANDLER)))
+    await _do(handle, Close(by=STAGE2_HANDLER))
+
+
 async def follow_through(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
     """Handler reassigned, an action delayed then done, the payment made, closed."""
     for build in path_to(S.STAGE1_INVESTIGATING):
@@ -198,11 +215,12 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "follow_through": ("connexus", follow_through),
     "voided": ("code-2024", voided),
     "ombudsman_and_amendments": ("code-2024", ombudsman_and_amendments),
+    "order_overrides_late_escalation": ("code-2024", order_overrides_late_escalation),
 }
 
 
-async def main(prefix: str) -> None:
-    """Run each scenario to completion and save its history as ``PREFIX_<name>.json``."""
+async def main(prefix: str, names: list[str] | None = None) -> None:
+    """Run each scenario (or those in ``names``) and save its history as ``PREFIX_<name>.json``."""
     env = await WorkflowEnvironment.start_time_skipping_v2(
         ts_config=TimeSkippingConfig(enabled=False), dev_server_existing_path=str(TEMPORAL_CLI),
         dev_server_extra_args=["--dynamic-config-value",
@@ -210,6 +228,8 @@ async def main(prefix: str) -> None:
         data_converter=pydantic_data_converter, search_attributes=SEARCH_KEYS)
     async with env:
         for name, (policy, scenario) in SCENARIOS.items():
+            if names and name not in names:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 settings = Settings(data_dir=Path(tmp), outbox_dir=Path(tmp) / "outbox",
                                     database_url=f"sqlite:///{tmp}/c.db")
@@ -233,6 +253,7 @@ async def main(prefix: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m tests.histories.record PREFIX (e.g. complaint_v2)")
-    asyncio.run(main(sys.argv[1]))
+    if len(sys.argv) < 2 or not set(sys.argv[2:]) <= set(SCENARIOS):
+        sys.exit("usage: python -m tests.histories.record PREFIX [SCENARIO ...] (e.g. "
+                 f"complaint_r3); scenarios: {', '.join(SCENARIOS)}")
+    asyncio.run(main(sys.argv[1], sys.argv[2:]))

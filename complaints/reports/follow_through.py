@@ -1,0 +1,184 @@
+"""Follow-through figures: remedy payments (7.1-7.3) and the Ombudsman's orders.
+
+Both come from what the workflow's activities already record, with no table of their own:
+
+- **Ombudsman orders and instructions** are deadlines (``deadlines``, kind ``ombudsman``,
+  key ``order:<id>``), planned when a determination's orders or an instruction with a date
+  are recorded, and met when ``comply-order`` records compliance (``met_at``). The label
+  says which: ``Ombudsman instruction instruction-N`` or ``Ombudsman <finding> <id>``.
+- **Remedy payments** are the accepted ``pay_remedy`` entries of the audit trail, whose
+  ``detail`` holds the action as staff submitted it (stage, remedy number, amount, paid-on
+  date), matched to the remedy offered (``remedies``: stage and position).
+
+Every figure is one SQL aggregate on SQLite and PostgreSQL; the JSON of an audit entry is
+read only for ``pay_remedy`` entries (a ``CASE`` guards it, as other entries' detail is
+plain text), once per entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Date,
+    Integer,
+    Numeric,
+    and_,
+    case,
+    cast,
+    func,
+    select,
+    true,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from complaints.reports.model import (
+    OrderException,
+    OrderFigures,
+    PaymentException,
+    PaymentFigures,
+)
+from complaints.reports.period import Period
+from complaints.reports.queries import REMEDIES, M, ReportOptions, count_if, instant_in, scoped
+from models.tables import AuditRow, DeadlineRow
+
+__all__ = ["ORDER_LABEL_INSTRUCTION", "ombudsman_orders", "remedy_payments"]
+
+DEADLINES = DeadlineRow.__table__  # type: ignore[attr-defined]
+AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
+DL = DEADLINES.c
+AU = AUDIT.c
+
+#: How the case book labels an instruction's deadline (``domain.casebook``).
+ORDER_LABEL_INSTRUCTION = "Ombudsman instruction "
+#: The audit action of a payment recorded (``models.actions.PayRemedy.trigger``).
+_PAY_REMEDY = "pay_remedy"
+
+
+def _payments(db: Connection, options: ReportOptions) -> Any:
+    """Each payment of a financial remedy offered in the period, beside the remedy.
+
+    Columns: the remedy's ``remedy_id``, ``reference`` and ``due_by``, and the payment's
+    ``paid_on`` and ``amount_pence``. The JSON of each ``pay_remedy`` entry is parsed once
+    (PostgreSQL: to ``jsonb`` in a materialised CTE, which then gives each field cheaply;
+    SQLite's ``json_extract`` reads the text), and only for the cases with such a remedy
+    in the period. A ``CASE`` keeps other entries' plain-text detail from being parsed.
+    """
+    financial = and_(M.kind == "financial", instant_in(M.offered_at, options.period))
+    is_payment = and_(AU.action == _PAY_REMEDY, AU.accepted == true())
+    postgres = db.dialect.name == "postgresql"
+    detail: ColumnElement[Any] = cast(AU.detail, JSONB) if postgres else AU.detail
+    docs = (select(AU.reference.label("reference"), case((is_payment, detail)).label("doc"))
+            .where(is_payment, AU.reference.in_(select(M.reference).where(financial)))
+            .cte("payment_docs").prefix_with("MATERIALIZED", dialect="postgresql"))
+
+    def field(key: str, kind: str) -> ColumnElement[Any]:
+        if postgres:
+            text: ColumnElement[Any] = docs.c.doc[key].astext
+        else:
+            text = func.json_extract(docs.c.doc, f"$.{key}")
+        if kind == "int":
+            return cast(text, Integer)
+        if kind == "date":
+            # SQLite keeps dates as ISO text (a CAST to DATE would make it a number).
+            return cast(text, Date) if postgres else type_coerce(text, Date)
+        return cast(func.round(cast(text, Numeric(14, 2)) * 100), BigInteger)
+
+    return (select(M.id.label("remedy_id"), M.reference.label("reference"),
+                   M.due_by.label("due_by"), field("paid_on", "date").label("paid_on"),
+                   field("amount", "pence").label("amount_pence"))
+            .select_from(docs.join(REMEDIES, and_(
+                docs.c.reference == M.reference, field("stage", "int") == M.stage,
+                field("remedy", "int") == M.position)))
+            .where(financial).subquery("paid"))
+
+
+def remedy_payments(db: Connection, options: ReportOptions) -> PaymentFigures:
+    """Financial remedies offered in responses issued in the period, and their payment.
+
+    Counted with the response that offered them (as the remedies figure is). Paid: a
+    payment recorded with a paid-on date on or before the as-of date; late: paid after
+    the date promised. Unpaid ones are overdue (promised before the as-of date), not yet
+    due, or promised with no date (responses before casework revision 2).
+
+    The remedies and their payments are counted apart and the unpaid worked out as the
+    difference (a remedy is paid at most once): an outer join of the two would leave the
+    planner a payment-join estimate it cannot make (its keys are JSON fields).
+    """
+    as_of = options.as_of
+    financial = (M.kind == "financial", instant_in(M.offered_at, options.period))
+    due = {"past": M.due_by < as_of, "ahead": M.due_by >= as_of, "none": M.due_by.is_(None)}
+    offered = db.execute(scoped(
+        options, REMEDIES, M.reference, func.count(),
+        func.coalesce(func.sum(M.amount_pence), 0),
+        *(count_if(condition) for condition in due.values())).where(*financial)).one()
+    paid = _payments(db, options)
+    by_as_of = paid.c.paid_on <= as_of
+    paid_due = {"past": paid.c.due_by < as_of, "ahead": paid.c.due_by >= as_of,
+                "none": paid.c.due_by.is_(None)}
+    payments = db.execute(scoped(
+        options, paid, paid.c.reference, func.count(),
+        func.coalesce(func.sum(paid.c.amount_pence), 0),
+        count_if(paid.c.paid_on > paid.c.due_by),
+        *(count_if(condition) for condition in paid_due.values())).where(by_as_of)).one()
+    o = [int(v or 0) for v in offered]
+    p = [int(v or 0) for v in payments]
+    listed: Sequence[Any] = []
+    if o[2] > p[3]:  # some are unpaid past their date: list them (reading payments again)
+        # NOT IN a subquery: the payments are worked out once (hashed), not per remedy.
+        listed = db.execute(scoped(
+            options, REMEDIES, M.reference, M.reference, M.stage, M.position, M.due_by,
+            M.amount_pence).where(*financial, due["past"], M.id.not_in(
+                select(paid.c.remedy_id).where(by_as_of)))
+            .order_by(M.due_by, M.reference, M.stage, M.position).limit(options.limit)).all()
+    return PaymentFigures(
+        offered=o[0], amount_offered_pence=o[1], paid=p[0], amount_paid_pence=p[1],
+        paid_late=p[2], unpaid_overdue=o[2] - p[3], unpaid_not_yet_due=o[3] - p[4],
+        unpaid_no_date=o[4] - p[5],
+        overdue=[PaymentException(reference=r, stage=int(s), remedy=int(n), due_by=d,
+                                  amount_pence=a) for r, s, n, d, a in listed])
+
+
+def ombudsman_orders(db: Connection, options: ReportOptions) -> OrderFigures:
+    """Ombudsman orders and instructions recorded in the period, tracked to compliance.
+
+    Complied with on time: by the end of the due date; late: after it (both by the as-of
+    date). Outstanding: not complied with by the as-of date, overdue when due before it.
+    Stopped: no longer tracked because the case was withdrawn.
+    """
+    period, as_of = options.period, options.as_of
+    by_as_of = Period(as_of, as_of).end_instant
+    complied = and_(DL.met_at.is_not(None), DL.met_at < by_as_of)
+    open_ = and_(~complied, DL.status != "cancelled")
+    where = (DL.kind == "ombudsman", DL.key.like("order:%"),
+             DL.start.between(period.start, period.end))
+    instruction = DL.label.like(ORDER_LABEL_INSTRUCTION + "%")
+    row = db.execute(scoped(
+        options, DEADLINES, DL.reference, func.count(), count_if(~instruction),
+        count_if(instruction), count_if(and_(complied, DL.met_at <= DL.ends_at)),
+        count_if(and_(complied, DL.met_at > DL.ends_at)),
+        count_if(and_(open_, DL.due >= as_of)), count_if(and_(open_, DL.due < as_of)),
+        count_if(and_(~complied, DL.status == "cancelled")),
+    ).where(*where)).one()
+    listed = db.execute(scoped(options, DEADLINES, DL.reference, DL.reference, DL.key, DL.due,
+                               DL.label).where(*where, open_, DL.due < as_of)
+                        .order_by(DL.due, DL.reference, DL.key).limit(options.limit)).all()
+    n = [int(v or 0) for v in row]
+    return OrderFigures(
+        made=n[0], from_determinations=n[1], instructions=n[2], complied_on_time=n[3],
+        complied_late=n[4], outstanding_not_yet_due=n[5], outstanding_overdue=n[6],
+        stopped=n[7],
+        overdue=[_order_exception(r, k, d, label) for r, k, d, label in listed])
+
+
+def _order_exception(reference: str, key: str, due: Any, label: str) -> OrderException:
+    """An overdue order as listed: ``what`` is the finding, or "instruction"."""
+    order_id = key.removeprefix("order:")
+    what = label.removeprefix("Ombudsman ").removesuffix(f" {order_id}")
+    return OrderException(reference=reference, order_id=order_id, due_by=due, what=what)
+
