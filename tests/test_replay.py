@@ -25,8 +25,10 @@ def test_there_are_histories_of_finished_cases() -> None:
     # Casework revision 2 (behind CASEWORK_PATCH): late escalations, follow-through, voids.
     assert {f"complaint_r2_{n}" for n in scenarios | {
         "late_escalation", "follow_through", "voided", "ombudsman_and_amendments"}} <= names
-    # Casework revision 3 (behind CASEWORK_3_PATCH): an order to escalate overrides lateness.
-    assert "complaint_r3_order_overrides_late_escalation" in names
+    # Casework revision 3 (behind CASEWORK_3_PATCH): an order to escalate overrides lateness;
+    # cases are claimed and assigned before acknowledgement.
+    assert {"complaint_r3_order_overrides_late_escalation",
+            "complaint_r3_claimed_and_assigned"} <= names
     for path in HISTORIES:
         events = json.loads(path.read_text(encoding="utf-8"))["events"]
         assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED", path.name

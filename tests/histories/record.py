@@ -27,8 +27,10 @@ from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from activities import build_activities
 from complaints.settings import Settings
 from models.actions import (
+    Acknowledge,
     AcknowledgeEscalation,
     AmendIntake,
+    Assign,
     Close,
     CompleteAction,
     ComplyOrder,
@@ -149,6 +151,25 @@ async def order_overrides_late_escalation(stack: Stack,
     await _do(handle, Close(by=STAGE2_HANDLER))
 
 
+async def claimed_and_assigned(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """Claimed, assigned by a manager, answered; stage 2 assigned to a reviewer, closed."""
+    await _do(handle, Assign(by="staff-404", to="staff-404"))
+    await _do(handle, Assign(by="mgr-7", to=STAGE1_HANDLER, note="Workload"))
+    await _do(handle, Acknowledge(by=STAGE1_HANDLER, handler_id=STAGE1_HANDLER,
+                                  definition=DEFINITION))
+    await _do(handle, _no_actions_or_money(respond_to((await _view(handle)).case,
+                                                       STAGE1_HANDLER)))
+    view = await _view(handle)
+    await _do(handle, RequestEscalation(by="staff-900", requested_on=london_date(
+        view.case.responses[-1].at if view.case.responses else view.case.received_on)))
+    await _do(handle, Assign(by="mgr-7", to=STAGE2_HANDLER))
+    await _do(handle, AcknowledgeEscalation(by=STAGE2_HANDLER, handler_id=STAGE2_HANDLER,
+                                            definition=DEFINITION))
+    await _do(handle, _no_actions_or_money(respond_to((await _view(handle)).case,
+                                                       STAGE2_HANDLER)))
+    await _do(handle, Close(by=STAGE2_HANDLER))
+
+
 async def follow_through(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
     """Handler reassigned, an action delayed then done, the payment made, closed."""
     for build in path_to(S.STAGE1_INVESTIGATING):
@@ -216,6 +237,7 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "voided": ("code-2024", voided),
     "ombudsman_and_amendments": ("code-2024", ombudsman_and_amendments),
     "order_overrides_late_escalation": ("code-2024", order_overrides_late_escalation),
+    "claimed_and_assigned": ("code-2024", claimed_and_assigned),
 }
 
 
