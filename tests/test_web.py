@@ -174,3 +174,25 @@ async def test_claiming_from_the_unassigned_list(api: Api) -> None:
         assert claimed.status_code == 303
         mine = (await client.get("/cases/mine")).text
         assert reference in mine
+
+
+async def test_a_letter_reads_in_the_page_and_downloads_as_pdf(api: Api) -> None:
+    """The acknowledgement letter shows in the app and downloads as a PDF, both recorded."""
+    from tests.api_support import acknowledge_body
+
+    reference = await api.lodge()
+    assert (await api.act(reference, "acknowledge", acknowledge_body(), "hdl-1")).status_code \
+        == 200
+    async with browser_for(api) as client:
+        await sign_in(client, "hdl-1")
+        case = (await client.get(f"/case/{reference}")).text
+        link = re.search(rf'href="(/case/{reference}/letters/[^"]+)"', case)
+        assert link
+        letter = await client.get(link.group(1))
+        assert letter.status_code == 200 and "srcdoc=" in letter.text
+        pdf = await client.get(link.group(1) + "/pdf")
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    with api.context.session() as session:
+        whats = session.exec(select(CaseViewRow.what).where(
+            CaseViewRow.reference == reference, CaseViewRow.via == "web")).all()
+    assert any(w.endswith(":pdf") for w in whats) and len(whats) >= 3

@@ -184,6 +184,25 @@ def letter_page(reference: str, letter_id: str, request: Request, context: Conte
                 reference=reference)
 
 
+@router.get("/case/{reference}/letters/{letter_id}/pdf")
+def letter_pdf(reference: str, letter_id: str, context: ContextDep, session: SessionDep,
+               user: WebUser) -> Response:
+    """A letter as an accessible PDF (printed and kept on first ask); the viewing is recorded."""
+    from activities.letters import LetterActivities
+    from complaints.db import session_factory
+
+    _require(context, user, Permission.READ_CASES)
+    row = session.get(LetterRow, letter_id)
+    if row is None or row.reference != reference:
+        raise Problem(404, f"no letter {letter_id} on {reference}")
+    with context.session() as writer:  # a sync route: FastAPI runs it in a thread
+        record_view(writer, user, reference, f"letter:{letter_id}:pdf", "web")
+    printed = LetterActivities(session_factory(context.engine),
+                               context.settings.effective_outbox()).print_letter(letter_id)
+    return Response(printed.pdf or b"", media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{letter_id}.pdf"'})
+
+
 @router.get("/lodge")
 def lodge_form(request: Request, context: ContextDep, user: WebUser) -> Response:
     """The form to lodge a complaint."""
