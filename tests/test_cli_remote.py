@@ -79,7 +79,10 @@ async def served(stack: Stack) -> AsyncIterator[Served]:
     # CliRunner swaps sys.stdout for the whole process while a command runs; the worker's
     # structlog lines (printed to sys.stdout as it is when they are written) would land
     # in the command's output, so they are pinned to the stream of now.
+    # From structlog's defaults: a CLI test before this one may have configured the stdlib
+    # processors (complaints.logs), which cannot run on a PrintLogger.
     previous = structlog.get_config()
+    structlog.reset_defaults()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=Pinned(sys.stdout)))
     async with running_api(stack) as api:
         sock = bind_web_socket(0)
