@@ -60,8 +60,12 @@ def build_worker(client: Client, task_queue: str, activities: Sequence[Callable[
                   max_concurrent_activities=16)
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None,
+                     checked: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM when none is given).
+
+    ``checked`` (if given) is set once the database passed its check at start, so that a
+    caller (``complaints dev``) lodges nothing before the check has looked.
 
     The database is checked first and then every ``DATABASE_CHECK_SECONDS``
     (``complaints.dbcheck``): a database that is unreachable, lost or replaced stops the
@@ -83,7 +87,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     secure_data_files(settings.data_dir, outbox=settings.effective_outbox())
     webhooks = dispatcher_from_settings(settings)  # refuses a URL without a secret, first
     try:
-        problem = await _serve(settings, stop, webhooks[0] if webhooks else None)
+        problem = await _serve(settings, stop, webhooks[0] if webhooks else None, checked)
     finally:
         if webhooks is not None:
             await webhooks[1]()  # stops sending, closes its HTTP client and engine
@@ -92,7 +96,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 
 async def _serve(settings: Settings, stop: asyncio.Event | None,
-                 webhooks: WebhookDispatcher | None) -> str | None:
+                 webhooks: WebhookDispatcher | None,
+                 checked: asyncio.Event | None = None) -> str | None:
     """Run the worker (and the webhook dispatcher beside it) until stopped.
 
     Returns:
@@ -105,6 +110,8 @@ async def _serve(settings: Settings, stop: asyncio.Event | None,
     client = await connect(settings)
     stop = stop or _stop_on_signals()
     watch = await check_at_start(settings, client)
+    if checked is not None:
+        checked.set()
     problem: str | None = None
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as executor:
         worker = build_worker(client, settings.temporal_task_queue, build_activities(settings),

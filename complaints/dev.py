@@ -215,7 +215,15 @@ async def run_dev(settings: Settings, *, demo: bool, stop: asyncio.Event | None 
                     f"added demo staff {', '.join(added)} (once)" if added else
                     "already has staff, no demo staff added"))
             click.echo(f"[4/6] worker on task queue {settings.temporal_task_queue!r}")
-            worker_task = asyncio.create_task(run_worker(settings, stop))
+            checked = asyncio.Event()
+            worker_task = asyncio.create_task(run_worker(settings, stop, checked))
+            # The worker compares the database with Temporal at start: the demo case is
+            # lodged after that, or a new case not yet recorded would look like a lost one.
+            ready = asyncio.ensure_future(checked.wait())
+            await asyncio.wait({ready, worker_task}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            if worker_task.done():
+                worker_task.result()  # The worker failed to start: say why.
             if demo:
                 reference = await _lodge_demo(settings)
                 click.echo(f"[5/6] demo complaint {reference} (lodged once; resumed on "
