@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from temporalio.client import Client, TLSConfig
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from complaints.logs import configure_logging
@@ -39,14 +38,22 @@ SETTINGS_PROBLEM_EXIT = 2
 
 
 async def connect(settings: Settings) -> Client:
-    """Connect to Temporal with the pydantic data converter and optional TLS/API key."""
+    """Connect to Temporal with the engine's encrypting converter and optional TLS/API key.
+
+    Raises:
+        KeyProblem: The payload keys cannot be used (the message says how to fix it).
+
+    """
+    from complaints.codec import data_converter, keys_for
+
+    converter = data_converter(keys_for(settings))
     tls: bool | TLSConfig = settings.temporal_tls
     if settings.temporal_tls_cert and settings.temporal_tls_key:
         tls = TLSConfig(client_cert=settings.temporal_tls_cert.read_bytes(),
                         client_private_key=settings.temporal_tls_key.read_bytes())
     return await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter, tls=tls, api_key=settings.temporal_api_key)
+        data_converter=converter, tls=tls, api_key=settings.temporal_api_key)
 
 
 def build_worker(client: Client, task_queue: str, activities: Sequence[Callable[..., Any]],
@@ -152,6 +159,7 @@ def main() -> None:
 
     A database problem is one error line and exit status 3 (the cause and the fix).
     """
+    from complaints.codec import KeyProblem
     from complaints.dbcheck import DatabaseProblem
     from complaints.files import private_umask
     from complaints.webhooks import WebhookSettingsError
@@ -167,6 +175,9 @@ def main() -> None:
         sys.exit(DATABASE_PROBLEM_EXIT)
     except WebhookSettingsError as exc:
         log.error("webhook_settings_refused", error=str(exc))
+        sys.exit(SETTINGS_PROBLEM_EXIT)
+    except KeyProblem as exc:
+        log.error("payload_keys_refused", error=str(exc))
         sys.exit(SETTINGS_PROBLEM_EXIT)
 
 

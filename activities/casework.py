@@ -23,7 +23,7 @@ import functools
 import itertools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
@@ -36,6 +36,7 @@ from activities.notifications import NotificationActivities
 from activities.policy import PolicyActivities
 from activities.records import RecordActivities, table_of
 from complaints.directory import StaffContact, describe_staff
+from complaints.letters import render_letter, resolve_template_set
 from complaints.webhooks import record_webhook_events, webhook_events
 from complaints.workdays import WorkingCalendar, non_working_weekdays
 from domain.deadlines import (
@@ -66,6 +67,7 @@ from models.letters import (
     HandlerChanged,
     Letter,
     LetterKind,
+    RenderedLetter,
     Stage1Acknowledgement,
     Stage1Response,
     Stage2Acknowledgement,
@@ -85,7 +87,7 @@ from models.messages import (
 from models.policy import EscalationWindowStart, Policy
 from models.tables import AdjustmentRow, AuditRow, CaseRecordRow, ComplaintRow, PartyRow
 
-__all__ = ["CaseworkActivities", "calendar_data"]
+__all__ = ["CaseworkActivities", "LetterSources", "calendar_data", "preview_letters"]
 
 log = structlog.get_logger(__name__)
 
@@ -250,23 +252,15 @@ class CaseworkActivities:
                 # One transaction: the record, then what its letters need to be written.
                 connection = session.connection()
                 case, policy, fresh = self._apply_record(session, connection, event)
-                parties: tuple[Party, ...] = ()
-                adjustments: tuple[str, ...] = ()
-                description = ""
-                staff: dict[str, StaffContact] = {}
-                if event.letters:
-                    parties, adjustments, description = self._parties(connection,
-                                                                       event.reference)
-                    staff = _staff_named(session, event, case)
+                sources = _letter_sources(session, event, case)
                 if fresh:
                     session.commit()
             letters = []
             for spec in event.letters:
-                letter = _letter(spec, event, case, policy, parties, adjustments, description,
-                                 staff)
+                letter = _letter(spec, event, case, policy, *sources)
                 letters.append(self._send(spec, event, letter, policy, deliver, recorded))
                 if event.ombudsman_details and spec.kind is LetterKind.EXTENSION:
-                    self._record_ombudsman(spec, event, case, policy, parties)
+                    self._record_ombudsman(spec, event, case, policy, sources.parties)
             if deliver:
                 for notice in event.notifications:
                     self.notifications.notify(notice)
@@ -420,6 +414,63 @@ class CaseworkActivities:
             reference=event.reference, stage=spec.stage, extension_seq=number,
             letter_id=spec.letter_id, given_to=tuple(p.name for p in parties),
             given_at=event.at, details=policy.ombudsman))
+
+
+class LetterSources(NamedTuple):
+    """What a case's letters are written from besides the event: read from the database."""
+
+    parties: tuple[Party, ...]
+    adjustments: tuple[str, ...]
+    description: str
+    staff: dict[str, StaffContact]
+
+
+def _letter_sources(session: Session, event: CaseEvent, case: CaseFile) -> LetterSources:
+    """The parties, adjustments, description and staff ``event``'s letters need (none: none).
+
+    Read in the caller's transaction: ``apply`` reads them beside the record it writes,
+    :func:`preview_letters` in a read that writes nothing.
+    """
+    if not event.letters:
+        return LetterSources((), (), "", {})
+    parties, adjustments, description = CaseworkActivities._parties(session.connection(),
+                                                                    event.reference)
+    return LetterSources(parties, adjustments, description, _staff_named(session, event, case))
+
+
+def preview_letters(session: Session, event: CaseEvent, case: CaseFile) -> list[RenderedLetter]:
+    """Render the letters ``event`` would send, as they would be sent, storing nothing.
+
+    The workflow's ``preview`` query gives the event and the case file after it; the
+    letters are written as :meth:`CaseworkActivities.apply` writes them (the case's
+    stored policy and template set, its parties, adjustments, description and the staff
+    directory), in a read only: no letter row, outbox file, email, notification or
+    webhook. The caller's session is rolled back, so nothing could be committed.
+
+    Args:
+        session: A session on the complaints database (a reading one will do).
+        event: The event the action would record.
+        case: The case file as it would be after the action.
+
+    Returns:
+        One rendered letter per ``event.letters``, in the same order.
+
+    Raises:
+        LookupError: The case is not recorded in this database yet.
+
+    """
+    try:
+        row = session.connection().execute(_CASE_RECORD, {"reference": event.reference}).first()
+        if row is None:
+            raise LookupError("the case is not recorded in this database yet: try again in "
+                              "a moment")
+        policy = _policy(row.policy_json)
+        sources = _letter_sources(session, event, case)
+    finally:
+        session.rollback()
+    template_set = resolve_template_set(policy.name)  # as LetterActivities.send_letter does
+    return [render_letter(_letter(spec, event, case, policy, *sources), template_set)
+            for spec in event.letters]
 
 
 def _action(event: CaseEvent) -> Action:

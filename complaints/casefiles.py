@@ -81,6 +81,7 @@ __all__ = [
     "attach_document",
     "check_reference",
     "current_triage",
+    "document_id_for",
     "document_path",
     "documents_dir",
     "export_document",
@@ -89,6 +90,8 @@ __all__ = [
     "list_restrictions",
     "london_date",
     "london_today",
+    "read_attachment",
+    "read_document",
     "record_triage",
     "require_case",
     "restriction_history",
@@ -96,6 +99,7 @@ __all__ = [
     "sanitise_file_name",
     "sniff",
     "triage_history",
+    "write_copy",
 ]
 
 # Through the standard library, not structlog's default: the plain CLI configures no
@@ -463,6 +467,22 @@ def _read_limited(path: Path, what: str) -> bytes:
     return data
 
 
+def read_attachment(path: Path) -> bytes:
+    """The bytes of a file to attach: a regular, non-empty file within the size limit.
+
+    The CLI's remote mode reads a file with this before sending it, so that it is refused
+    on the staff member's machine as it would be by :func:`attach_document`.
+
+    Raises:
+        CaseFileError: Missing, unreadable, a folder, empty or over the limit.
+
+    """
+    data = _read_limited(path, str(path))
+    if not data:
+        raise CaseFileError(f"{path} is empty: nothing to attach")
+    return data
+
+
 def _too_large(what: str, size: int) -> str:
     return (f"{what} is {size:,} bytes, over the {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB "
             f"limit ({MAX_DOCUMENT_BYTES:,} bytes): compress or split it")
@@ -474,6 +494,11 @@ def _too_large(what: str, size: int) -> str:
 def documents_dir(data_dir: Path, reference: str) -> Path:
     """The folder a case's documents are kept in: ``<data_dir>/documents/<reference>``."""
     return data_dir / "documents" / check_reference(reference)
+
+
+def document_id_for(sha256: str) -> str:
+    """The id staff see for a document: the first 16 hex digits of its SHA-256."""
+    return sha256[:_DOCUMENT_ID_LENGTH]
 
 
 def document_path(data_dir: Path, row: DocumentRow) -> Path:
@@ -561,9 +586,7 @@ def attach_document(session: Session, data_dir: Path, reference: str, path: Path
     added_by = check_staff_id(by) if by is not None else None
     note = check_text(note, "--note", required=False)
     require_case(session, reference)
-    data = _read_limited(path, str(path))
-    if not data:
-        raise CaseFileError(f"{path} is empty: nothing to attach")
+    data = read_attachment(path)
     file_name = sanitise_file_name(os.fsdecode(path.name))
     file_type = sniff(data, os.fsdecode(path.name))
     sha256 = hashlib.sha256(data).hexdigest()
@@ -581,7 +604,7 @@ def attach_document(session: Session, data_dir: Path, reference: str, path: Path
 
     stored_name = f"{sha256}.{file_type.extension}"
     _store(folder, stored_name, data)  # the file first: a row never names a missing file
-    row = DocumentRow(reference=reference, document_id=sha256[:_DOCUMENT_ID_LENGTH],
+    row = DocumentRow(reference=reference, document_id=document_id_for(sha256),
                       sha256=sha256, file_name=file_name, stored_name=stored_name,
                       media_type=file_type.media_type, size_bytes=len(data), kind=kind,
                       direction=direction, received_on=received_on, added_by=added_by,
@@ -628,6 +651,76 @@ def find_document(session: Session, reference: str, document_id: str) -> Documen
     return row
 
 
+def read_document(session: Session, data_dir: Path, reference: str,
+                  document_id: str) -> tuple[DocumentRow, bytes]:
+    """A stored document's row and bytes, after checking them against its SHA-256.
+
+    Args:
+        session: A session on the complaints database.
+        data_dir: The data folder.
+        reference: The case.
+        document_id: The document's id (or full SHA-256).
+
+    Raises:
+        DocumentDamaged: The stored copy is missing or its bytes do not match (the message
+            names the stored file: for operators, not for remote callers).
+        CaseFileError: Unknown case or document.
+
+    """
+    row = find_document(session, reference, document_id)
+    stored = document_path(data_dir, row)
+    bound = log.bind(reference=reference)
+    try:
+        data = _read_limited(stored, str(stored))
+    except CaseFileError:
+        bound.info("document_missing", document_id=row.document_id)
+        raise DocumentDamaged(f"the stored copy of document {row.document_id} on {reference} "
+                              f"is missing or unreadable ({stored}): restore the documents "
+                              "folder from a backup; nothing was written") from None
+    if len(data) != row.size_bytes or hashlib.sha256(data).hexdigest() != row.sha256:
+        bound.info("document_damaged", document_id=row.document_id)
+        raise DocumentDamaged(f"the stored copy of document {row.document_id} on {reference} "
+                              f"does not match its recorded SHA-256 (tampered with or "
+                              f"damaged: {stored}): restore it from a backup; nothing was "
+                              "written")
+    return row, data
+
+
+def write_copy(data: bytes, out: Path, file_name: str) -> Path:
+    """Write ``data`` to a new file ``out`` (``0600``), or into the folder ``out``.
+
+    Args:
+        data: The bytes to write.
+        out: A new file's path, or an existing folder (the copy is named ``file_name``
+            there, sanitised). An existing file is never overwritten.
+        file_name: The document's name, for a folder.
+
+    Returns:
+        The path written.
+
+    Raises:
+        CaseFileError: The file exists, its folder does not, or it cannot be written.
+
+    """
+    target = out / sanitise_file_name(file_name) if out.is_dir() else out
+    try:
+        if not create_private_file(target):
+            raise CaseFileError(f"{target} exists already: give a new file's path")
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+    except FileNotFoundError:
+        raise CaseFileError(f"cannot write {target}: its folder does not exist") from None
+    except OSError as exc:
+        raise CaseFileError(f"cannot write {target}: "
+                            f"{exc.strerror or type(exc).__name__}") from None
+    return target
+
+
 def export_document(session: Session, data_dir: Path, reference: str, document_id: str,
                     out: Path) -> tuple[DocumentRow, Path]:
     """Write a copy of a stored document to ``out``, after checking its SHA-256.
@@ -649,39 +742,9 @@ def export_document(session: Session, data_dir: Path, reference: str, document_i
         CaseFileError: Unknown case or document, or ``out`` cannot be written.
 
     """
-    row = find_document(session, reference, document_id)
-    stored = document_path(data_dir, row)
-    bound = log.bind(reference=reference)
-    try:
-        data = _read_limited(stored, str(stored))
-    except CaseFileError:
-        bound.info("document_missing", document_id=row.document_id)
-        raise DocumentDamaged(f"the stored copy of document {row.document_id} on {reference} "
-                              f"is missing or unreadable ({stored}): restore the documents "
-                              "folder from a backup; nothing was written") from None
-    if len(data) != row.size_bytes or hashlib.sha256(data).hexdigest() != row.sha256:
-        bound.info("document_damaged", document_id=row.document_id)
-        raise DocumentDamaged(f"the stored copy of document {row.document_id} on {reference} "
-                              f"does not match its recorded SHA-256 (tampered with or "
-                              f"damaged: {stored}): restore it from a backup; nothing was "
-                              "written")
-    target = out / row.file_name if out.is_dir() else out
-    try:
-        if not create_private_file(target):
-            raise CaseFileError(f"{target} exists already: give a new file's path")
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-        except BaseException:
-            target.unlink(missing_ok=True)
-            raise
-    except FileNotFoundError:
-        raise CaseFileError(f"cannot write {target}: its folder does not exist") from None
-    except OSError as exc:
-        raise CaseFileError(f"cannot write {target}: "
-                            f"{exc.strerror or type(exc).__name__}") from None
-    bound.info("document_exported", document_id=row.document_id)
+    row, data = read_document(session, data_dir, reference, document_id)
+    target = write_copy(data, out, row.file_name)
+    log.bind(reference=reference).info("document_exported", document_id=row.document_id)
     return row, target
 
 

@@ -6,6 +6,10 @@
 to the newest schema first) and the data folder (``DATA_DIR``) only: never Temporal, so
 they work with no worker running. The logic is in :mod:`complaints.casefiles`; every
 refusal is one ``Error:`` line and exit status 1.
+
+With ``API_URL`` (:mod:`complaints.remote`) all but ``restriction`` go through the HTTP
+API instead and print the same: both modes hand the same rows to the same formatting
+here. ``restriction`` is the operator's and refuses remote mode.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import click
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from complaints import casefiles
-from complaints.casefiles import CaseFileError, london_date
+from complaints import casefiles, remote
+from complaints.casefiles import Attached, CaseFileError, london_date
 from complaints.settings import Settings
 from models.tables import DocumentRow, RestrictionHistoryRow, RestrictionRow, TriageRow
 
@@ -129,6 +133,46 @@ def _triage_text(row: TriageRow) -> str:
             f"{row.risk} (by {row.by}, {_local(row.at)})")
 
 
+def _attached_line(reference: str, done: Attached) -> str:
+    """What ``attach`` prints: the document attached, or the one it already was."""
+    row = done.row
+    if done.created:
+        return (f"{reference}: attached {row.document_id} ({row.kind}, {row.direction}, "
+                f"{row.media_type}, {_size(row.size_bytes)})")
+    restored = "; its stored copy was missing or damaged and is written again" \
+        if done.restored else ""
+    return (f"{reference}: already attached as {row.document_id} ({row.file_name}, added "
+            f"{_local(row.added_at)}{' by ' + row.added_by if row.added_by else ''}): not "
+            f"stored twice{restored}")
+
+
+def _documents_text(rows: list[DocumentRow]) -> list[str]:
+    """What ``documents`` prints: a line per document (and its note's first line)."""
+    lines = []
+    for row in rows:
+        lines.append(_document_line(row))
+        if row.note:
+            lines.append(f"    note: {_first_line(row.note)}")
+    lines.append(f"{len(rows)} document{'s' if len(rows) != 1 else ''}")
+    return lines
+
+
+def _triage_history_text(reference: str, rows: list[TriageRow]) -> list[str]:
+    """What ``triage-show`` prints: the current triage, its note, then the earlier ones."""
+    if not rows:
+        return [f"{reference}: not triaged yet: `complaints triage {reference} ...`"]
+    lines = [f"{reference}: current: {_triage_text(rows[0])}"]
+    if rows[0].note:
+        lines.append(f"    note: {_first_line(rows[0].note)}")
+    lines += [f"  earlier: {_triage_text(row)}" for row in rows[1:]]
+    return lines
+
+
+#: Why the register is not served by the API (``remote.operator_only``).
+_REGISTER_IS_OPERATORS = ("the unacceptable-behaviour register spans every case and names "
+                          "residents, so it is kept by operators with database access")
+
+
 def _restriction_json(row: RestrictionRow,
                       history: list[RestrictionHistoryRow]) -> dict[str, Any]:
     data = _row_json(row)
@@ -162,7 +206,8 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
                   help="Received by the landlord (inbound) or sent by it (outbound).")
     @click.option("--received-on", type=date_type, default=None,
                   help="The day it was received (or sent); not in the future.")
-    @click.option("--by", default=None, help="Your staff id (recorded with the document).")
+    @click.option("--by", default=None, help="Your staff id (recorded with the document); "
+                  "with API_URL, the token's holder is.")
     @click.option("--note", default=None,
                   help=f"A note about it (at most {casefiles.MAX_TEXT:,} characters).")
     def attach(reference: str, file: Path, kind: str, direction: str,
@@ -175,38 +220,32 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
         (executables and macro documents are refused). The same file attached twice to
         a case is kept once.
         """
-        with _database() as (settings, session):
-            done = casefiles.attach_document(
-                session, settings.data_dir, reference, file, kind=kind, direction=direction,
-                received_on=received_on, by=by, note=note)
-        row = done.row
-        if done.created:
-            click.echo(f"{reference}: attached {row.document_id} ({row.kind}, {row.direction}, "
-                       f"{row.media_type}, {_size(row.size_bytes)})")
-            return
-        restored = "; its stored copy was missing or damaged and is written again" \
-            if done.restored else ""
-        click.echo(f"{reference}: already attached as {row.document_id} ({row.file_name}, "
-                   f"added {_local(row.added_at)}"
-                   f"{' by ' + row.added_by if row.added_by else ''}): not stored twice"
-                   f"{restored}")
+        if remote.api_url() is not None:
+            remote.ignore_by(by, "the document")
+            done = remote.attach(reference, file, kind=kind, direction=direction,
+                                 received_on=received_on, note=note)
+        else:
+            with _database() as (settings, session):
+                done = casefiles.attach_document(
+                    session, settings.data_dir, reference, file, kind=kind,
+                    direction=direction, received_on=received_on, by=by, note=note)
+        click.echo(_attached_line(reference, done))
 
     @cli.command()
     @click.argument("reference")
     @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
     def documents(reference: str, as_json: bool) -> None:
         """List the documents on a case file, oldest first."""
-        with _database() as (_, session):
-            rows = casefiles.list_documents(session, reference)
+        if remote.api_url() is not None:
+            rows = remote.documents(reference)
+        else:
+            with _database() as (_, session):
+                rows = casefiles.list_documents(session, reference)
         if as_json:
             click.echo(json.dumps([_row_json(r, drop=("id",)) for r in rows], indent=2,
                                   ensure_ascii=False))
             return
-        for row in rows:
-            click.echo(_document_line(row))
-            if row.note:
-                click.echo(f"    note: {_first_line(row.note)}")
-        click.echo(f"{len(rows)} document{'s' if len(rows) != 1 else ''}")
+        click.echo("\n".join(_documents_text(rows)))
 
     @cli.command()
     @click.argument("reference")
@@ -217,14 +256,23 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
     def document(reference: str, document_id: str, out: Path) -> None:
         """Write out a copy of a document, after checking it is the file attached.
 
-        The stored copy's SHA-256 must match the one recorded when it was attached;
-        otherwise nothing is written and the command fails (exit 1).
+        The stored copy's SHA-256 must match the one recorded when it was attached
+        (with API_URL: the copy received must match the one the API sends); otherwise
+        nothing is written and the command fails (exit 1).
         """
-        with _database() as (settings, session):
-            row, target = casefiles.export_document(session, settings.data_dir, reference,
-                                                    document_id, out)
-        click.echo(f"{reference}: wrote {row.document_id} to {target} "
-                   f"({_size(row.size_bytes)}, SHA-256 checked)")
+        if remote.api_url() is not None:
+            got = remote.download_document(reference, document_id)
+            try:
+                target = casefiles.write_copy(got.data, out, got.file_name)
+            except CaseFileError as exc:
+                raise click.ClickException(str(exc)) from None
+            shown, size = got.document_id, len(got.data)
+        else:
+            with _database() as (settings, session):
+                row, target = casefiles.export_document(session, settings.data_dir,
+                                                        reference, document_id, out)
+            shown, size = row.document_id, row.size_bytes
+        click.echo(f"{reference}: wrote {shown} to {target} ({_size(size)}, SHA-256 checked)")
 
     @cli.group(help="The unacceptable-behaviour register (Code 3.6): restrictions on "
                     f"contact, each reviewed. {_CODE_CARRIES_ON}")
@@ -251,6 +299,7 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
     @by_required
     def restriction_add(reference: str, reason: str, evidence: str, proportionality: str,
                         contact_route: str, review_on: dt.date, by: str) -> None:
+        remote.operator_only("restriction add", _REGISTER_IS_OPERATORS)
         with _database() as (_, session):
             row = casefiles.add_restriction(
                 session, reference, reason=reason, evidence=evidence,
@@ -274,6 +323,7 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
     @by_required
     def restriction_review(reference: str, restriction_id: int, outcome: str, note: str,
                            next_review: dt.date | None, by: str) -> None:
+        remote.operator_only("restriction review", _REGISTER_IS_OPERATORS)
         with _database() as (_, session):
             row = casefiles.review_restriction(session, reference, restriction_id,
                                                outcome=outcome, note=note,
@@ -291,6 +341,7 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
                   help="Print a JSON array, each restriction with its history.")
     def restriction_list(due: bool, as_json: bool) -> None:
         """List the register: active restrictions by review date, then lifted ones."""
+        remote.operator_only("restriction list", _REGISTER_IS_OPERATORS)
         today = casefiles.london_today()
         with _database() as (_, session):
             rows = casefiles.list_restrictions(session, due=due, today=today)
@@ -322,30 +373,34 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
                   help="Risk to the resident or the home (health and safety, disrepair).")
     @click.option("--note", default=None,
                   help=f"Why (at most {casefiles.MAX_TEXT:,} characters).")
-    @by_required
+    @click.option("--by", default=None, callback=remote.by_unless_remote,
+                  help="Your staff id (recorded with the entry); with API_URL, the token's "
+                       "holder is.")
     def triage(reference: str, complexity: str, vulnerability: str, risk: str,
-               note: str | None, by: str) -> None:
+               note: str | None, by: str | None) -> None:
         """Record a triage of a case (Code 5.10, 6.1); the latest is the current one.
 
         Every triage is kept: `complaints triage-show REFERENCE` shows them all.
         """
-        with _database() as (_, session):
-            row = casefiles.record_triage(session, reference, complexity=complexity,
-                                          vulnerability=vulnerability, risk=risk, note=note,
-                                          by=by)
+        if remote.api_url() is not None:
+            remote.ignore_by(by, "the triage")
+            row = remote.record_triage(reference, complexity=complexity,
+                                       vulnerability=vulnerability, risk=risk, note=note)
+        else:
+            assert by is not None  # by_unless_remote requires it in direct mode
+            with _database() as (_, session):
+                row = casefiles.record_triage(session, reference, complexity=complexity,
+                                              vulnerability=vulnerability, risk=risk,
+                                              note=note, by=by)
         click.echo(f"{reference}: triage recorded: {_triage_text(row)}")
 
     @cli.command("triage-show")
     @click.argument("reference")
     def triage_show(reference: str) -> None:
         """Show a case's current triage and the earlier ones."""
-        with _database() as (_, session):
-            rows = casefiles.triage_history(session, reference)
-        if not rows:
-            click.echo(f"{reference}: not triaged yet: `complaints triage {reference} ...`")
-            return
-        click.echo(f"{reference}: current: {_triage_text(rows[0])}")
-        if rows[0].note:
-            click.echo(f"    note: {_first_line(rows[0].note)}")
-        for row in rows[1:]:
-            click.echo(f"  earlier: {_triage_text(row)}")
+        if remote.api_url() is not None:
+            rows = remote.triage_history(reference)
+        else:
+            with _database() as (_, session):
+                rows = casefiles.triage_history(session, reference)
+        click.echo("\n".join(_triage_history_text(reference, rows)))

@@ -194,12 +194,17 @@ def issue_token(session: Session, staff_id: str, *, scopes: Iterable[str], label
     session.add(stored)
     session.commit()
     log.info("service_token_issued", token_id=token_id, staff_id=holder.staff_id,
-             scopes=stored.scopes)
+             scopes=stored.scopes, by=created_by)
     return stored, f"{TOKEN_PREFIX}{token_id}.{secret}"
 
 
-def revoke_token(session: Session, token_id: str) -> ServiceTokenRow:
+def revoke_token(session: Session, token_id: str, *, by: str | None = None) -> ServiceTokenRow:
     """Revoke a service token at once.
+
+    Args:
+        session: A session on the complaints database.
+        token_id: The token's id (never its secret).
+        by: Who revoked it, for the log (the web app's signed-in person; the CLI has none).
 
     Raises:
         AccessDenied: 404 when there is no such token.
@@ -208,12 +213,12 @@ def revoke_token(session: Session, token_id: str) -> ServiceTokenRow:
     row = session.get(ServiceTokenRow, token_id)
     if row is None:
         raise AccessDenied(404, f"no service token {token_id!r}: complaints staff token "
-                                "list shows them")
+                                "list (or the web app's Staff page) shows them")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)
         session.commit()
-        log.info("service_token_revoked", token_id=token_id)
+        log.info("service_token_revoked", token_id=token_id, by=by)
     return row
 
 

@@ -1,12 +1,21 @@
 """The CLI's remote mode: staff commands through the HTTP API instead of Temporal and the database.
 
 When ``API_URL`` is set (or ``complaints --api URL ...``), the commands that act on a case
-(every named action, ``act``, ``status``, ``list`` and ``lodge``) call the HTTP API with
+(every named action, ``act``, ``status``, ``list``, ``lodge``, ``letters``, ``attach``,
+``documents``, ``document``, ``triage`` and ``triage-show``) call the HTTP API with
 ``Authorization: Bearer $API_TOKEN``, so staff need no Temporal or database access: the
 API checks the token, the permission matrix and the staff directory, and the workflow
 the Code. ``--by`` is ignored there (a note says so on standard error): the API records
-every action as the token's holder. Without ``API_URL`` the commands work directly, as
-operators use them.
+every action, document and triage as the token's holder. Each command prints what it
+prints in direct mode (the formatting is shared; this module returns the same records).
+A document downloaded is checked against the SHA-256 the API sends (``Repr-Digest``)
+before anything is written.
+
+Without ``API_URL`` the commands work directly, as operators use them. Two groups are for
+operators only and refuse remote mode with one line (:func:`operator_only`): the
+unacceptable-behaviour register (``restriction``: it spans every case and names
+residents, so the API does not serve it) and ``webhooks`` (the integrations' delivery
+log and pushing deliveries are the operator's, with the worker).
 
 Every failure is one line from the problem's ``detail`` (RFC 9457) and exit status 1.
 The token is never printed, and nothing of a request's body is logged.
@@ -14,10 +23,16 @@ The token is never printed, and nothing of a request's body is logged.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 import hashlib
 import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import click
 
@@ -26,11 +41,15 @@ from complaints.settings import Settings
 if TYPE_CHECKING:
     import httpx
 
+    from complaints.casefiles import Attached
     from models.events import ActionResult
     from models.messages import CaseView, Intake
+    from models.tables import DocumentRow, TriageRow
 
-__all__ = ["API_URL_META", "RemoteError", "act", "api_url", "by_unless_remote", "case_view",
-           "lodge", "print_cases"]
+__all__ = ["API_URL_META", "Download", "RemoteError", "act", "api_url", "attach",
+           "by_unless_remote", "case_view", "documents", "download_document", "ignore_by",
+           "letter", "lodge", "operator_only", "print_cases", "record_triage",
+           "triage_history"]
 
 #: Where ``complaints --api URL`` keeps the URL (the root context's ``meta``).
 API_URL_META = "complaints.api_url"
@@ -51,6 +70,29 @@ def api_url() -> str | None:
     ctx = click.get_current_context(silent=True)
     given = ctx.find_root().meta.get(API_URL_META) if ctx is not None else None
     return given or Settings().api_url or None
+
+
+def operator_only(command: str, why: str) -> None:
+    """Refuse an operator's command in remote mode, with one line saying why.
+
+    Args:
+        command: The command as typed (``restriction add``).
+        why: Why it is the operator's (what the API does not serve).
+
+    Raises:
+        RemoteError: ``API_URL`` (or ``--api``) is set.
+
+    """
+    if api_url() is not None:
+        raise RemoteError(f"`complaints {command}` needs direct access, not the API: {why}; "
+                          "unset API_URL (and --api) and run it where the database is")
+
+
+def ignore_by(by: str | None, what: str = "the action") -> None:
+    """Say on standard error that ``--by`` is not used: the API records the token's holder."""
+    if by is not None:
+        click.echo(f"note: --by is ignored with API_URL: the API records {what} as the "
+                   "token's holder", err=True)
 
 
 def by_unless_remote(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -93,14 +135,14 @@ def _client() -> httpx.Client:
         "Accept": "application/json, application/problem+json"})
 
 
-def _request(method: str, path: str, *, after_timeout: str = "", **kwargs: Any) -> Any:
-    """Call the API and return its JSON; any failure as a :class:`RemoteError`.
+def _send(method: str, path: str, *, after_timeout: str = "", **kwargs: Any) -> httpx.Response:
+    """Call the API; its successful response, or any failure as a :class:`RemoteError`.
 
     Args:
         method: The HTTP method.
         path: The path under ``/api/v1``.
         after_timeout: What to add when the API did not answer in time.
-        **kwargs: Passed to :meth:`httpx.Client.request` (``json``, ``params``, ``headers``).
+        **kwargs: Passed to :meth:`httpx.Client.request` (``json``, ``params``, ``files``...).
 
     """
     import httpx
@@ -115,18 +157,36 @@ def _request(method: str, path: str, *, after_timeout: str = "", **kwargs: Any) 
         except httpx.HTTPError as exc:
             raise RemoteError(f"cannot reach the API at {where} ({type(exc).__name__}): "
                               "check API_URL, or unset it to work directly") from None
+    if response.is_success:
+        return response
     try:
         body = response.json()
     except ValueError:
         body = None
-    if response.is_success and body is not None:
-        return body
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         raise RemoteError(body["detail"].splitlines()[0] if body["detail"] else
                           f"the API refused it (HTTP {response.status_code})")
     raise RemoteError(f"the API at {where} answered HTTP {response.status_code} "
                       f"{response.reason_phrase} without problem details: check that API_URL "
                       "names the complaints web app (`complaints serve`)")
+
+
+def _request(method: str, path: str, *, after_timeout: str = "", **kwargs: Any) -> Any:
+    """Call the API and return its JSON; any failure as a :class:`RemoteError`.
+
+    Args:
+        method: The HTTP method.
+        path: The path under ``/api/v1``.
+        after_timeout: What to add when the API did not answer in time.
+        **kwargs: Passed to :meth:`httpx.Client.request` (``json``, ``params``, ``headers``).
+
+    """
+    response = _send(method, path, after_timeout=after_timeout, **kwargs)
+    try:
+        return response.json()
+    except ValueError:
+        raise RemoteError(f"the API answered {path} with something other than JSON: check "
+                          "that API_URL names the complaints web app") from None
 
 
 def _case_path(reference: str) -> str:
@@ -147,9 +207,7 @@ def act(reference: str, trigger: str, payload: dict[str, Any], *,
     from models.events import ActionResult
 
     body = dict(payload)
-    if body.pop("by", None) is not None:
-        click.echo("note: --by is ignored with API_URL: the API records the action as the "
-                   "token's holder", err=True)
+    ignore_by(body.pop("by", None))
     answer = _request("POST", f"{_case_path(reference)}/{quote(trigger, safe='')}",
                       json=body, after_timeout=(
                           f" (the action may still be applied: check `complaints status "
@@ -210,3 +268,119 @@ def lodge(intake: Intake, *, reference_given: bool) -> str:
     answer = _request("POST", "/complaints", json=body, headers={"Idempotency-Key": key},
                       after_timeout=" (run the same command again: it will not lodge it twice)")
     return str(answer["reference"])
+
+
+# --- letters, documents and triage --------------------------------------------------------
+
+
+def letter(reference: str, letter_id: str, fmt: str = "text") -> bytes:
+    """A letter as sent (``text``, ``html`` or ``pdf``: printed and kept on first ask).
+
+    The viewing is recorded by the API.
+    """
+    return _send("GET", f"{_case_path(reference)}/letters/{quote(letter_id, safe='')}",
+                 params={"format": fmt}).content
+
+
+def documents(reference: str) -> list[DocumentRow]:
+    """The documents on a case file, oldest first, as the direct mode's rows."""
+    from models.tables import DocumentRow
+
+    answer = _request("GET", f"{_case_path(reference)}/documents")
+    return [DocumentRow.model_validate(item) for item in answer]
+
+
+@dataclass(frozen=True)
+class Download:
+    """A document downloaded and checked against its recorded SHA-256."""
+
+    document_id: str
+    file_name: str
+    data: bytes
+
+
+_FILE_NAME = re.compile(r"filename\*=UTF-8''([^;\s]+)", re.IGNORECASE)
+
+
+def _recorded_sha256(header: str | None) -> str | None:
+    """The SHA-256 (hex) in an RFC 9530 ``Repr-Digest`` header, or None."""
+    for member in (header or "").split(","):
+        name, _, value = member.strip().partition("=")
+        if name.strip().lower() == "sha-256" and len(value) > 2 and value[0] == value[-1] == ":":
+            try:
+                raw = base64.b64decode(value[1:-1], validate=True)
+            except binascii.Error:
+                return None
+            return raw.hex() if len(raw) == 32 else None
+    return None
+
+
+def download_document(reference: str, document_id: str) -> Download:
+    """A document's bytes, checked against the SHA-256 the API recorded for it.
+
+    Raises:
+        RemoteError: Refused by the API, or the bytes received do not match (nothing is
+            written then).
+
+    """
+    from complaints.casefiles import document_id_for
+
+    response = _send("GET", f"{_case_path(reference)}/documents/{quote(document_id, safe='')}")
+    recorded = _recorded_sha256(response.headers.get("Repr-Digest"))
+    if recorded is None:
+        raise RemoteError(f"the API sent document {document_id} without its recorded SHA-256 "
+                          "(Repr-Digest), so it cannot be checked: check that API_URL names "
+                          "the complaints web app; nothing was written")
+    if hashlib.sha256(response.content).hexdigest() != recorded:
+        raise RemoteError(f"the copy of document {document_id} received does not match its "
+                          "recorded SHA-256 (damaged on the way): run the command again; "
+                          "nothing was written")
+    named = _FILE_NAME.search(response.headers.get("Content-Disposition", ""))
+    file_name = unquote(named.group(1)) if named else document_id_for(recorded)
+    return Download(document_id_for(recorded), file_name, response.content)
+
+
+def attach(reference: str, path: Path, *, kind: str, direction: str,
+           received_on: dt.date | None, note: str | None) -> Attached:
+    """Attach a file to a case file through the API, as the token's holder.
+
+    The file is read here first, and refused as the direct mode refuses it (missing, a
+    folder, empty, over 25 MiB); the API checks its type and content.
+    """
+    from complaints.casefiles import Attached, CaseFileError, read_attachment
+    from models.tables import DocumentRow
+
+    try:
+        data = read_attachment(path)
+    except CaseFileError as exc:
+        raise RemoteError(str(exc)) from None
+    form = {"kind": kind, "direction": direction}
+    if received_on is not None:
+        form["received_on"] = received_on.isoformat()
+    if note is not None:
+        form["note"] = note
+    answer = _request("POST", f"{_case_path(reference)}/documents", data=form,
+                      files={"file": (path.name, data, "application/octet-stream")},
+                      after_timeout=(f" (it may be attached: `complaints documents "
+                                     f"{reference}` shows; attaching it again keeps it once)"))
+    new, restored = bool(answer.pop("new")), bool(answer.pop("restored"))
+    return Attached(DocumentRow.model_validate(answer), created=new, restored=restored)
+
+
+def record_triage(reference: str, *, complexity: str, vulnerability: str, risk: str,
+                  note: str | None) -> TriageRow:
+    """Record a triage through the API, as the token's holder."""
+    from models.tables import TriageRow
+
+    body = {"complexity": complexity, "vulnerability": vulnerability, "risk": risk,
+            "note": note}
+    return TriageRow.model_validate(_request("POST", f"{_case_path(reference)}/triage",
+                                             json=body))
+
+
+def triage_history(reference: str) -> list[TriageRow]:
+    """Every triage of a case, the current (latest) first."""
+    from models.tables import TriageRow
+
+    return [TriageRow.model_validate(item)
+            for item in _request("GET", f"{_case_path(reference)}/triage")]

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -35,7 +35,8 @@ APP_DIR_NAME = "complaints-engine"
 #: Names the env file chosen by :func:`deployment_env_file` (replaced on every load).
 _DEPLOYMENT_ENV_FILE = "<complaints deployment env file>"
 #: Settings holding a filesystem path, made absolute on load.
-_PATH_FIELDS = ("data_dir", "outbox_dir", "temporal_tls_cert", "temporal_tls_key")
+_PATH_FIELDS = ("data_dir", "outbox_dir", "temporal_tls_cert", "temporal_tls_key",
+                "payload_keys_file")
 
 
 def default_data_dir() -> Path:
@@ -150,6 +151,10 @@ class Settings(BaseSettings):
     integration_webhook_secret: str | None = None
 
     ui_port: int = 8233
+    #: Payload encryption (complaints.codec): ``id:base64key`` pairs, the last encrypts;
+    #: or a key file of ``id base64key`` lines. Neither: ``payload-keys`` in data_dir.
+    payload_keys: SecretStr | None = None
+    payload_keys_file: Path | None = None
 
     # -- the web app and HTTP API (complaints.api, complaints.web) -------------------------
     web_host: str = "127.0.0.1"

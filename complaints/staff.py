@@ -500,16 +500,21 @@ def _triage_of(references: list[str]) -> list[dict[str, str] | None]:
 
 
 def _write_pdf(reference: str, letter_id: str, path: Path) -> None:
-    """Write a stored letter's PDF (printing and keeping it first if it has none)."""
+    """Write a stored letter's PDF (printing and keeping it first if it has none).
+
+    With ``API_URL``, the API's copy (which it prints and keeps the same way).
+    """
     from sqlalchemy.exc import SQLAlchemyError
 
     from activities.letters import LetterActivities
     from complaints.db import make_engine, session_factory
-    from complaints.files import create_private_file
 
     settings = Settings()
     if path.exists():
         raise StaffError(f"{path} exists: choose a new file name")
+    if remote.api_url() is not None:
+        _save_pdf(path, remote.letter(reference, letter_id, "pdf"))
+        return
     try:
         engine = make_engine(settings.effective_database_url())
         try:
@@ -526,10 +531,17 @@ def _write_pdf(reference: str, letter_id: str, path: Path) -> None:
     if row.reference != reference:
         raise StaffError(f"letter {letter_id} belongs to another complaint, not {reference}")
     assert row.pdf is not None
+    _save_pdf(path, row.pdf)
+
+
+def _save_pdf(path: Path, pdf: bytes) -> None:
+    """Write a letter's PDF to a new file (``0600``) and say so, in either mode."""
+    from complaints.files import create_private_file
+
     if not create_private_file(path):  # 0600 from the first byte, never over another file
         raise StaffError(f"{path} exists: choose a new file name")
-    path.write_bytes(row.pdf)
-    click.echo(f"{path} ({len(row.pdf):,} bytes)")
+    path.write_bytes(pdf)
+    click.echo(f"{path} ({len(pdf):,} bytes)")
 
 
 def _stored_letter_text(url: str, letter_id: str) -> str | None:
@@ -907,14 +919,18 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
                   help="With --show: write the letter as an accessible PDF to this file "
                        "(printed now if it never was, and kept with the letter).")
     def letters(reference: str, letter_id: str | None, pdf_path: str | None) -> None:
-        """List the letters sent on a case, or print one."""
+        """List the letters sent on a case, or print one (with API_URL: through the API)."""
         if pdf_path is not None:
             if letter_id is None:
                 raise StaffError("--pdf needs --show LETTER_ID: `complaints letters "
                                  f"{reference}` lists them")
             _write_pdf(reference, letter_id, Path(pdf_path))
             return
-        view = run_async(_query)(reference)
+        if letter_id is not None and remote.api_url() is not None:
+            # The API checks that the letter is the case's, and records the reading.
+            click.echo(remote.letter(reference, letter_id).decode("utf-8"))
+            return
+        view = remote.case_view(reference) if remote.api_url() else run_async(_query)(reference)
         if letter_id is None:
             for record in view.letters:
                 click.echo(f"{record.letter_id}  {record.sent_at:%Y-%m-%d}  {record.subject}  "

@@ -5,13 +5,13 @@ permission matrix's names: staff action triggers and permissions), until it expi
 is revoked (:mod:`complaints.identity`). The token is printed once, when made; only the
 SHA-256 of its secret is kept, so it can never be shown again. Making one needs an
 active member of staff whose roles allow ``manage_tokens`` (``--by``); revoking and
-listing need access to the database, which is the operator's already.
+listing need access to the database, which is the operator's already. The web app's
+Staff page does the same through :mod:`complaints.tokens`, which both share.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -20,12 +20,9 @@ import click
 from sqlmodel import Session
 
 from complaints.settings import Settings
-from models.access import ServiceTokenRow
+from complaints.tokens import ALL_SCOPES, MAX_EXPIRES_DAYS, iso, token_json, token_line
 
 __all__ = ["ALL_SCOPES", "register", "token_json"]
-
-#: ``--scope all``: every name the holder's roles allow (a person's own CLI token).
-ALL_SCOPES = "all"
 
 
 @contextlib.contextmanager
@@ -48,54 +45,6 @@ def _matrix() -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def token_json(row: ServiceTokenRow) -> dict[str, Any]:
-    """A token as plain data: never its secret or the secret's digest."""
-    return {"token_id": row.token_id, "staff_id": row.staff_id,
-            "scopes": [s for s in row.scopes.split(",") if s], "label": row.label,
-            "created_by": row.created_by, "created_at": _iso(row.created_at),
-            "expires_at": _iso(row.expires_at), "revoked_at": _iso(row.revoked_at),
-            "last_used_at": _iso(row.last_used_at)}
-
-
-def _check_admin(session: Session, by: str, matrix: Any) -> None:
-    """Refuse unless ``by`` may manage tokens (an empty directory has nobody to check)."""
-    from sqlalchemy import func
-    from sqlmodel import select
-
-    from complaints.directory import find_staff
-    from complaints.identity import AccessDenied, identity_of
-    from domain.permissions import Permission
-    from models.tables import StaffRow
-
-    if not session.exec(select(func.count()).select_from(StaffRow)).one():
-        return  # Nobody to check against; the holder must be in the directory anyway.
-    who = identity_of(find_staff(session, by), via="cli", shown=f"staff id '{by[:64]}' (--by)")
-    refusal = who.refusal(matrix, Permission.MANAGE_TOKENS)
-    if refusal is not None:
-        raise AccessDenied(403, f"--by {who.staff_id}: {refusal}")
-
-
-def _scopes(wanted: tuple[str, ...], holder_roles: tuple[str, ...], matrix: Any) -> list[str]:
-    """The scopes asked for, ``all`` expanded; an unknown name is a one-line error."""
-    from domain.permissions import Permission
-    from models.actions import ACTION_BY_TRIGGER
-
-    names = [*ACTION_BY_TRIGGER, *(p.value for p in Permission)]
-    if ALL_SCOPES in wanted:
-        return [n for n in names if matrix.allowed(holder_roles, n)]
-    unknown = sorted(set(wanted) - set(names))
-    if unknown:
-        raise click.ClickException(
-            f"unknown scope {', '.join(unknown)}: use staff action triggers (acknowledge, "
-            f"respond, ...), {', '.join(p.value for p in Permission)}, or all "
-            "(`complaints permissions show` lists them by role)")
-    return list(wanted)
-
-
 def register(cli: click.Group) -> None:
     """Add the ``token`` subgroup to ``complaints staff`` (registered before this)."""
     staff = cli.commands["staff"]
@@ -116,7 +65,7 @@ def register(cli: click.Group) -> None:
                        "holder's roles allow. Never more than the holder's roles.")
     @click.option("--label", required=True,
                   help="What it is for, such as 'Housing system (Orchard)'.")
-    @click.option("--expires-days", type=click.IntRange(1, 3650), default=None,
+    @click.option("--expires-days", type=click.IntRange(1, MAX_EXPIRES_DAYS), default=None,
                   help="Expire after this many days (default: never; revoke it instead).")
     @click.option("--by", required=True,
                   help="Your staff id: an active member of staff who may manage tokens "
@@ -124,20 +73,15 @@ def register(cli: click.Group) -> None:
     def create(staff_id: str, scopes: tuple[str, ...], label: str, expires_days: int | None,
                by: str) -> None:
         """Make a service token acting as STAFF_ID; it is printed once, on standard output."""
-        from complaints.directory import find_staff, roles_of
-        from complaints.identity import issue_token
+        from complaints.tokens import check_admin_by, make_token
 
         matrix = _matrix()
         with _database() as session:
-            _check_admin(session, by, matrix)
-            holder = find_staff(session, staff_id)
-            roles = roles_of(holder) if holder is not None else ()
-            row, secret = issue_token(
-                session, staff_id, scopes=_scopes(scopes, roles, matrix), label=label,
-                created_by=by, matrix=matrix,
-                expires_in=dt.timedelta(days=expires_days) if expires_days else None)
+            check_admin_by(session, by, matrix)
+            row, secret = make_token(session, staff_id, wanted=scopes, label=label, by=by,
+                                     matrix=matrix, expires_days=expires_days)
         click.echo(secret)
-        expires = f", expires {_iso(row.expires_at)}" if row.expires_at else ""
+        expires = f", expires {iso(row.expires_at)}" if row.expires_at else ""
         click.echo(f"token {row.token_id} for {row.staff_id} ({row.scopes}{expires}): it "
                    "will not be shown again; store it now (for example as API_TOKEN)",
                    err=True)
@@ -154,12 +98,7 @@ def register(cli: click.Group) -> None:
             click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
             return
         for r in rows:
-            state = f"REVOKED {r['revoked_at']}" if r["revoked_at"] else "active"
-            click.echo(f"{r['token_id']}  {r['staff_id']:<12} {state}  "
-                       f"created {r['created_at']} by {r['created_by']}  "
-                       f"expires {r['expires_at'] or 'never'}  "
-                       f"last used {r['last_used_at'] or 'never'}  "
-                       f"label: {r['label']}  scopes: {', '.join(r['scopes'])}")
+            click.echo(token_line(r))
         click.echo(f"{len(rows)} token{'s' if len(rows) != 1 else ''}")
 
     @token.command("revoke", short_help="Revoke a token at once.")
@@ -172,4 +111,4 @@ def register(cli: click.Group) -> None:
         wanted = token_id.removeprefix(TOKEN_PREFIX).partition(".")[0]
         with _database() as session:
             row = revoke_token(session, wanted)
-        click.echo(f"token {row.token_id} ({row.staff_id}): revoked {_iso(row.revoked_at)}")
+        click.echo(f"token {row.token_id} ({row.staff_id}): revoked {iso(row.revoked_at)}")

@@ -45,6 +45,7 @@ class Permission(StrEnum):
     ASSIGN = "assign"
     ADMIN_STAFF = "admin_staff"
     MANAGE_TOKENS = "manage_tokens"
+    TRIAGE = "triage"
 
 
 #: How a refusal names each permission.
@@ -57,6 +58,7 @@ PERMISSION_TEXT: dict[str, str] = {
     "assign": "assign cases",
     "admin_staff": "keep the staff directory",
     "manage_tokens": "manage service tokens",
+    "triage": "triage cases",
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from models.case import AuditEvent, CaseFile, Frozen, Label
 from models.letters import LetterKind
@@ -171,6 +171,40 @@ class Refusal(Frozen):
     name: str
     by: str
     reason: str
+
+
+class PreviewInput(Frozen):
+    """The ``preview`` query's question: what would this action do, if taken now?
+
+    Attributes:
+        trigger: The action's trigger (``acknowledge``, ``respond``, ...).
+        action: The action as its update would receive it (``by`` included), as JSON.
+        at: When to decide as of: the caller's clock (an action taken now is applied at
+            about now). A query sees the case's time as of its last workflow task, which
+            for a quiet case is days old and would date the letter then. Never earlier
+            than the case's own time; None: the case's time.
+    """
+
+    trigger: str
+    action: dict[str, Any]
+    at: AwareDatetime | None = None
+
+
+class PreviewAnswer(Frozen):
+    """The ``preview`` query's answer: the refusal, or what the action would record.
+
+    Nothing in it was recorded or sent: it comes from a copy of the case.
+
+    Attributes:
+        refusal: Why the case would refuse the action now (then nothing else is given).
+        event: The event the action would record, with the letters it would send.
+        case: The case file as it would be after the action (what letters are written
+            from).
+    """
+
+    refusal: str | None = None
+    event: CaseEvent | None = None
+    case: CaseFile | None = None
 
 
 class CaseState(BaseModel):

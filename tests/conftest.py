@@ -15,6 +15,7 @@ moves in time when a test says so.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,11 +27,11 @@ import pytest
 import pytest_asyncio
 from sqlmodel import Session
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import build_activities
+from complaints.codec import data_converter, keys_for, new_key_line
 from complaints.db import make_engine, session_factory
 from complaints.settings import Settings
 from models.case import Party
@@ -47,6 +48,13 @@ from workflows.complaint import (
 )
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
+# One payload key for the whole run, in the environment so that every Settings() and every
+# process a test starts (worker, CLI, web app) encrypts and decrypts as the test client.
+os.environ.setdefault("PAYLOAD_KEYS", "test:" + new_key_line().split()[1])
+#: The run's payload keys, for processes started with none of the caller's settings.
+RUN_PAYLOAD_KEYS = os.environ["PAYLOAD_KEYS"]
+#: The engine's own converter (pydantic, AES-GCM encrypted) with the run's key.
+CONVERTER = data_converter(keys_for(Settings(_env_file=None)))
 SEARCH_KEYS = [SA_STATE, SA_STAGE, SA_NEXT_DEADLINE, SA_LANDLORD, SA_HANDLER, SA_OVERDUE]
 
 
@@ -58,7 +66,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(TEMPORAL_CLI),
         dev_server_extra_args=["--dynamic-config-value",
                                "frontend.WorkflowTimeSkippingEnabled=true"],
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         search_attributes=SEARCH_KEYS,
     )
     yield environment

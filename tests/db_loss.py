@@ -27,7 +27,7 @@ from models.actions import Acknowledge, Action
 from models.messages import CaseView, ComplaintInput, Intake
 from models.tables import DeliveryRow, LetterRow
 from tests.cases import DEFINITION, STAGE1_HANDLER
-from tests.conftest import Stack
+from tests.conftest import RUN_PAYLOAD_KEYS, Stack
 
 #: The first workflow type's name (kept by ``workflows.complaint_v1`` for its cases).
 V1_TYPE = "ComplaintWorkflow"
@@ -167,6 +167,7 @@ def subprocess_env(stack: Stack, database: Path, **extra: str) -> dict[str, str]
                TEMPORAL_TASK_QUEUE=stack.task_queue,
                DATA_DIR=str(database.parent), DATABASE_URL=f"sqlite:///{database}",
                OUTBOX_DIR=str(stack.settings.effective_outbox()), LOG_JSON="true",
+               PAYLOAD_KEYS=RUN_PAYLOAD_KEYS,  # the session server's payloads
                # No deployment env file (a developer's could add SMTP to the worker).
                COMPLAINTS_ENV_FILE=str(database.parent / "absent.env"), **extra)
     return env

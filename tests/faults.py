@@ -44,7 +44,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from activities.letters import (
@@ -81,6 +80,7 @@ from models.tables import (
     NotificationRow,
 )
 from tests.cases import DEFINITION, STAGE1_HANDLER, STAGE2_HANDLER, respond_to
+from tests.conftest import CONVERTER
 from workflows.complaint import SEARCH_ATTRIBUTES, london_date
 
 T = TypeVar("T")
@@ -261,7 +261,7 @@ def worker_settings(server: TemporalServer, task_queue: str, database_url: str,
 
 async def connect(address: str) -> Client:
     """A client as staff tools make it (pydantic payloads)."""
-    return await Client.connect(address, data_converter=pydantic_data_converter)
+    return await Client.connect(address, data_converter=CONVERTER)
 
 
 # --- the SMTP sink -----------------------------------------------------------------------

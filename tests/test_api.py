@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
 from sqlmodel import select
 
+from complaints.casefiles import document_path
 from complaints.identity import revoke_token
 from models.access import CaseViewRow
-from models.tables import AuditRow, ComplaintRow
+from models.tables import AuditRow, ComplaintRow, DocumentRow, TriageRow
 from tests.api_support import Api, acknowledge_body, running_api
 from tests.conftest import Stack
 
@@ -308,3 +311,89 @@ async def test_an_oidc_access_token_is_the_person_it_names(stack: Stack,
         tampered = as_handler["Authorization"][:-6] + "AAAAAA"
         bad = await api.http.get("/api/v1/complaints", headers={"Authorization": tampered})
         assert bad.status_code == 401 and "not valid" in bad.json()["detail"]
+
+
+async def test_case_file_routes_refuse_with_problems(api: Api) -> None:
+    """The document and triage routes give 404, 403 and 422 problems with their reasons."""
+    reference = await api.lodge()
+    triage = {"complexity": "high", "vulnerability": "some", "risk": "medium"}
+    unknown = "/api/v1/complaints/CMP-2026-999999"
+    for method, path in (("GET", "/documents"), ("GET", "/documents/0123456789abcdef"),
+                         ("GET", "/triage"), ("POST", "/triage")):
+        missing = await api.http.request(method, unknown + path, headers=api.auth("hdl-1"),
+                                         json=triage if method == "POST" else None)
+        assert missing.status_code == 404, (path, missing.text)
+        assert missing.headers["content-type"].startswith(PROBLEM)
+        assert "no complaint CMP-2026-999999" in missing.json()["detail"]
+    case = f"/api/v1/complaints/{reference}"
+    no_document = await api.http.get(f"{case}/documents/0123456789abcdef",
+                                     headers=api.auth("hdl-1"))
+    assert no_document.status_code == 404 and "no document" in no_document.json()["detail"]
+
+    viewer = await api.http.post(f"{case}/triage", json=triage, headers=api.auth("view-1"))
+    assert viewer.status_code == 403
+    assert "your roles (viewer) may not triage cases" in viewer.json()["detail"]
+    upload = await api.http.post(f"{case}/documents", data={"kind": "email",
+                                                            "direction": "inbound"},
+                                 files={"file": ("a.txt", b"Text", "text/plain")},
+                                 headers=api.auth("view-1"))
+    assert upload.status_code == 403 and "attach documents" in upload.json()["detail"]
+    await api.act(reference, "acknowledge", acknowledge_body("hdl-1"), "hdl-1")
+    other_team = await api.http.post(f"{case}/triage", json=triage, headers=api.auth("hdl-2"))
+    assert other_team.status_code == 403
+    assert "handled by hdl-1 of team North" in other_team.json()["detail"]
+
+    bad = await api.http.post(f"{case}/triage", json={**triage, "complexity": "extreme"},
+                              headers=api.auth("hdl-1"))
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith(PROBLEM)
+    assert [e["pointer"] for e in bad.json()["errors"]] == ["#/complexity"]
+    named = await api.http.post(f"{case}/triage", json={**triage, "by": "lead-1"},
+                                headers=api.auth("hdl-1"))
+    assert named.status_code == 422 and named.json()["errors"][0]["pointer"] == "#/by"
+    with api.context.session() as session:
+        assert session.exec(select(TriageRow).where(TriageRow.reference == reference)
+                            ).all() == []
+
+
+async def test_documents_download_checked_and_triage_by_the_caller(api: Api) -> None:
+    """A document downloads with its SHA-256, a damaged copy is refused, views are recorded."""
+    reference = await api.lodge()
+    case = f"/api/v1/complaints/{reference}"
+    data = b"The resident wrote again about the leak."
+    uploaded = await api.http.post(
+        f"{case}/documents", files={"file": ("email.txt", data, "text/plain")},
+        data={"kind": "email", "direction": "inbound", "note": "Second email",
+              "received_on": api.context.today().isoformat()}, headers=api.auth("hdl-1"))
+    assert uploaded.status_code == 201, uploaded.text
+    document = uploaded.json()
+    assert document["added_by"] == "hdl-1" and document["new"] is True
+    assert document["received_on"] == api.context.today().isoformat()
+    [listed] = (await api.http.get(f"{case}/documents", headers=api.auth("view-1"))).json()
+    assert listed["note"] == "Second email" and listed["sha256"] == hashlib.sha256(
+        data).hexdigest()
+    got = await api.http.get(f"{case}/documents/{document['document_id']}",
+                             headers=api.auth("view-1"))
+    assert got.status_code == 200 and got.content == data
+    assert got.headers["content-type"].startswith("text/plain")
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert got.headers["repr-digest"] == f"sha-256=:{digest}:"
+    assert "filename*=UTF-8''email.txt" in got.headers["content-disposition"]
+
+    with api.context.session() as session:
+        row = session.exec(select(DocumentRow).where(DocumentRow.reference == reference)).one()
+    document_path(api.context.settings.data_dir, row).write_bytes(b"tampered")
+    damaged = await api.http.get(f"{case}/documents/{row.document_id}",
+                                 headers=api.auth("hdl-1"))
+    assert damaged.status_code == 500 and "recorded SHA-256" in damaged.json()["detail"]
+    assert str(api.context.settings.data_dir) not in damaged.text  # no server paths
+
+    recorded = await api.http.post(f"{case}/triage", headers=api.auth("hdl-1"), json={
+        "complexity": "high", "vulnerability": "some", "risk": "low", "note": "Asthma"})
+    assert recorded.status_code == 201 and recorded.json()["by"] == "hdl-1"
+    history = (await api.http.get(f"{case}/triage", headers=api.auth("view-1"))).json()
+    assert [(t["complexity"], t["by"], t["note"]) for t in history] == [("high", "hdl-1",
+                                                                         "Asthma")]
+    with api.context.session() as session:
+        whats = session.exec(select(CaseViewRow.what).where(
+            CaseViewRow.reference == reference)).all()
+    assert sorted(whats) == sorted(["documents", f"document:{row.document_id}", "triage"])

@@ -14,7 +14,8 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TextIO
+from pathlib import Path
+from typing import TextIO, cast
 
 import pytest_asyncio
 import structlog
@@ -25,7 +26,7 @@ from complaints.api.app import create_app
 from complaints.cli import cli
 from complaints.dev import _embedded_server, bind_web_socket
 from models.messages import CaseView
-from models.tables import AuditRow
+from models.tables import AuditRow, DocumentRow, TriageRow
 from tests.api_support import Api, acknowledge_body, running_api
 from tests.conftest import Stack
 
@@ -64,6 +65,17 @@ class Served:
                "COMPLAINTS_DEBUG": None}
         return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env)
 
+    async def direct(self, *args: str) -> Result:
+        """Run ``complaints ARGS`` directly, as operators do: the test's database and Temporal."""
+        settings = self.api.context.settings
+        env = {"API_URL": None, "API_TOKEN": None, "COMPLAINTS_DEBUG": None,
+               "DATA_DIR": str(settings.data_dir),
+               "DATABASE_URL": settings.effective_database_url(),
+               "OUTBOX_DIR": str(settings.effective_outbox()),
+               "TEMPORAL_ADDRESS": self.api.stack.env.client.service_client.config.target_host,
+               "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue}
+        return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env)
+
     def audit(self, reference: str, action: str) -> list[AuditRow]:
         """The case's audit rows of ``action``."""
         with self.api.context.session() as session:
@@ -83,7 +95,8 @@ async def served(stack: Stack) -> AsyncIterator[Served]:
     # processors (complaints.logs), which cannot run on a PrintLogger.
     previous = structlog.get_config()
     structlog.reset_defaults()
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=Pinned(sys.stdout)))
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(
+        file=cast(TextIO, Pinned(sys.stdout))))
     async with running_api(stack) as api:
         sock = bind_web_socket(0)
         port = sock.getsockname()[1]
@@ -101,6 +114,12 @@ async def served(stack: Stack) -> AsyncIterator[Served]:
             await asyncio.wait_for(task, 10)
             sock.close()
             structlog.configure(**previous)
+
+
+def ok(result: Result) -> str:
+    """The standard output of a command that succeeded."""
+    assert result.exit_code == 0, result.output
+    return result.stdout
 
 
 def one_line_error(result: Result, *needles: str) -> str:
@@ -204,3 +223,109 @@ async def test_direct_mode_still_needs_by(served: Served) -> None:
                                      env={"API_URL": None, "API_TOKEN": None})
     assert result.exit_code == 2
     assert "Missing option '--by'" in result.stderr
+
+
+async def test_letters_read_the_same_remote_as_direct(served: Served, tmp_path: Path) -> None:
+    """The letters list, one letter's text and its PDF are the same through the API as direct."""
+    reference = await served.api.lodge()
+    assert (await served.api.act(reference, "acknowledge", acknowledge_body(),
+                                 "hdl-1")).status_code == 200
+    listed = ok(await served.cli("letters", reference))
+    assert listed == ok(await served.direct("letters", reference))
+    assert listed.endswith("1 letter\n")
+    letter_id = listed.split()[0]
+    text = ok(await served.cli("letters", reference, "--show", letter_id))
+    assert text == ok(await served.direct("letters", reference, "--show", letter_id))
+    assert reference in text
+    remote_pdf, direct_pdf = tmp_path / "remote.pdf", tmp_path / "direct.pdf"
+    wrote = ok(await served.cli("letters", reference, "--show", letter_id, "--pdf",
+                                str(remote_pdf)))
+    ok(await served.direct("letters", reference, "--show", letter_id, "--pdf",
+                           str(direct_pdf)))
+    assert remote_pdf.read_bytes() == direct_pdf.read_bytes()
+    assert remote_pdf.read_bytes().startswith(b"%PDF")
+    assert wrote == f"{remote_pdf} ({remote_pdf.stat().st_size:,} bytes)\n"
+
+
+async def test_documents_read_the_same_remote_as_direct(served: Served, tmp_path: Path) -> None:
+    """Attached through the API, a document lists, lists as JSON and downloads as direct."""
+    reference = await served.api.lodge()
+    source = tmp_path / "Résidente email.txt"  # a non-ASCII name crosses the API intact
+    source.write_bytes(b"The resident wrote again about the leak.\n")
+    attach = ("attach", reference, str(source), "--kind", "email", "--direction", "inbound",
+              "--received-on", dt.date.today().isoformat(), "--note", "Second email")
+    first = await served.cli(*attach, "--by", "lead-1")
+    assert ok(first).startswith(f"{reference}: attached ")
+    assert "--by is ignored" in first.stderr
+    again = ok(await served.cli(*attach))
+    assert again == ok(await served.direct(*attach))
+    assert "already attached as" in again and "by hdl-1" in again  # the token's holder
+
+    for args in (("documents", reference), ("documents", reference, "--json")):
+        assert ok(await served.cli(*args)) == ok(await served.direct(*args))
+    [row] = json.loads(ok(await served.cli("documents", reference, "--json")))
+    assert row["added_by"] == "hdl-1" and row["note"] == "Second email"
+
+    remote_dir, direct_dir = tmp_path / "remote", tmp_path / "direct"
+    remote_dir.mkdir()
+    direct_dir.mkdir()
+    wrote = ok(await served.cli("document", reference, row["document_id"], "--out",
+                                str(remote_dir)))
+    direct = ok(await served.direct("document", reference, row["document_id"], "--out",
+                                    str(direct_dir)))
+    assert wrote.replace(str(remote_dir), "OUT") == direct.replace(str(direct_dir), "OUT")
+    assert (remote_dir / source.name).read_bytes() == source.read_bytes()
+    assert (remote_dir / source.name).stat().st_mode & 0o777 == 0o600
+    refused = await served.cli("document", reference, row["document_id"], "--out",
+                               str(remote_dir))
+    one_line_error(refused, "exists already")  # never over an existing file
+
+
+async def test_triage_reads_the_same_remote_as_direct(served: Served) -> None:
+    """A triage through the API is the token holder's, and triage-show matches direct."""
+    reference = await served.api.lodge()
+    ok(await served.direct("triage", reference, "--complexity", "low", "--vulnerability",
+                           "none", "--risk", "low", "--by", "mgr-1"))
+    done = ok(await served.cli("triage", reference, "--complexity", "high",
+                               "--vulnerability", "some", "--risk", "medium",
+                               "--note", "Asthma in the household"))
+    assert done.startswith(f"{reference}: triage recorded: complexity high, vulnerability "
+                           "some, risk medium (by hdl-1, ")
+    shown = ok(await served.cli("triage-show", reference))
+    assert shown == ok(await served.direct("triage-show", reference))
+    current, note, earlier = shown.splitlines()
+    assert current.startswith(f"{reference}: current: complexity high") and "hdl-1" in current
+    assert note == "    note: Asthma in the household"
+    assert earlier.startswith("  earlier: complexity low, vulnerability none, risk low "
+                              "(by mgr-1, ")
+
+
+async def test_a_viewer_may_not_attach_or_triage(served: Served, tmp_path: Path) -> None:
+    """A viewer's attach and triage are refused with the API's one-line reason, exit 1."""
+    reference = await served.api.lodge()
+    source = tmp_path / "photo.txt"
+    source.write_text("A description of the photo")
+    attach = await served.cli("attach", reference, str(source), "--kind", "photo",
+                              "--direction", "inbound", as_who="view-1")
+    one_line_error(attach, "your roles (viewer) may not attach documents")
+    triage = await served.cli("triage", reference, "--complexity", "low", "--vulnerability",
+                              "none", "--risk", "low", as_who="view-1")
+    one_line_error(triage, "your roles (viewer) may not triage cases", "that is for: handler")
+    with served.api.context.session() as session:
+        assert session.exec(select(DocumentRow).where(DocumentRow.reference == reference)
+                            ).all() == []
+        assert session.exec(select(TriageRow).where(TriageRow.reference == reference)
+                            ).all() == []
+
+
+def test_operator_commands_refuse_remote_mode() -> None:
+    """The restriction register and the webhook commands refuse remote mode in one line."""
+    env = {"API_URL": "http://127.0.0.1:9", "API_TOKEN": "cmpt_0123456789ab.secret",
+           "COMPLAINTS_DEBUG": None}
+    for args in (["restriction", "list"],
+                 ["restriction", "review", "CMP-2026-000001", "1", "--outcome", "lift",
+                  "--note", "Behaviour improved", "--by", "mgr-1"],
+                 ["webhooks", "list"], ["webhooks", "deliver"]):
+        result = CliRunner().invoke(cli, args, env=env)
+        one_line_error(result, f"`complaints {' '.join(args[:2])}` needs direct access",
+                       "unset API_URL")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities import build_activities
@@ -24,7 +23,7 @@ from models.actions import Acknowledge, Extend
 from models.events import ActionResult, RefreshCalendar
 from models.messages import CaseView, Deadline
 from tests.cases import DEFINITION, STAGE1_HANDLER
-from tests.conftest import Stack, make_intake
+from tests.conftest import CONVERTER, Stack, make_intake
 from tests.test_workflow import do, started, task_failures, view
 from workflows.complaint import ComplaintWorkflow
 
@@ -109,7 +108,7 @@ async def test_new_bank_holiday_changes_new_deadlines_not_recorded_ones(
         history = await running.fetch_history()
     assert task_failures(history) == 0
 
-    replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
 

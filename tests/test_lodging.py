@@ -39,7 +39,7 @@ from complaints.lodging import (
 from complaints.settings import Settings
 from complaints.staff import PLACEHOLDER_REFERENCE, lodge_intake
 from models.messages import Intake
-from tests.conftest import Stack, make_intake
+from tests.conftest import RUN_PAYLOAD_KEYS, Stack, make_intake
 
 COMPLAINTS = Path(sys.executable).parent / "complaints"
 CLI_TIMEOUT_S = 60
@@ -56,7 +56,8 @@ def cli_env(stack: Stack, home: Path, **settings: str) -> dict[str, str]:
     env.update(HOME=str(home), LOG_JSON="true",
                COMPLAINTS_ENV_FILE=str(home / "absent.env"),
                TEMPORAL_ADDRESS=stack.env.client.service_client.config.target_host,
-               TEMPORAL_TASK_QUEUE=stack.task_queue, **settings)
+               TEMPORAL_TASK_QUEUE=stack.task_queue, PAYLOAD_KEYS=RUN_PAYLOAD_KEYS,
+               **settings)
     return env
 
 

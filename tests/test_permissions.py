@@ -30,6 +30,8 @@ CELLS = [
     ("integration", "respond", False), ("integration", "read_reports", False),
     ("admin", "admin_staff", True), ("admin", "manage_tokens", True),
     ("admin", "read_cases", False), ("admin", "respond", False),
+    ("handler", "triage", True), ("reviewer", "triage", True), ("manager", "triage", True),
+    ("lead", "triage", True), ("viewer", "triage", False), ("integration", "triage", False),
 ]
 
 

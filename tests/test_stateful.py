@@ -47,7 +47,6 @@ from pydantic import ValidationError
 from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
@@ -109,7 +108,7 @@ from models.messages import CaseView, Deadline, DeadlineKind, DeadlineStatus
 from models.policy import Policy
 from models.tables import LetterRow, NotificationRow
 from tests.cases import DEFINITION
-from tests.conftest import SEARCH_KEYS, TEMPORAL_CLI, make_intake
+from tests.conftest import CONVERTER, SEARCH_KEYS, TEMPORAL_CLI, make_intake
 from workflows.complaint import ComplaintWorkflow, london_date
 
 T = TypeVar("T")
@@ -925,7 +924,7 @@ class Harness:
             dev_server_existing_path=str(TEMPORAL_CLI),
             dev_server_extra_args=["--dynamic-config-value",
                                    "frontend.WorkflowTimeSkippingEnabled=true"],
-            data_converter=pydantic_data_converter, search_attributes=SEARCH_KEYS)
+            data_converter=CONVERTER, search_attributes=SEARCH_KEYS)
         self.worker = Worker(self.env.client, task_queue=self.task_queue,
                              workflows=[ComplaintWorkflow],
                              activities=build_activities(self.settings),

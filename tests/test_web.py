@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from complaints.web import create_web_app
 from models.access import CaseViewRow
-from models.tables import AuditRow
+from models.tables import AuditRow, LetterRow
 from tests.api_support import Api, running_api
 from tests.cases import DEFINITION
 from tests.conftest import Stack
@@ -196,3 +196,43 @@ async def test_a_letter_reads_in_the_page_and_downloads_as_pdf(api: Api) -> None
         whats = session.exec(select(CaseViewRow.what).where(
             CaseViewRow.reference == reference, CaseViewRow.via == "web")).all()
     assert any(w.endswith(":pdf") for w in whats) and len(whats) >= 3
+
+
+async def test_the_preview_button_shows_the_letter_not_sent(api: Api) -> None:
+    """Preview letter renders the acknowledgement under the form (htmx or not); nothing sent."""
+    reference = await api.lodge()
+    form = {"handler_id": "hdl-1", "definition.summary": DEFINITION.summary,
+            "definition.points": "\n".join(DEFINITION.points),
+            "definition.outcomes_sought": "\n".join(DEFINITION.outcomes_sought)}
+    url = f"/case/{reference}/actions/acknowledge/preview"
+    async with browser_for(api) as client:
+        await sign_in(client, "hdl-1")
+        case = (await client.get(f"/case/{reference}")).text
+        assert f'hx-post="{url}"' in case and 'hx-target="#preview-acknowledge"' in case
+        fragment = await client.post(url, data={"csrf": csrf_of(case), **form},
+                                     headers={"HX-Request": "true"})
+        assert fragment.status_code == 200, fragment.text
+        assert 'role="region"' in fragment.text and "Preview — not sent" in fragment.text
+        assert "<iframe" in fragment.text and "sandbox" in fragment.text
+        assert "Staff hdl-1, Handler is handling your complaint" in fragment.text
+        assert "<h1" not in fragment.text  # a fragment, not a page
+        assert re.search(r'srcdoc="&lt;!doctype html', fragment.text, re.I)  # escaped
+        whole = await client.post(url, data={"csrf": csrf_of(case), **form})
+        assert whole.status_code == 200 and f"<h1>{reference}</h1>" in whole.text
+        assert "Preview — not sent" in whole.text
+        refused = await client.post(f"/case/{reference}/actions/respond/preview",
+                                    data={"csrf": csrf_of(case), "decision": "upheld",
+                                          "findings.0.point": "p", "findings.0.finding": "f",
+                                          "findings.0.reason": "r"},
+                                    headers={"HX-Request": "true"})
+        assert refused.status_code == 200 and "Cannot preview this" in refused.text
+        assert "while the complaint is &#39;received&#39;" in refused.text
+        claim = await client.post(f"/case/{reference}/actions/assign/preview",
+                                  data={"csrf": csrf_of(case), "to": "hdl-1"},
+                                  headers={"HX-Request": "true"})
+        assert "This action sends no letter." in claim.text
+        forged = await client.post(url, data={"csrf": "wrong", **form})
+        assert forged.status_code == 403
+    with api.context.session() as session:
+        letters = session.exec(select(LetterRow).where(LetterRow.reference == reference)).all()
+    assert letters == []

@@ -86,8 +86,11 @@ with workflow.unsafe.imports_passed_through():
         CaseContext,
         CaseEvent,
         CaseInput,
+        CaseState,
         LoadCalendarInput,
         OpenCaseInput,
+        PreviewAnswer,
+        PreviewInput,
         Recorded,
         RefreshCalendar,
     )
@@ -519,6 +522,49 @@ class ComplaintWorkflow:
     def case_view(self) -> CaseView:
         """The case: state, stage, handlers, deadlines, letters, recent audit and refusals."""
         return self.book.view()
+
+    @workflow.query
+    def preview(self, question: PreviewInput) -> PreviewAnswer:
+        """What an action would do if taken now: its refusal, or its event and case file.
+
+        Decided on a twin of the case book, so nothing here changes the case, and nothing
+        enters history (a query adds no event: no patch is needed). Never raises on bad
+        input: a malformed action or unknown trigger is answered as a refusal.
+        """
+        try:
+            return self._preview(question)
+        except Exception as exc:
+            if isinstance(exc, workflow.NondeterminismError):
+                raise
+            return PreviewAnswer(refusal=f"the action could not be previewed "
+                                         f"({type(exc).__name__}); nothing was changed")
+
+    def _preview(self, question: PreviewInput) -> PreviewAnswer:
+        book = self.book
+        model = ACTION_BY_TRIGGER.get(question.trigger)
+        if model is None:
+            return PreviewAnswer(refusal="unknown action; actions are: " + ", ".join(TRIGGERS))
+        try:
+            action = model.model_validate(question.action)
+        except ValidationError as exc:
+            return PreviewAnswer(refusal="malformed: " + validation_fields(exc))
+        if book.context is None:
+            return PreviewAnswer(refusal="the case is still starting")
+        # A deep copy through JSON, as a continue-as-new carries it: carried() shares the
+        # book's case file and deadlines, which accept() mutates in place.
+        carried = CaseState.model_validate(book.carried().model_dump(mode="json"))
+        now = workflow.now()
+        if question.at is not None and question.at > now:
+            now = question.at  # a quiet case's own time is its last task's (see PreviewInput)
+        twin = CaseBook(self.intake, carried, lambda: now, casework=book.casework)
+        # Events queued but not recorded yet count towards letter numbers, as in the book.
+        twin.queue = list(book.queue)
+        reason = twin.refusal(action)
+        if reason is not None:
+            return PreviewAnswer(refusal=reason)
+        number, _seq = twin.accept(action)
+        event = next(e for e in twin.queue if e.seq == number)
+        return PreviewAnswer(event=event, case=twin.case)
 
     # -- deciding: the case book decides, the workflow waits for the record ---------------
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from complaints.api import actions, cases, health, problems, reports
+from complaints.api import actions, casefiles, cases, health, problems, reports
 from complaints.api.deps import ApiContext
 from complaints.db import ensure_schema, make_engine
 from complaints.identity import OidcVerifier
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, context: ApiContext | None =
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)
     api.include_router(cases.router)
+    api.include_router(casefiles.router)
     api.include_router(actions.router)
     api.include_router(reports.router)
     app.include_router(api)

@@ -1,4 +1,7 @@
-"""Cases: lodge (idempotently), list and search, read one, its letters and documents."""
+"""Cases: lodge (idempotently), list and search, read one, and its letters.
+
+A case file's documents and triage are in :mod:`complaints.api.casefiles`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,10 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Header, Query, UploadFile, status
+from fastapi import APIRouter, Header, Query, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -207,7 +208,8 @@ async def get_case(reference: str, context: ContextDep, session: SessionDep,
     return CaseOut(records=records, live=view, live_error=why, actions=options)
 
 
-def _case(session: Any, reference: str) -> ComplaintRow:
+def known_case(session: Any, reference: str) -> ComplaintRow:
+    """The case's row; a 404 problem when there is no such case."""
     row = session.get(ComplaintRow, reference)
     if row is None:
         raise Problem(404, f"no complaint {reference}: GET /api/v1/complaints lists them")
@@ -228,7 +230,7 @@ def get_letter(reference: str, letter_id: str, context: ContextDep, session: Ses
                ) -> Response:
     """A letter's text, HTML or accessible PDF; the viewing is recorded."""
     require(context, who, Permission.READ_CASES)
-    _case(session, reference)
+    known_case(session, reference)
     row = session.get(LetterRow, letter_id)
     if row is None or row.reference != reference:
         raise Problem(404, f"no letter {letter_id} on {reference}: GET "
@@ -247,36 +249,3 @@ def get_letter(reference: str, letter_id: str, context: ContextDep, session: Ses
     extension = "txt" if format == "text" else format
     return Response(body, media_type=_MEDIA[format], headers={
         "Content-Disposition": f'inline; filename="{letter_id}.{extension}"'})
-
-
-@router.post("/{reference}/documents", status_code=201, summary="Attach a document",
-             responses={409: {"description": "Refused (size, type)"}})
-async def upload_document(reference: str, context: ContextDep, session: SessionDep,
-                          who: CurrentUser, file: UploadFile,
-                          kind: Annotated[str, Form(description="letter, email, report, "
-                                                    "photo, survey or other")],
-                          direction: Annotated[str, Form(description="inbound or outbound")],
-                          note: Annotated[str | None, Form(max_length=2000)] = None,
-                          ) -> dict[str, Any]:
-    """Store an inbound or outbound document on the case file (never in Temporal)."""
-    from complaints.casefiles import MAX_DOCUMENT_BYTES, CaseFileError, attach_document
-
-    require(context, who, Permission.UPLOAD_DOCUMENTS, relation_to(session, who, reference))
-    _case(session, reference)
-    data = await file.read(MAX_DOCUMENT_BYTES + 1)
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise Problem(413, f"the file is over {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB: "
-                           "send a smaller one")
-    name = Path(file.filename or "document").name or "document"
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / name
-        path.write_bytes(data)
-        try:
-            attached = await context.write(lambda writer: attach_document(
-                writer, context.settings.data_dir, reference, path, kind=kind,
-                direction=direction, by=who.staff_id, note=note, today=context.today()))
-        except CaseFileError as exc:
-            raise Problem(409, str(exc)) from None
-    row = attached.row
-    return {"document_id": row.document_id, "sha256": row.sha256, "size_bytes": row.size_bytes,
-            "media_type": row.media_type, "new": attached.created}

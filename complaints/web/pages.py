@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from complaints.api.actions import body_model, perform
+from complaints.api.actions import body_model, perform, preview
 from complaints.api.cases import live_view, recorded
 from complaints.api.deps import ContextDep, SessionDep
 from complaints.api.problems import Problem
@@ -43,7 +43,8 @@ def page(request: Request, template: str, user: Identity | None, status: int = 2
             nav.append(("/lodge", "Lodge a complaint"))
         if user.may(context.matrix, Permission.READ_REPORTS):
             nav.append(("/reports", "Reports"))
-        if user.may(context.matrix, Permission.ADMIN_STAFF):
+        if (user.may(context.matrix, Permission.ADMIN_STAFF)
+                or user.may(context.matrix, Permission.MANAGE_TOKENS)):
             nav.append(("/staff", "Staff"))
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
         request, template, {"user": user, "csrf": csrf_token(request), "nav": nav,
@@ -108,7 +109,8 @@ def search(request: Request, context: Any, session: Any, user: Identity) -> Resp
 def _case_page(request: Request, context: Any, session: Any, user: Identity,
                reference: str, view: Any, why: str | None, status: int = 200,
                errors: dict[str, str] | None = None,
-               posted: dict[str, Any] | None = None) -> Response:
+               posted: dict[str, Any] | None = None,
+               shown: dict[str, Any] | None = None) -> Response:
     records = case_records(session, reference, context.today())
     if records is None:
         raise Problem(404, f"no complaint {reference}")
@@ -124,7 +126,7 @@ def _case_page(request: Request, context: Any, session: Any, user: Identity,
            for d in records.documents], key=lambda item: item[0], reverse=True)
     return page(request, "case.html", user, status=status, title=reference, records=records,
                 view=view, live_error=why, options=options, forms=forms, timeline=timeline,
-                errors=errors or {}, posted=posted or {})
+                errors=errors or {}, posted=posted or {}, shown=shown)
 
 
 @router.get("/case/{reference}")
@@ -168,6 +170,40 @@ async def take_action(reference: str, trigger: str, request: Request, context: C
     if request.headers.get("HX-Request") == "true":
         return Response(status_code=204, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
+
+
+@router.post("/case/{reference}/actions/{trigger}/preview")
+async def preview_action(reference: str, trigger: str, request: Request, context: ContextDep,
+                         session: SessionDep, user: WebUser) -> Response:
+    """Show the letters an action's form would send, under the form; nothing is sent.
+
+    With htmx the preview (or why the case would refuse) replaces the form's preview
+    region; without JavaScript the case page comes back with it under the form.
+    """
+    if trigger not in ACTION_BY_TRIGGER:
+        raise Problem(404, f"no action {trigger!r}")
+    form = await request.form()
+    check_csrf(request, str(form.get("csrf", "")))
+    model = body_model(ACTION_BY_TRIGGER[trigger])
+    multi = {k: [str(v) for v in form.getlist(k)] for k in form}
+    payload = payload_from_form(model, {k: form.get(k) for k in form}, multi)
+    fragment = request.headers.get("HX-Request") == "true"
+    shown: dict[str, Any] = {"trigger": trigger, "preview": None, "detail": None,
+                             "errors": []}
+    status = 200
+    try:
+        shown["preview"] = await preview(context, session, user, reference, trigger, payload,
+                                         via="web")
+    except Problem as exc:
+        if exc.status in (403, 404) and not fragment:
+            raise  # the error page: there is no case page to show it on, or no form
+        shown.update(detail=exc.detail, errors=exc.extra.get("errors", []))
+        status = exc.status
+    if fragment:  # htmx swaps only a 2xx answer into the page
+        return page(request, "_preview.html", user, shown=shown)
+    view, why = await live_view(context, reference)
+    return _case_page(request, context, session, user, reference, view, why, status=status,
+                      posted={"trigger": trigger}, shown=shown)
 
 
 @router.get("/case/{reference}/letters/{letter_id}")
@@ -257,20 +293,85 @@ async def lodge(request: Request, context: ContextDep, session: SessionDep,
 
 @router.get("/staff")
 def staff_page(request: Request, context: ContextDep, session: SessionDep,
-               user: WebUser) -> Response:
-    """The staff directory, with forms to add, change and deactivate (administrators)."""
-    _require(context, user, Permission.ADMIN_STAFF)
-    return _staff(request, session, user)
+               user: WebUser, holder: str | None = None) -> Response:
+    """The staff directory and the service tokens, each for those whose roles allow it.
+
+    Args:
+        request: The request.
+        context: The app's context.
+        session: A database session.
+        user: The signed-in person.
+        holder: The staff id a new token is for (the first step of making one), which
+            decides the scopes offered.
+
+    """
+    if not user.may(context.matrix, Permission.MANAGE_TOKENS):
+        _require(context, user, Permission.ADMIN_STAFF)
+    return _staff(request, session, user, holder=holder)
 
 
 def _staff(request: Request, session: Any, user: Identity, status: int = 200,
-           problem: str | None = None, posted: dict[str, str] | None = None) -> Response:
-    from complaints.directory import ROLES, list_staff, roles_of
+           problem: str | None = None, posted: dict[str, str] | None = None, *,
+           holder: str | None = None, token_problem: str | None = None,
+           token_posted: dict[str, Any] | None = None,
+           made: dict[str, Any] | None = None) -> Response:
+    """The Staff page: the directory (``admin_staff``), the tokens (``manage_tokens``).
 
+    Args:
+        request: The request.
+        session: A database session.
+        user: The signed-in person.
+        status: The response's status.
+        problem: Why a change to the directory was refused.
+        posted: The directory form as sent, to fill it again.
+        holder: The staff id a new token is for, if chosen.
+        token_problem: Why making a token was refused.
+        token_posted: The token form as sent, to fill it again.
+        made: A token just made, with its ``secret``: shown in this response only.
+
+    """
+    from complaints.directory import ROLES, find_staff, list_staff, roles_of
+    from complaints.identity import list_tokens
+    from complaints.tokens import (
+        ALL_SCOPES,
+        MAX_EXPIRES_DAYS,
+        allowed_scopes,
+        token_json,
+        token_state,
+    )
+    from models.tables import utcnow
+
+    matrix = request.app.state.context.matrix
+    may_staff = user.may(matrix, Permission.ADMIN_STAFF)
+    may_tokens = user.may(matrix, Permission.MANAGE_TOKENS)
+    everyone = list_staff(session, include_inactive=True)
     people = [(r.staff_id, r.display_name, r.job_title, r.team, ", ".join(roles_of(r)),
-               r.active, r.subject) for r in list_staff(session, include_inactive=True)]
-    return page(request, "staff.html", user, status=status, title="Staff", people=people,
-                roles=ROLES, problem=problem, posted=posted or {})
+               r.active, r.subject) for r in everyone] if may_staff else []
+    tokens: dict[str, Any] = {}
+    if may_tokens:
+        now = utcnow()
+        chosen = find_staff(session, holder) if holder else None
+        if holder and (chosen is None or not chosen.active):
+            # A staff id only (never a name): say what to do, keep the first step open.
+            token_problem = token_problem or (
+                f"staff id '{holder[:64]}' is not an active member of staff: choose the "
+                "token's holder from the list")
+            chosen = None
+        tokens = {
+            "rows": [{**token_json(r), "state": token_state(r, now)}
+                     for r in list_tokens(session)],
+            "holders": [(r.staff_id, r.display_name, ", ".join(roles_of(r)))
+                        for r in everyone if r.active],
+            "holder": chosen.staff_id if chosen is not None else None,
+            "scopes": allowed_scopes(roles_of(chosen), matrix) if chosen is not None else [],
+            "all": ALL_SCOPES, "max_days": MAX_EXPIRES_DAYS, "problem": token_problem,
+            "posted": token_posted or {}, "made": made}
+    response = page(request, "staff.html", user, status=status, title="Staff", people=people,
+                    roles=ROLES, problem=problem, posted=posted or {}, may_staff=may_staff,
+                    tokens=tokens)
+    if made is not None:
+        response.headers["Cache-Control"] = "no-store"  # It holds a token's secret.
+    return response
 
 
 @router.post("/staff")
@@ -320,6 +421,57 @@ async def staff_change(request: Request, context: ContextDep, session: SessionDe
         return _staff(request, session, user, status=422, problem=str(exc), posted=fields)
     request.session["flash"] = done
     return RedirectResponse("/staff", status_code=303)
+
+
+@router.post("/staff/tokens")
+async def staff_tokens(request: Request, context: ContextDep, session: SessionDep,
+                       user: WebUser) -> Response:
+    """Make a service token, shown once in this response (never redirected with), or revoke one.
+
+    Each is logged by :mod:`complaints.identity` as the CLI's are (ids only, no secret).
+    """
+    from complaints.identity import AccessDenied, revoke_token
+    from complaints.tokens import MAX_EXPIRES_DAYS, check_admin, make_token, token_json
+
+    check_admin(user, context.matrix)
+    form = await request.form()
+    check_csrf(request, str(form.get("csrf", "")))
+    what = str(form.get("do", ""))
+    session.rollback()  # No read transaction held while the writer commits (SQLite).
+    if what == "revoke":
+        token_id = str(form.get("token_id", "")).strip()
+        row = await context.write(lambda writer: revoke_token(writer, token_id,
+                                                              by=user.staff_id))
+        request.session["flash"] = (f"Token {row.token_id} ({row.staff_id}) is revoked: it "
+                                    "is refused from now on.")
+        return RedirectResponse("/staff#tokens", status_code=303)
+    if what != "create":
+        raise Problem(422, "choose what to do: create or revoke a token")
+    fields = {k: str(form.get(k, "")).strip() for k in ("holder", "label", "expires_days")}
+    wanted = [str(s) for s in form.getlist("scopes")]
+
+    def refused(detail: str) -> Response:
+        return _staff(request, session, user, status=422, holder=fields["holder"],
+                      token_problem=detail, token_posted={**fields, "scopes": wanted})
+
+    days = fields["expires_days"]
+    if not fields["label"]:
+        return refused("give the token a label saying what it is for, such as "
+                       "'Housing system (Orchard)'")
+    if not wanted:
+        return refused("tick at least one scope (what the token may do), or all of the "
+                       "holder's permissions")
+    if days and not (days.isascii() and days.isdigit()
+                     and 1 <= int(days) <= MAX_EXPIRES_DAYS):
+        return refused(f"expires after: give a whole number of days from 1 to "
+                       f"{MAX_EXPIRES_DAYS}, or leave it blank for never")
+    try:
+        row, secret = await context.write(lambda writer: make_token(
+            writer, fields["holder"], wanted=wanted, label=fields["label"], by=user.staff_id,
+            matrix=context.matrix, expires_days=int(days) if days else None))
+    except AccessDenied as exc:
+        return refused(exc.detail)
+    return _staff(request, session, user, made={**token_json(row), "secret": secret})
 
 
 @router.get("/reports")
