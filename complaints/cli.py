@@ -189,6 +189,8 @@ def policy_show(name_or_path: str, as_json: bool) -> None:
         ("one-off bank holidays",
          ", ".join(d.isoformat() for d in loaded.one_off_bank_holidays) or "-"),
         ("homes owned", f"{loaded.homes_owned:,}"),
+        ("retention", f"{loaded.retention.years_after_closure} years after closure, then "
+                      "personal data is erased (the current file is read when erasing)"),
         ("Ombudsman", f"{loaded.ombudsman.name}, {loaded.ombudsman.phone}, "
                       f"{loaded.ombudsman.online_form}"),
         ("Code 2024", "complies" if not breaches else
@@ -320,6 +322,7 @@ __import__("complaints.tokens_cli", fromlist=["register"]).register(cli)  # afte
 __import__("complaints.permissions_cli", fromlist=["register"]).register(cli)
 __import__("complaints.serving", fromlist=["register"]).register(cli)
 __import__("complaints.webhooks_cli", fromlist=["register"]).register(cli, ISO_DATE)
+__import__("complaints.keys_cli", fromlist=["register"]).register(cli)
 
 
 def _load(name_or_path: str) -> Any:

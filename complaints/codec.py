@@ -55,6 +55,7 @@ __all__ = [
     "EncryptionCodec",
     "KeyProblem",
     "KeySet",
+    "check_key_id",
     "data_converter",
     "default_key_file",
     "keys_for",
@@ -94,6 +95,18 @@ class KeySet:
         return tuple(self.keys)
 
 
+def check_key_id(key_id: str, where: str) -> None:
+    """Refuse a key id that is not 1-40 letters, digits, '-', '_' or '.'.
+
+    Raises:
+        KeyProblem: It is not.
+
+    """
+    if not _KEY_ID_PATTERN.fullmatch(key_id):
+        raise KeyProblem(f"{where}: key id {key_id[:40]!r} is not 1-40 letters, digits, "
+                         "'-', '_' or '.'")
+
+
 def parse_keys(pairs: Iterable[tuple[str, str]], where: str) -> KeySet:
     """A key set from ``(id, base64 key)`` pairs in order; the last is current.
 
@@ -104,9 +117,7 @@ def parse_keys(pairs: Iterable[tuple[str, str]], where: str) -> KeySet:
     """
     keys: dict[str, bytes] = {}
     for key_id, encoded in pairs:
-        if not _KEY_ID_PATTERN.fullmatch(key_id):
-            raise KeyProblem(f"{where}: key id {key_id[:40]!r} is not 1-40 letters, digits, "
-                             "'-', '_' or '.'")
+        check_key_id(key_id, where)
         if key_id in keys:
             raise KeyProblem(f"{where}: key id {key_id!r} is listed twice; give each key "
                              "its own id")
@@ -155,8 +166,14 @@ def _file_pairs(path: Path) -> list[tuple[str, str]]:
 
 
 def new_key_line(key_id: str | None = None) -> str:
-    """A new key as a key file's line: ``id base64key`` (the id dated if none given)."""
+    """A new key as a key file's line: ``id base64key`` (the id dated if none given).
+
+    Raises:
+        KeyProblem: ``key_id`` is not a usable id.
+
+    """
     key_id = key_id or "k" + dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+    check_key_id(key_id, "--id")
     encoded = base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
     return f"{key_id} {encoded}"
 

@@ -45,7 +45,7 @@ DEMO_STAFF: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("lead-1", "Grace Mensah", "Complaints lead", "Customer Experience",
      ("lead", "reviewer")),
     ("view-1", "Sam Whitfield", "Board member", "Board", ("viewer",)),
-    ("adm-1", "Chris Nolan", "Systems administrator", "IT", ("admin",)),
+    ("adm-1", "Chris Nolan", "Systems administrator", "IT", ("admin", "operator")),
 )
 
 
@@ -68,10 +68,13 @@ def _host_port(address: str) -> tuple[str, int]:
 class DevServer:
     """A ``temporal server start-dev`` process with persistent state."""
 
-    def __init__(self, data_dir: Path, address: str, ui_port: int) -> None:
+    def __init__(self, data_dir: Path, address: str, ui_port: int,
+                 codec_endpoint: str | None = None) -> None:
         self.data_dir = data_dir
         self.host, self.port = _host_port(address)
         self.ui_port = ui_port
+        #: Where the Web UI asks to decrypt payloads (the web app's /codec).
+        self.codec_endpoint = codec_endpoint
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
@@ -83,6 +86,8 @@ class DevServer:
                 "--ip", self.host if self.host not in ("localhost",) else "127.0.0.1",
                 "--port", str(self.port), "--ui-port", str(self.ui_port),
                 "--log-level", "warn", "--namespace", "default"]
+        if self.codec_endpoint:
+            args += ["--ui-codec-endpoint", self.codec_endpoint]
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
         return args
@@ -202,7 +207,8 @@ async def run_dev(settings: Settings, *, demo: bool, stop: asyncio.Event | None 
         if await _reachable(settings):
             click.echo(f"[1/6] using the Temporal server already at {settings.temporal_address}")
         else:
-            server = DevServer(data_dir, settings.temporal_address, settings.ui_port)
+            server = DevServer(data_dir, settings.temporal_address, settings.ui_port,
+                               codec_endpoint=codec_endpoint(settings.web_port))
             click.echo(f"[1/6] starting Temporal dev server (state in {data_dir / 'temporal.db'})")
             server.start()
         if await _wait_for_server(settings, server, stop):
@@ -235,6 +241,7 @@ async def run_dev(settings: Settings, *, demo: bool, stop: asyncio.Event | None 
                 worker_task.result()  # The worker failed to start: say why.
             click.echo(f"\nReady. {_ui_line(settings, server)}\n"
                        f"  {_web_line(settings.web_port)}\n"
+                       f"  {_codec_line(settings.web_port, server)}\n"
                        "  try the query: ComplaintState = 'received'\n"
                        "  staff commands in another terminal: complaints list, complaints "
                        "status REF, complaints acknowledge REF ...\nPress Ctrl-C to stop.")
@@ -389,6 +396,21 @@ async def _lodge_demo(settings: Settings) -> str:
         if exc.reference is None:
             raise
         return exc.reference
+
+
+def codec_endpoint(web_port: int) -> str:
+    """The web app's codec server, which the dev Web UI is pointed at."""
+    return f"http://{WEB_HOST}:{web_port}/codec"
+
+
+def _codec_line(web_port: int, server: DevServer | None) -> str:
+    """How an operator sees residents' data decrypted in the Web UI."""
+    if server is None or not server.codec_endpoint:
+        return (f"Payloads are encrypted: point that Web UI's codec server at "
+                f"{codec_endpoint(web_port)}")
+    return (f"Payloads are encrypted; the Web UI decrypts them through "
+            f"{server.codec_endpoint} for an operator: sign in to the web app as adm-1, "
+            "then in the UI's codec settings turn on \"Include cross-origin credentials\"")
 
 
 def _ui_line(settings: Settings, server: DevServer | None) -> str:

@@ -80,7 +80,8 @@ log = structlog.wrap_logger(logging.getLogger(__name__))
 #: breaches; ``lead``: the complaints lead; ``admin``: keeps the directory; ``viewer``:
 #: reads cases only; ``integration``: a system acting through a service token. What each
 #: may do is the permission matrix's (``domain/permissions.toml``).
-ROLES = ("handler", "reviewer", "manager", "lead", "admin", "viewer", "integration")
+ROLES = ("handler", "reviewer", "manager", "lead", "admin", "viewer", "integration",
+         "operator")
 #: A staff id: short enough to type (the action fields allow 200, the ``label`` limit).
 MAX_STAFF_ID = 64
 #: A display name, job title or team.

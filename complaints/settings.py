@@ -22,7 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -35,8 +36,8 @@ APP_DIR_NAME = "complaints-engine"
 #: Names the env file chosen by :func:`deployment_env_file` (replaced on every load).
 _DEPLOYMENT_ENV_FILE = "<complaints deployment env file>"
 #: Settings holding a filesystem path, made absolute on load.
-_PATH_FIELDS = ("data_dir", "outbox_dir", "temporal_tls_cert", "temporal_tls_key",
-                "payload_keys_file")
+_PATH_FIELDS = ("data_dir", "outbox_dir", "temporal_tls_ca", "temporal_tls_cert",
+                "temporal_tls_key", "payload_keys_file")
 
 
 def default_data_dir() -> Path:
@@ -126,7 +127,13 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "complaints"
+    #: TLS to Temporal's frontend. Any of the four below turns it on (TEMPORAL_TLS=true
+    #: alone: TLS with the system's CAs). The server's CA (None: the system's), the name its
+    #: certificate is checked against (None: the host of TEMPORAL_ADDRESS), and the client
+    #: certificate with its key for mTLS: both or neither (see ``_client_cert_pair``).
     temporal_tls: bool = False
+    temporal_tls_ca: Path | None = None
+    temporal_tls_server_name: str | None = None
     temporal_tls_cert: Path | None = None
     temporal_tls_key: Path | None = None
     temporal_api_key: str | None = None
@@ -155,6 +162,9 @@ class Settings(BaseSettings):
     #: or a key file of ``id base64key`` lines. Neither: ``payload-keys`` in data_dir.
     payload_keys: SecretStr | None = None
     payload_keys_file: Path | None = None
+    #: The Temporal UI's origins (comma separated) allowed to call the codec at /codec;
+    #: None: the dev UI on this machine (http://localhost:UI_PORT, http://127.0.0.1:UI_PORT).
+    codec_cors_origins: str | None = None
 
     # -- the web app and HTTP API (complaints.api, complaints.web) -------------------------
     web_host: str = "127.0.0.1"
@@ -200,12 +210,34 @@ class Settings(BaseSettings):
             dotenv_settings = _EnvFileRelative(dotenv_settings)
         return init_settings, env_settings, dotenv_settings, file_secret_settings
 
+    @field_validator("temporal_tls_key")
+    @classmethod
+    def _client_cert_pair(cls, key: Path | None, info: ValidationInfo) -> Path | None:
+        """Refuse a client certificate without its key, or a key without its certificate.
+
+        Either alone used to be dropped in silence, so the worker connected without the
+        client certificate a deployment thought it presented. Runs for an unset key too
+        (settings validate defaults), and names both settings, never their values.
+        """
+        cert = info.data.get("temporal_tls_cert")
+        if (cert is None) != (key is None):
+            given, missing = (("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY") if key is None
+                              else ("TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CERT"))
+            raise PydanticCustomError(
+                "tls_client_cert_pair",
+                f"{given} is set but {missing} is not: the client certificate "
+                "(TEMPORAL_TLS_CERT) and its private key (TEMPORAL_TLS_KEY) go together; set "
+                "both, or neither")
+        return key
+
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:
         """Resolve relative paths once, here, so that every later use agrees."""
         self.data_dir = absolute_path(self.data_dir)
         if self.outbox_dir is not None:
             self.outbox_dir = absolute_path(self.outbox_dir)
+        if self.temporal_tls_ca is not None:
+            self.temporal_tls_ca = absolute_path(self.temporal_tls_ca)
         if self.temporal_tls_cert is not None:
             self.temporal_tls_cert = absolute_path(self.temporal_tls_cert)
         if self.temporal_tls_key is not None:

@@ -46,6 +46,7 @@ class Permission(StrEnum):
     ADMIN_STAFF = "admin_staff"
     MANAGE_TOKENS = "manage_tokens"
     TRIAGE = "triage"
+    DECODE_PAYLOADS = "decode_payloads"
 
 
 #: How a refusal names each permission.
@@ -59,6 +60,7 @@ PERMISSION_TEXT: dict[str, str] = {
     "admin_staff": "keep the staff directory",
     "manage_tokens": "manage service tokens",
     "triage": "triage cases",
+    "decode_payloads": "see residents' data decrypted in the Temporal UI",
 }
 
 

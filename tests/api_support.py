@@ -25,7 +25,7 @@ STAFF = (("hdl-1", "handler", "North"), ("hdl-2", "handler", "South"),
          ("hdl-3", "handler", "North"), ("rev-1", "reviewer", "Review"),
          ("mgr-1", "manager", "North"), ("lead-1", "lead", "Quality"),
          ("view-1", "viewer", "Board"), ("int-1", "integration", "Systems"),
-         ("adm-1", "admin", "IT"))
+         ("adm-1", "admin", "IT"), ("ops-1", "operator", "IT"))
 
 
 def everything(matrix: Matrix, roles: tuple[str, ...]) -> list[str]:

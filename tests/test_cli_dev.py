@@ -229,13 +229,19 @@ def test_dev_serves_staff_and_resumes_after_ctrl_c(dev: Dev) -> None:
         assert page.status == 200
     web = f"http://127.0.0.1:{dev.web_port}/"
     assert any(line.strip().startswith(f"Web app: {web}") for line in dev.stdout), dev.stdout
+    # The Web UI asks the web app's codec server to decrypt payloads for operators.
+    with urllib.request.urlopen(f"http://127.0.0.1:{dev.ui_port}/api/v1/settings",
+                                timeout=10) as ui_settings:
+        codec = json.loads(ui_settings.read())["Codec"]
+    assert codec["Endpoint"] == f"{web}codec"
+    assert any(f"{web}codec for an operator" in line for line in dev.stdout), dev.stdout
     with urllib.request.urlopen(f"{web}api/v1/health", timeout=10) as health:
         assert health.status == 200 and json.loads(health.read()) == {"status": "ok"}
     staff = dev.cli("staff", "list", "--json")
     assert staff.returncode == 0, staff.stderr
     seeded = {row["staff_id"]: row["roles"] for row in json.loads(staff.stdout)}
     assert set(seeded) == {"hdl-1", "hdl-2", "mgr-1", "lead-1", "view-1", "adm-1"}
-    assert "handler" in seeded["mgr-1"] and seeded["adm-1"] == ["admin"]
+    assert "handler" in seeded["mgr-1"] and seeded["adm-1"] == ["admin", "operator"]
 
     [demo] = cases(dev)
     assert demo["state"] == "received"

@@ -247,3 +247,28 @@ async def test_no_personal_string_in_raw_history_database_or_operator_fields(
         current_details])
     assert "stage1_" in visible or "closed" in visible
     assert mark not in visible
+
+
+def test_keys_cli_makes_a_usable_key_and_shows_ids_only(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`keys new` prints a key line the codec takes; `keys show` names ids, never keys."""
+    from click.testing import CliRunner
+
+    from complaints.cli import cli
+
+    runner = CliRunner()
+    made = runner.invoke(cli, ["keys", "new", "--id", "2027"])
+    assert made.exit_code == 0
+    key_id, encoded = made.output.split()
+    assert parse_keys([(key_id, encoded)], "test").current == "2027"
+    key_file = tmp_path / "keys"
+    key_file.write_text(new_key_line("old") + "\n" + made.output)
+    key_file.chmod(0o600)
+    monkeypatch.delenv("PAYLOAD_KEYS", raising=False)
+    monkeypatch.setenv("PAYLOAD_KEYS_FILE", str(key_file))
+    shown = runner.invoke(cli, ["keys", "show"])
+    assert shown.exit_code == 0
+    assert "old" in shown.output and "2027  (encrypts new payloads)" in shown.output
+    assert encoded not in shown.output
+    bad = runner.invoke(cli, ["keys", "new", "--id", "bad id"])
+    assert bad.exit_code == 1 and "is not 1-40 letters" in bad.output

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from complaints.api import actions, casefiles, cases, health, problems, reports
+from complaints.api import actions, casefiles, cases, codec, health, problems, reports
 from complaints.api.deps import ApiContext
 from complaints.db import ensure_schema, make_engine
 from complaints.identity import OidcVerifier
@@ -61,4 +61,5 @@ def create_app(settings: Settings | None = None, *, context: ApiContext | None =
     api.include_router(actions.router)
     api.include_router(reports.router)
     app.include_router(api)
+    app.include_router(codec.router)
     return app
