@@ -5,7 +5,8 @@ command refuses to start on any of them, and the web app may call it too. It ref
 missing, short or placeholder ``SESSION_SECRET`` (cookies signed with a guessable key can
 be forged, so anyone could sign in as anyone), a placeholder ``OIDC_CLIENT_SECRET``, and
 the dev sign-in (pick any member of staff, no password) on anything but loopback.
-:func:`startup_warnings` names what is allowed but probably a mistake.
+:func:`startup_warnings` names what is allowed but probably a mistake; the worker, which
+sends the mail, logs :func:`mail_warnings` too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import click
 from complaints.settings import Settings
 
 __all__ = ["MIN_SESSION_SECRET", "PLACEHOLDER_WORDS", "is_loopback", "is_placeholder",
-           "register", "startup_problems", "startup_warnings"]
+           "mail_warnings", "register", "startup_problems", "startup_warnings"]
 
 #: The shortest session secret accepted: 32 characters (``openssl rand -hex 32`` gives 64).
 MIN_SESSION_SECRET = 32
@@ -98,7 +99,24 @@ def startup_warnings(settings: Settings) -> list[str]:
             warnings.append(f"PUBLIC_URL {settings.public_url} is http:// on a non-loopback "
                             "host: serve it over HTTPS (TLS at a reverse proxy, which sends "
                             "X-Forwarded-Proto; set FORWARDED_ALLOW_IPS to its address)")
+    warnings.extend(mail_warnings(settings))
     return warnings
+
+
+def mail_warnings(settings: Settings) -> list[str]:
+    """What is allowed about sending mail but probably a mistake, one line each.
+
+    ``SMTP_STARTTLS`` defaults to off so that the local test and dev SMTP server (aiosmtpd
+    on loopback, which offers no STARTTLS) works as it is; docker-compose turns it on. To
+    any other host, letters (residents' names, addresses, complaints) and the SMTP
+    password would cross the network in clear.
+    """
+    host = settings.smtp_host
+    if host and not settings.smtp_starttls and not is_loopback(host):
+        return [f"SMTP_HOST {host} is not this machine and SMTP_STARTTLS is off: letters and "
+                "the SMTP password would cross the network unencrypted; set "
+                "SMTP_STARTTLS=true (the server must offer STARTTLS)"]
+    return []
 
 
 def register(cli: click.Group) -> None:

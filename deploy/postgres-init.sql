@@ -4,8 +4,8 @@
 -- Creates the databases the stack needs, each only if it is missing (so this also works
 -- when POSTGRES_DB names one of them):
 --   temporal, temporal_visibility  Temporal's persistence and visibility stores; the
---                                  temporal service runs with SKIP_DB_CREATE=true and
---                                  only installs their schemas.
+--                                  temporal-schema job installs and migrates their
+--                                  schemas (its create step finds them here already).
 --   complaints                     the complaints engine's own tables (the worker runs
 --                                  `complaints db upgrade` against it on start).
 -- \gexec runs each generated statement: CREATE DATABASE cannot run inside a DO block.

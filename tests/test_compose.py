@@ -1,6 +1,8 @@
 """Structure of the production-shaped stack: docker-compose.yml, Dockerfile, .dockerignore.
 
-No Docker engine is needed: the files are parsed and checked against what the stack relies on.
+No Docker engine is needed: the files are parsed and checked against what the stack relies on,
+including its hardening: Temporal's production images at the versions the tests run, mTLS
+on Temporal's frontend, OIDC sign-in on its UI, and no secret with a default.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
-SERVICES = {"postgresql", "temporal", "temporal-admin-tools", "temporal-ui", "worker", "web"}
+SERVICES = {"postgresql", "temporal-schema", "temporal", "temporal-admin-tools", "temporal-ui",
+            "worker", "web"}
+#: The Temporal CLI the tests run (its dev server is the Temporal the tests run against).
+TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
+#: The services that talk to Temporal's frontend, each with a client certificate of its own.
+TEMPORAL_CLIENTS = ("temporal-admin-tools", "temporal-ui", "worker", "web")
 
 #: The custom search attributes the workflow upserts, with their Temporal types.
 EXPECTED_SEARCH_ATTRIBUTES = {
@@ -38,8 +47,13 @@ INTERPOLATION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-?+])[^${}]*)?\}
 #: The same, in parts: the variable, the operator and what follows it.
 INTERPOLATION_PARTS = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<rest>[^${}]*))?\}")
-#: Variable names that hold a secret: passwords, keys, tokens.
-SECRET_NAME = re.compile(r"PASSWORD|PASSWD|PWD|SECRET|TOKEN|(^|_)KEY$|API_KEY", re.I)
+#: Variable names that hold a secret: passwords, keys (PAYLOAD_KEYS too), tokens.
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|PWD|SECRET|TOKEN|KEY", re.I)
+#: The secrets without which compose must refuse to start (${X:?...}).
+REQUIRED_SECRETS = {"POSTGRES_PASSWORD", "SESSION_SECRET", "OIDC_CLIENT_SECRET",
+                    "TEMPORAL_UI_OIDC_CLIENT_SECRET", "PAYLOAD_KEYS"}
+#: Optional credentials of optional features: passed through bare (${X}), no default.
+OPTIONAL_SECRETS = {"SMTP_PASSWORD", "INTEGRATION_WEBHOOK_SECRET"}
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +156,8 @@ def _copy_sources(dockerfile: list[tuple[str, str]]) -> list[str]:
     return sources
 
 
-def test_the_six_services_exist(services: dict[str, Any]) -> None:
-    """The stack has PostgreSQL, Temporal, the admin-tools job, the UI, the worker and web."""
+def test_the_services_exist(services: dict[str, Any]) -> None:
+    """The stack has PostgreSQL, the schema job, Temporal, the admin-tools job, UI, worker, web."""
     missing = SERVICES - set(services)
     assert not missing, f"services missing from docker-compose.yml: {sorted(missing)}"
 
@@ -168,12 +182,36 @@ def test_every_image_is_pinned(services: dict[str, Any]) -> None:
 
 
 def test_temporal_images_share_a_server_version(services: dict[str, Any]) -> None:
-    """The admin-tools image is the one built for the same Temporal server release."""
+    """Both admin-tools jobs use the image built for the server's own release."""
     server = services["temporal"]["image"].rpartition(":")[2]
-    tools = services["temporal-admin-tools"]["image"].rpartition(":")[2]
-    assert services["temporal"]["image"].startswith("temporalio/auto-setup:")
-    assert services["temporal-admin-tools"]["image"].startswith("temporalio/admin-tools:")
-    assert tools == server or tools.startswith(f"{server}-"), (server, tools)
+    assert services["temporal"]["image"].startswith("temporalio/server:")
+    for job in ("temporal-schema", "temporal-admin-tools"):
+        repository, _, tools = services[job]["image"].rpartition(":")
+        assert repository == "temporalio/admin-tools", job
+        # Since 1.30 admin-tools is tagged with the server's version alone.
+        assert tools == server, (job, server, tools)
+
+
+def _tested_versions() -> dict[str, str]:
+    """The Temporal versions the tests run: ``temporal --version``'s Server and UI."""
+    out = subprocess.run([str(TEMPORAL_CLI), "--version"], capture_output=True, text=True,
+                         check=True, timeout=30).stdout
+    found = dict(re.findall(r"\b(Server|UI) (\d+\.\d+\.\d+)\b", out))
+    assert set(found) == {"Server", "UI"}, f"unexpected `temporal --version`: {out!r}"
+    return found
+
+
+def test_temporal_images_are_the_versions_the_tests_run(services: dict[str, Any]) -> None:
+    """The server and UI images are exactly the releases `temporal --version` reports."""
+    tested = _tested_versions()
+    assert services["temporal"]["image"] == f"temporalio/server:{tested['Server']}"
+    assert services["temporal-ui"]["image"] == f"temporalio/ui:{tested['UI']}"
+
+
+def test_no_service_uses_auto_setup(services: dict[str, Any]) -> None:
+    """auto-setup is Temporal's development image: no service runs it."""
+    for name, service in services.items():
+        assert "auto-setup" not in str(service.get("image", "")), name
 
 
 def test_depends_on_references_existing_services(services: dict[str, Any]) -> None:
@@ -195,11 +233,14 @@ def test_health_conditions_have_healthchecks(services: dict[str, Any]) -> None:
 
 
 def test_healthchecks_use_the_expected_probes(services: dict[str, Any]) -> None:
-    """PostgreSQL is probed with pg_isready and Temporal with the CLI's cluster health."""
+    """PostgreSQL is probed with pg_isready, Temporal's frontend port with nc (no CLI there)."""
     postgres = " ".join(services["postgresql"]["healthcheck"]["test"])
-    temporal = " ".join(services["temporal"]["healthcheck"]["test"])
+    temporal = services["temporal"]["healthcheck"]["test"]
     assert "pg_isready" in postgres
-    assert re.search(r"temporal operator cluster health|tctl .*cluster health", temporal)
+    assert temporal == ["CMD", "nc", "-z", "127.0.0.1", "7233"]
+    # The port alone says little: the job the worker waits for checks SERVING over mTLS.
+    assert re.search(r"until temporal operator cluster health .*\| grep -q SERVING",
+                     _command_text(services["temporal-admin-tools"]))
 
 
 def test_worker_waits_for_its_dependencies(services: dict[str, Any]) -> None:
@@ -212,12 +253,13 @@ def test_worker_waits_for_its_dependencies(services: dict[str, Any]) -> None:
 
 
 def test_temporal_runs_on_postgresql(services: dict[str, Any]) -> None:
-    """Temporal's auto-setup points at the postgresql service with the postgres12 driver."""
+    """Temporal's server image points at the postgresql service with the postgres12 driver."""
     env = _environment(services["temporal"])
     assert env.get("DB") == "postgres12"
     assert env.get("POSTGRES_SEEDS") == "postgresql"
     assert env.get("DB_PORT") == "5432"
     assert env.get("POSTGRES_USER") and env.get("POSTGRES_PWD")
+    assert (env.get("DBNAME"), env.get("VISIBILITY_DBNAME")) == ("temporal", "temporal_visibility")
     assert _depends_on(services["temporal"]).get("postgresql") == "service_healthy"
 
 
@@ -230,6 +272,7 @@ def test_admin_tools_registers_the_search_attributes(services: dict[str, Any]) -
             continue
         words = shlex.split(line.split("||", 1)[0])
         options = dict(zip(words, words[1:], strict=False))
+        assert "$$tls" in words, f"not over mTLS: {line}"
         assert options.get("--namespace") == "default", line
         assert options.get("--address") == "temporal:7233", line
         assert options["--name"] not in registered, f"{options['--name']} registered twice"
@@ -442,7 +485,8 @@ def test_web_waits_for_what_the_worker_waits_for(services: dict[str, Any]) -> No
     env = _environment(services["web"])
     worker = _environment(services["worker"])
     for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE",
-                 "DATABASE_URL", "DATA_DIR"):
+                 "TEMPORAL_TLS_CA", "TEMPORAL_TLS_SERVER_NAME", "TEMPORAL_TLS_CERT",
+                 "TEMPORAL_TLS_KEY", "PAYLOAD_KEYS", "DATABASE_URL", "DATA_DIR"):
         assert env.get(name) == worker.get(name), f"web and worker disagree on {name}"
 
 
@@ -480,29 +524,240 @@ def _secret_interpolations(compose: dict[str, Any]) -> list[re.Match[str]]:
     return found
 
 
-def test_no_secret_has_a_default(compose: dict[str, Any]) -> None:
-    """Every secret is required (${X:?...}) or optional and empty; none has a default value."""
+def test_every_secret_is_required(compose: dict[str, Any]) -> None:
+    """Every secret is ${X:?...} (compose refuses to start without it) wherever it is used."""
     found = _secret_interpolations(compose)
-    names = {m["name"] for m in found}
-    assert {"POSTGRES_PASSWORD", "SESSION_SECRET", "OIDC_CLIENT_SECRET"} <= names, names
+    assert REQUIRED_SECRETS | OPTIONAL_SECRETS <= {m["name"] for m in found}
     for match in found:
-        op, rest = match["op"] or "", match["rest"] or ""
-        if op in (":-", "-"):
-            assert rest == "", f"{match[0]} gives a secret a default value"
-        else:
-            assert op in (":?", "?") or not op, f"{match[0]}: unexpected form"
-    required = {m["name"] for m in found if m["op"] == ":?"}
-    assert {"POSTGRES_PASSWORD", "SESSION_SECRET"} <= required
+        if match["name"] in OPTIONAL_SECRETS:
+            # An optional feature's credential: no default either, unset it is "".
+            assert match["op"] is None, f"{match[0]}: an optional secret takes no default"
+            continue
+        assert match["op"] == ":?" and match["rest"].strip(), (
+            f"{match[0]}: a secret must be required, ${{{match['name']}:?how to make one}}")
+
+
+def test_no_secret_has_a_default(compose: dict[str, Any]) -> None:
+    """No *PASSWORD*, *SECRET* or *KEY* variable has a :- or - default, not even an empty one."""
+    found = _secret_interpolations(compose)
+    assert found, "no secret found: the walk over docker-compose.yml saw nothing"
+    defaults = [m[0] for m in found if (m["op"] or "") in (":-", "-")]
+    assert not defaults, f"secrets with a default: {defaults}"
+
+
+def test_postgres_has_no_default_credentials(services: dict[str, Any]) -> None:
+    """The PostgreSQL user and password are both required (they once defaulted to temporal)."""
+    for name, service in services.items():
+        for key, value in _environment(service).items():
+            for match in INTERPOLATION_PARTS.finditer(value.replace("$$", "")):
+                if match["name"] in ("POSTGRES_USER", "POSTGRES_PASSWORD"):
+                    assert match["op"] == ":?", f"{name}: {key} = {value}"
+    assert _environment(services["postgresql"])["POSTGRES_USER"].startswith("${POSTGRES_USER:?")
+
+
+def _read_only_mounts(service: dict[str, Any]) -> list[str]:
+    """The container paths of a service's read-only bind mounts."""
+    targets = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind" and volume.get("read_only"):
+                targets.append(volume["target"])
+            continue
+        parts = str(volume).split(":")
+        if len(parts) == 3 and parts[2] == "ro" and parts[0].startswith("."):
+            targets.append(parts[1])
+    return targets
 
 
 def test_no_secret_is_written_in_the_file(services: dict[str, Any]) -> None:
-    """A secret setting's value is interpolated or empty, and URLs carry no literal password."""
+    """A secret setting is interpolated, or a path into a read-only mount; URLs hold none."""
     for name, service in services.items():
+        mounts = _read_only_mounts(service)
         for key, value in _environment(service).items():
             if SECRET_NAME.search(key):
-                assert value == "" or INTERPOLATION.fullmatch(value), (
+                in_mount = any(value.startswith(m.rstrip("/") + "/") for m in mounts)
+                switch = value in ("true", "false")  # e.g. TEMPORAL_CODEC_PASS_ACCESS_TOKEN
+                assert value == "" or INTERPOLATION.fullmatch(value) or in_mount or switch, (
                     f"{name}: {key} is written in docker-compose.yml")
             # With the interpolations taken out, whatever is left as a password is literal.
             literal = INTERPOLATION.sub("", value)
             assert not re.search(r"://[^@/:]*:[^@/]+@", literal), (
                 f"{name}: {key} has a literal password")
+
+
+# --- Temporal: schema job, mTLS, UI sign-in ---------------------------------------------
+
+
+def test_schema_job_installs_both_schemas(services: dict[str, Any]) -> None:
+    """temporal-schema creates and migrates temporal and temporal_visibility, then exits."""
+    job = services["temporal-schema"]
+    assert job.get("restart") == "no" and job.get("entrypoint")
+    assert _depends_on(job) == {"postgresql": "service_healthy"}
+    script = _command_text(job)
+    assert "set -eu" in script, "a failed step must fail the job, or the server starts anyway"
+    assert "--plugin postgres12 --ep postgresql -p 5432" in script
+    steps = re.findall(r"^\s*sql --db (\w+) (create|setup-schema|update-schema)(.*)$", script,
+                       re.M)
+    assert [(db, step) for db, step, _ in steps] == [
+        (db, step) for db in ("temporal", "temporal_visibility")
+        for step in ("create", "setup-schema", "update-schema")]
+    updates = {db: rest for db, step, rest in steps if step == "update-schema"}
+    assert "/temporal/versioned" in updates["temporal"]
+    assert "/visibility/versioned" in updates["temporal_visibility"]
+    # The password reaches temporal-sql-tool through its environment, not its arguments.
+    assert _environment(job)["SQL_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert "--pw" not in script and "POSTGRES_PASSWORD" not in script
+
+
+def test_server_waits_for_the_schema_job(services: dict[str, Any]) -> None:
+    """The server starts only after the schema job has exited 0."""
+    assert _depends_on(services["temporal"]).get("temporal-schema") == (
+        "service_completed_successfully")
+
+
+def _tls_mount(service: dict[str, Any]) -> dict[str, Any]:
+    """The service's one bind mount of a deploy/tls folder."""
+    mounts = [v for v in service.get("volumes", []) if isinstance(v, dict)
+              and str(v.get("source", "")).startswith("./deploy/tls/")]
+    assert len(mounts) == 1, mounts
+    return mounts[0]
+
+
+def test_tls_folders_are_mounted_read_only_and_must_exist(services: dict[str, Any]) -> None:
+    """Each TLS party gets its own deploy/tls folder, read-only; a missing one stops compose."""
+    sources = {}
+    for name in ("temporal", *TEMPORAL_CLIENTS):
+        mount = _tls_mount(services[name])
+        assert mount["type"] == "bind" and mount["read_only"] is True, name
+        # Docker would otherwise create an empty folder and the service would fail later.
+        assert mount["bind"]["create_host_path"] is False, name
+        assert mount["source"] != "./deploy/tls/ca", f"{name} must not see the CA's key"
+        sources[name] = mount["source"]
+    # The worker and the web app share a client certificate; everyone else has their own.
+    assert sources["worker"] == sources["web"]
+    distinct = {sources[n] for n in ("temporal", "temporal-admin-tools", "temporal-ui", "web")}
+    assert len(distinct) == 4, sources
+
+
+def _under_tls_mount(service: dict[str, Any], path: str) -> bool:
+    return path.startswith(_tls_mount(service)["target"].rstrip("/") + "/")
+
+
+def test_frontend_requires_client_certificates(services: dict[str, Any]) -> None:
+    """Temporal's frontend has a certificate, trusts the CA, and requires client certificates."""
+    server = services["temporal"]
+    env = _environment(server)
+    assert env.get("TEMPORAL_TLS_REQUIRE_CLIENT_AUTH") == "true"
+    for name in ("TEMPORAL_TLS_FRONTEND_CERT", "TEMPORAL_TLS_FRONTEND_KEY",
+                 "TEMPORAL_TLS_CLIENT1_CA_CERT", "TEMPORAL_TLS_CLIENT2_CA_CERT",
+                 "TEMPORAL_TLS_SERVER_CERT", "TEMPORAL_TLS_SERVER_KEY",
+                 "TEMPORAL_TLS_SERVER_CA_CERT"):
+        assert _under_tls_mount(server, env.get(name, "")), f"{name} is not a mounted file"
+    # The server's own services verify each other under the name its certificate is for.
+    assert env["TEMPORAL_TLS_FRONTEND_SERVER_NAME"] == "temporal"
+    assert env["TEMPORAL_TLS_INTERNODE_SERVER_NAME"] == "temporal"
+    assert env.get("BIND_ON_IP") == "0.0.0.0"
+
+
+def test_every_client_presents_a_certificate(services: dict[str, Any]) -> None:
+    """The UI, worker and web app check the server against the CA and name, with a cert."""
+    expected = {"temporal-ui": ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY"),
+                "worker": ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY"),
+                "web": ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")}
+    for name, files in expected.items():
+        env = _environment(services[name])
+        for setting in files:
+            assert _under_tls_mount(services[name], env.get(setting, "")), (name, setting)
+        assert env.get("TEMPORAL_TLS_SERVER_NAME") == "temporal", name
+    assert _environment(services["temporal-ui"]).get(
+        "TEMPORAL_TLS_ENABLE_HOST_VERIFICATION") == "true"
+
+
+def test_admin_tools_talks_mtls_on_every_call(services: dict[str, Any]) -> None:
+    """Each `temporal` call of the admin job passes the CA, its certificate, key and the name."""
+    job = services["temporal-admin-tools"]
+    script = _command_text(job)
+    [definition] = re.findall(r'^\s*tls="([^"]+)"$', script, re.M)
+    options = dict(zip(definition.split()[::2], definition.split()[1::2], strict=True))
+    assert set(options) == {"--tls-ca-path", "--tls-cert-path", "--tls-key-path",
+                            "--tls-server-name"}
+    assert options["--tls-server-name"] == "temporal"
+    for flag in ("--tls-ca-path", "--tls-cert-path", "--tls-key-path"):
+        assert _under_tls_mount(job, options[flag]), flag
+    calls = re.findall(r"\btemporal operator [^|\n]*", script)
+    assert len(calls) >= 10, calls
+    for call in calls:
+        assert "$$tls" in call.split(), f"a call without mTLS: {call}"
+
+
+def test_admin_tools_creates_namespace_default(services: dict[str, Any]) -> None:
+    """The server image makes no namespace: the job creates default, accepting one that exists."""
+    script = _command_text(services["temporal-admin-tools"])
+    [line] = [x for x in script.splitlines() if "namespace create" in x]
+    create, _, fallback = line.partition("||")
+    words = shlex.split(create)
+    assert words[words.index("--namespace") + 1] == "default"
+    assert "--retention" in words
+    assert "namespace describe --namespace default" in fallback
+    assert script.index("namespace create") < script.index("search-attribute create")
+
+
+def test_dynamic_config_is_mounted(services: dict[str, Any]) -> None:
+    """The server's dynamic config file exists in the repository and is mounted where it reads."""
+    env = _environment(services["temporal"])
+    mounts = [str(v) for v in services["temporal"]["volumes"] if not isinstance(v, dict)]
+    [mount] = [m for m in mounts if m.split(":")[1] == env["DYNAMIC_CONFIG_FILE_PATH"]]
+    source = ROOT / mount.split(":")[0]
+    assert source.is_file() and yaml.safe_load(source.read_text(encoding="utf-8"))
+
+
+def test_ui_requires_oidc_sign_in(services: dict[str, Any]) -> None:
+    """The UI signs people in with OIDC; its client id and secret and its URL are required."""
+    env = _environment(services["temporal-ui"])
+    assert env.get("TEMPORAL_AUTH_ENABLED") == "true"
+    assert env.get("TEMPORAL_AUTH_TYPE") == "oidc"
+    for name in ("TEMPORAL_AUTH_PROVIDER_URL", "TEMPORAL_AUTH_CLIENT_ID",
+                 "TEMPORAL_AUTH_CLIENT_SECRET", "TEMPORAL_AUTH_CALLBACK_URL",
+                 "TEMPORAL_CORS_ORIGINS"):
+        assert re.match(r"\$\{[A-Z_]+:\?[^}]+\}", env.get(name, "")), f"{name} is not required"
+    # The UI and the web app sign in at the same provider: the codec checks its tokens.
+    assert env["TEMPORAL_AUTH_PROVIDER_URL"].startswith("${OIDC_ISSUER:?")
+    assert _environment(services["web"])["OIDC_ISSUER"].startswith("${OIDC_ISSUER:?")
+    assert re.fullmatch(r"\$\{TEMPORAL_UI_URL:\?[^}]+\}/auth/sso/callback",
+                        env["TEMPORAL_AUTH_CALLBACK_URL"])
+    assert env["TEMPORAL_AUTH_SCOPES"].startswith("${TEMPORAL_UI_OIDC_SCOPES")
+    assert "openid" in env["TEMPORAL_AUTH_SCOPES"]
+    assert all(p.startswith("127.0.0.1:") for p in map(str, services["temporal-ui"]["ports"]))
+
+
+def test_ui_decodes_through_the_web_apps_codec(services: dict[str, Any]) -> None:
+    """The UI calls PUBLIC_URL/codec with the person's token; the web app allows its origin."""
+    ui = _environment(services["temporal-ui"])
+    web = _environment(services["web"])
+    assert re.fullmatch(r"\$\{PUBLIC_URL:\?[^}]+\}/codec", ui["TEMPORAL_CODEC_ENDPOINT"])
+    assert web["PUBLIC_URL"].startswith("${PUBLIC_URL:?")
+    assert ui.get("TEMPORAL_CODEC_PASS_ACCESS_TOKEN") == "true"
+    assert web["CODEC_CORS_ORIGINS"].startswith("${TEMPORAL_UI_URL:?")
+    assert ui["TEMPORAL_CORS_ORIGINS"].startswith("${TEMPORAL_UI_URL:?")
+
+
+def test_worker_and_web_require_the_payload_keys(services: dict[str, Any]) -> None:
+    """PAYLOAD_KEYS is required in both, so neither falls back to a key file of its own."""
+    for name in ("worker", "web"):
+        assert _environment(services[name])["PAYLOAD_KEYS"].startswith("${PAYLOAD_KEYS:?"), name
+
+
+def test_smtp_starttls_is_on_by_default(services: dict[str, Any]) -> None:
+    """Letters go to the mail server over STARTTLS unless SMTP_STARTTLS says otherwise."""
+    value = _environment(services["worker"])["SMTP_STARTTLS"]
+    match = INTERPOLATION_PARTS.fullmatch(value)
+    assert match and match["name"] == "SMTP_STARTTLS"
+    assert (match["op"], match["rest"]) == (":-", "true")
+
+
+@pytest.mark.parametrize("ignore_file", [".gitignore", ".dockerignore"])
+def test_tls_folder_is_never_committed_or_copied(ignore_file: str) -> None:
+    """deploy/tls (keys and certificates) is in .gitignore and .dockerignore."""
+    patterns = {line.strip().rstrip("/") for line in
+                (ROOT / ignore_file).read_text(encoding="utf-8").splitlines()}
+    assert "deploy/tls" in patterns, f"{ignore_file} does not exclude deploy/tls/"
