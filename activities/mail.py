@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from complaints.settings import Settings
 
-__all__ = ["DeliveryUncertain", "Mailer", "SmtpMailer", "message_id_for"]
+__all__ = ["DeliveryUncertain", "Mailer", "SmtpMailer", "SmtpRecipientRefused", "SmtpRefused",
+           "message_id_for"]
 
 #: The right-hand side of every Message-ID the engine writes.
 MESSAGE_ID_DOMAIN = "complaints"
@@ -76,6 +77,62 @@ class DeliveryUncertain(OSError):  # noqa: N818 - an OSError like the ones it wr
     receiving that ``.`` (RFC 1047), so the message is most likely delivered; sending it
     again would most likely deliver a second copy.
     """
+
+
+#: The enhanced status code (RFC 3463) that starts an SMTP reply's text.
+_STATUS = re.compile(rb"^[245]\.\d{1,3}\.\d{1,3}")
+#: What each kind of refusal refused.
+_REFUSED = {"SMTPSenderRefused": "the sender", "SMTPDataError": "the message",
+            "SMTPAuthenticationError": "the login", "SMTPHeloError": "the greeting",
+            "SMTPConnectError": "the connection"}
+#: Said instead of the server's words (the mail server's own log has them).
+_WORDS_WITHHELD = ("(its words are withheld: they may quote the address; the mail server's "
+                   "log has them)")
+
+
+def _reply(code: int, text: bytes | str) -> tuple[int, bytes, str]:
+    """An SMTP reply reduced to its codes: the code, the status as bytes, as words."""
+    raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
+    status = match.group() if (match := _STATUS.match(raw)) else b""
+    return code, status, f"{code} {status.decode()}".rstrip()
+
+
+class SmtpRefused(smtplib.SMTPResponseException):
+    """The SMTP server refused the message, the sender or the login: codes only.
+
+    A server's refusal often quotes the address it refused (Postfix: ``550 5.1.1
+    <jo@example.com>: Recipient address rejected``), and an exception's text travels into
+    the activity's failure, the worker's log and staff notices. Only the reply code and
+    the enhanced status code (RFC 3463) are kept: ``smtp_code``, and ``smtp_error`` holds
+    the status code alone.
+    """
+
+    def __init__(self, refused: smtplib.SMTPResponseException) -> None:
+        """Keep the codes of ``refused``, drop its words."""
+        code, status, said = _reply(refused.smtp_code, refused.smtp_error)
+        super().__init__(code, status)
+        what = _REFUSED.get(type(refused).__name__, "the message")
+        self._said = f"the SMTP server refused {what}: {said} {_WORDS_WITHHELD}"
+
+    def __str__(self) -> str:
+        return self._said
+
+
+class SmtpRecipientRefused(smtplib.SMTPRecipientsRefused):
+    """The SMTP server refused the recipient: codes only (see :class:`SmtpRefused`).
+
+    ``recipients`` is left empty: its keys are the addresses refused.
+    """
+
+    def __init__(self, refused: smtplib.SMTPRecipientsRefused) -> None:
+        """Keep the codes of the (one) recipient's refusal, drop the address and words."""
+        super().__init__({})
+        answer = next(iter(refused.recipients.values()), (0, b""))
+        self.smtp_code, self.smtp_error, said = _reply(answer[0], answer[1])
+        self._said = f"the SMTP server refused the recipient: {said} {_WORDS_WITHHELD}"
+
+    def __str__(self) -> str:
+        return self._said
 
 
 class _TrackingSMTP(smtplib.SMTP):
@@ -249,7 +306,8 @@ class SmtpMailer(Mailer):
         Raises:
             DeliveryUncertain: If the connection failed after the whole message was sent
                 and before the server answered: most likely delivered.
-            smtplib.SMTPException: If the server refused the message (not delivered).
+            SmtpRecipientRefused: If the server refused the recipient (not delivered).
+            SmtpRefused: If the server refused the message otherwise (not delivered).
             OSError: If the server cannot be reached (not delivered).
 
         """
@@ -267,8 +325,12 @@ class SmtpMailer(Mailer):
                 if self.username:
                     smtp.login(self.username, self.password or "")
                 smtp.sendmail(self.sender, [to], payload)
-            except smtplib.SMTPResponseException:
-                raise  # the server answered with a refusal: certainly not accepted
+            # The server answered with a refusal: certainly not accepted. Its words are
+            # dropped here, where they are known to be a server's (see SmtpRefused).
+            except smtplib.SMTPRecipientsRefused as exc:
+                raise SmtpRecipientRefused(exc) from None
+            except smtplib.SMTPResponseException as exc:
+                raise SmtpRefused(exc) from None
             except OSError as exc:
                 if smtp.handed_over:
                     raise DeliveryUncertain(

@@ -383,7 +383,8 @@ class RecordActivities:
                         raise
                     log.info("intake_already_recorded")
                     return
-            log.info("intake_recorded", channel=intake.channel.value, category=intake.category,
+            # Not the category: it is free text (a Label), so it may hold personal data.
+            log.info("intake_recorded", channel=intake.channel.value,
                      parties=len(intake.parties), adjustments=len(intake.adjustments),
                      disability_disclosed=any(a.disability_disclosed
                                               for a in intake.adjustments))

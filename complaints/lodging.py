@@ -151,8 +151,11 @@ def check_reference(reference: str, received_on_year: int) -> None:
 
 
 def static_summary(intake: Intake) -> str:
-    """What the Web UI shows for the workflow: no personal data."""
-    return (f"Complaint {intake.reference} ({intake.category}) via {intake.channel.value}, "
+    """What the Web UI shows for the workflow: no personal data.
+
+    Never the category: it is free text, and a caller may put anything in it.
+    """
+    return (f"Complaint {intake.reference} via {intake.channel.value}, "
             f"received {intake.received_on.isoformat()}, policy {intake.policy_name}")
 
 

@@ -182,7 +182,7 @@ def _marked_intake(mark: str) -> Intake:
         description=f"Complaint{mark} about damp",
         outcomes_sought=(f"Outcome{mark}",),
         adjustments=({"description": f"Wheelchair{mark}", "disability_disclosed": True},),
-        category="repairs")
+        category=f"Category{mark}")
 
 
 async def _run_case(env: WorkflowEnvironment, tmp_path: Path,
