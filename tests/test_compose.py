@@ -728,6 +728,8 @@ def test_ui_requires_oidc_sign_in(services: dict[str, Any]) -> None:
     assert env["TEMPORAL_AUTH_SCOPES"].startswith("${TEMPORAL_UI_OIDC_SCOPES")
     assert "openid" in env["TEMPORAL_AUTH_SCOPES"]
     assert all(p.startswith("127.0.0.1:") for p in map(str, services["temporal-ui"]["ports"]))
+    # Nobody terminates or cancels a case from the UI: cases move through validated actions.
+    assert env.get("TEMPORAL_DISABLE_WRITE_ACTIONS") == "true"
 
 
 def test_ui_decodes_through_the_web_apps_codec(services: dict[str, Any]) -> None:
