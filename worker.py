@@ -23,12 +23,14 @@ from complaints.logs import configure_logging
 from complaints.settings import Settings
 from workflows.complaint import ComplaintWorkflow
 from workflows.complaint_v1 import ComplaintWorkflowV1
+from workflows.retention import RetentionWorkflow
 
 if TYPE_CHECKING:
     from complaints.webhooks import WebhookDispatcher
 
-#: Every workflow type a worker runs: new cases, and the first type's cases until they end.
-WORKFLOWS: list[type] = [ComplaintWorkflow, ComplaintWorkflowV1]
+#: Every workflow type a worker runs: new cases, the first type's cases until they end, and
+#: the daily retention job.
+WORKFLOWS: list[type] = [ComplaintWorkflow, ComplaintWorkflowV1, RetentionWorkflow]
 
 log = structlog.get_logger("worker")
 #: The worker's exit status when its database is unreachable, lost or replaced.
@@ -40,6 +42,13 @@ SETTINGS_PROBLEM_EXIT = 2
 async def connect(settings: Settings) -> Client:
     """Connect to Temporal with the engine's encrypting converter and optional TLS/API key.
 
+    TLS is on when ``TEMPORAL_TLS`` is, or when any of ``TEMPORAL_TLS_CA``,
+    ``TEMPORAL_TLS_SERVER_NAME`` or the client certificate is set: the server's certificate
+    is checked against that CA (else the system's) and that name (else the address's
+    host), and the client certificate, for a frontend that requires mTLS, is presented.
+    The settings refuse a certificate without its key (and the reverse), so either both
+    are passed or neither.
+
     Raises:
         KeyProblem: The payload keys cannot be used (the message says how to fix it).
 
@@ -48,9 +57,12 @@ async def connect(settings: Settings) -> Client:
 
     converter = data_converter(keys_for(settings))
     tls: bool | TLSConfig = settings.temporal_tls
-    if settings.temporal_tls_cert and settings.temporal_tls_key:
-        tls = TLSConfig(client_cert=settings.temporal_tls_cert.read_bytes(),
-                        client_private_key=settings.temporal_tls_key.read_bytes())
+    ca, cert, key = settings.temporal_tls_ca, settings.temporal_tls_cert, settings.temporal_tls_key
+    if ca is not None or cert is not None or settings.temporal_tls_server_name:
+        tls = TLSConfig(server_root_ca_cert=ca.read_bytes() if ca is not None else None,
+                        domain=settings.temporal_tls_server_name or None,
+                        client_cert=cert.read_bytes() if cert is not None else None,
+                        client_private_key=key.read_bytes() if key is not None else None)
     return await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace,
         data_converter=converter, tls=tls, api_key=settings.temporal_api_key)
@@ -113,16 +125,18 @@ async def _serve(settings: Settings, stop: asyncio.Event | None,
     """
     from activities import build_activities
     from complaints.dbcheck import check_at_start, watch_database
+    from complaints.retention import ensure_schedule_at_start
 
     client = await connect(settings)
     stop = stop or _stop_on_signals()
     watch = await check_at_start(settings, client)
+    await ensure_schedule_at_start(client, settings.temporal_task_queue)  # daily erasure job
     if checked is not None:
         checked.set()
     problem: str | None = None
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as executor:
-        worker = build_worker(client, settings.temporal_task_queue, build_activities(settings),
-                              executor)
+        worker = build_worker(client, settings.temporal_task_queue,
+                              build_activities(settings, client=client), executor)
         log.info("worker started", task_queue=settings.temporal_task_queue,
                  address=settings.temporal_address, namespace=settings.temporal_namespace)
         async with worker:
@@ -157,15 +171,30 @@ def _stop_on_signals() -> asyncio.Event:
 def main() -> None:
     """Entry point: configure logging from settings and run the worker.
 
-    A database problem is one error line and exit status 3 (the cause and the fix).
+    A database problem is one error line and exit status 3 (the cause and the fix); a
+    setting that cannot be used (one that does not parse, a client certificate without its
+    key, unusable payload keys, a webhook URL without its secret) is one and exit status 2.
     """
+    from pydantic import ValidationError
+
     from complaints.codec import KeyProblem
     from complaints.dbcheck import DatabaseProblem
     from complaints.files import private_umask
+    from complaints.serving import mail_warnings
     from complaints.webhooks import WebhookSettingsError
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        configure_logging()  # the settings that choose the log format are what failed
+        # Each setting and what is wrong with it, as the CLI says it; never the value.
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                             for e in exc.errors())
+        log.error("settings_refused", error=problems)
+        sys.exit(SETTINGS_PROBLEM_EXIT)
     configure_logging(json=settings.log_json, level=settings.log_level)
+    for warning in mail_warnings(settings):
+        log.warning("settings_warning", warning=warning)
     try:
         with private_umask():  # whatever else the worker creates is private too
             asyncio.run(run_worker(settings))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from activities.calendar import CalendarActivities
 from activities.casework import CaseworkActivities
@@ -22,7 +22,11 @@ from activities.mail import Mailer, SmtpMailer
 from activities.notifications import NotificationActivities
 from activities.policy import PolicyActivities
 from activities.records import RecordActivities
+from activities.retention import RetentionActivities
 from complaints.settings import Settings
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 __all__ = [
     "CalendarActivities",
@@ -32,13 +36,14 @@ __all__ = [
     "NotificationActivities",
     "PolicyActivities",
     "RecordActivities",
+    "RetentionActivities",
     "SmtpMailer",
     "build_activities",
 ]
 
 
-def build_activities(settings: Settings,
-                     policy_dir: Path | None = None) -> list[Callable[..., Any]]:
+def build_activities(settings: Settings, policy_dir: Path | None = None, *,
+                     client: Client | None = None) -> list[Callable[..., Any]]:
     """Build every activity the worker registers, wired to the settings' surroundings.
 
     Brings the database to the newest schema first (Alembic migrations).
@@ -46,13 +51,15 @@ def build_activities(settings: Settings,
     Args:
         settings: The worker's settings (database URL, outbox folder, SMTP, webhook).
         policy_dir: A folder of landlord policies taking precedence over those shipped.
+        client: The worker's Temporal client, with which the retention job deletes
+            finished workflows of erased cases (None: left to the namespace retention).
 
     Returns:
         The bound activity methods: ``open_case``, ``load_calendar``,
         ``record_case_event`` and ``notify`` (the ``Complaint`` workflow's), and
         ``load_policy``, ``plan_deadline``, ``send_letter``, ``record_intake``,
         ``record_snapshot``, ``record_audit`` and ``record_ombudsman_details`` (kept for
-        cases of the first workflow type).
+        cases of the first workflow type), and ``erase_expired`` (the retention job's).
 
     """
     from complaints.db import ensure_schema, make_engine, session_factory
@@ -70,6 +77,9 @@ def build_activities(settings: Settings,
     records = RecordActivities(sessions)
     casework = CaseworkActivities(sessions, policies, records, letters, notifications,
                                   integration_webhook_url=settings.integration_webhook_url)
+    retention = RetentionActivities(sessions, settings.effective_outbox(),
+                                    settings.data_dir / "documents", client=client,
+                                    policy_dir=policy_dir)
     return [
         # The ``Complaint`` workflow's: open a case, record each event.
         casework.open_case,
@@ -84,4 +94,6 @@ def build_activities(settings: Settings,
         records.record_snapshot,
         records.record_audit,
         records.record_ombudsman_details,
+        # The ``Retention`` workflow's (the daily Schedule).
+        retention.erase_expired,
     ]

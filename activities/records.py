@@ -29,7 +29,7 @@ from temporalio.exceptions import ApplicationError
 
 from complaints.policies import PolicyError, load_compliant_policy
 from complaints.workdays import LONDON, WorkingCalendar
-from models.case import CaseFile, ResponseRecord
+from models.case import CaseFile, ExtensionRecord, ResponseRecord
 from models.messages import (
     AuditBatch,
     CaseSnapshot,
@@ -117,9 +117,97 @@ class ResponseMeasure:
     extension_days: int
     extension_within_code: bool
     working_days_taken: int
+    acknowledged_on: dt.date | None = None
+    acknowledgement_due: dt.date | None = None
+    extensions_timely: bool = True
+    within_code: bool = True
+    late_reason: str | None = None
 
 
 _RESPONSE_KIND = {1: DeadlineKind.STAGE1_RESPONSE, 2: DeadlineKind.STAGE2_RESPONSE}
+_ACK_KIND = {1: DeadlineKind.STAGE1_ACKNOWLEDGEMENT, 2: DeadlineKind.STAGE2_ACKNOWLEDGEMENT}
+
+
+def _days(n: int) -> str:
+    return f"{n} working day{'' if n == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class _Strict:
+    """The strict CH02 verdict of one response (see :func:`strict_verdict`)."""
+
+    acknowledged_on: dt.date | None
+    acknowledgement_due: dt.date | None
+    extensions_timely: bool
+    within_code: bool
+    late_reason: str | None
+
+
+def strict_verdict(*, acknowledged_on: dt.date | None, acknowledgement_due: dt.date | None,
+                   dues: Sequence[dt.date], extensions: Sequence[ExtensionRecord],
+                   responded_on: dt.date, cap: int,
+                   calendar: WorkingCalendar) -> _Strict:
+    """Whether a response was within the Code timescales over its whole chain (strict CH02).
+
+    The rule, as the report's Method states it: the stage was acknowledged on or before
+    the acknowledgement's due date (receipt / the request plus the acknowledgement
+    limit); each extension counts only when agreed on or before the end of the due date
+    it extends (an extension agreed on the due day is in time: "within" means by the end
+    of that day) and when the stage's extensions total no more than the cap, or more
+    with a good reason recorded; the response was issued on or before the due date in
+    force after the extensions that count (the first one that does not count ends the
+    chain). Dates are London days; working days those of ``calendar`` (Monday-Friday less
+    the nation's bank holidays, never lengthened by closure days).
+
+    Args:
+        acknowledged_on: The day the stage was acknowledged (None: it never was).
+        acknowledgement_due: The acknowledgement's due date (None: none on record).
+        dues: The response clock's due dates: the base due date, then one per extension.
+        extensions: The extensions that planned ``dues[1:]``, in order.
+        responded_on: The day the response was issued.
+        cap: The stage's extension cap in working days (6.4, 6.15).
+        calendar: The policy's working calendar.
+
+    Returns:
+        The verdict and, when not within, every reason in words.
+
+    """
+    reasons: list[str] = []
+    if acknowledged_on is None:
+        reasons.append("not acknowledged")
+    elif acknowledgement_due is not None and acknowledged_on > acknowledgement_due:
+        late = calendar.working_days_between(acknowledgement_due, acknowledged_on)
+        reasons.append(f"acknowledged {_days(late)} late")
+    timely = all(london_date(e.at) <= due
+                 for e, due in zip(extensions, dues[:-1], strict=False))
+    in_force, total, good = dues[0], 0, False
+    for extension, extends, new_due in zip(extensions, dues[:-1], dues[1:], strict=False):
+        if london_date(extension.at) > extends:
+            reasons.append("extension agreed after the due date")
+            break
+        total += calendar.working_days_between(extends, new_due)
+        good = good or bool(extension.good_reason)
+        if total > cap and not good:
+            reasons.append("extension beyond the cap without a good reason")
+            break
+        in_force = new_due
+    if responded_on > in_force:
+        late = calendar.working_days_between(in_force, responded_on)
+        reasons.append(f"responded {_days(late)} after the due date")
+    return _Strict(acknowledged_on=acknowledged_on, acknowledgement_due=acknowledgement_due,
+                   extensions_timely=timely, within_code=not reasons,
+                   late_reason="; ".join(reasons) or None)
+
+
+def _acknowledgement(deadlines: Sequence[Deadline], stage: int, clock_start: dt.date
+                     ) -> Deadline | None:
+    """The stage's acknowledgement deadline that the response clock starting then followed.
+
+    The last one started on or before the clock start (an order taking a declined
+    complaint on plans a new one; the response's clock follows the latest).
+    """
+    return next((d for d in reversed(deadlines)
+                 if d.kind is _ACK_KIND[stage] and d.start <= clock_start), None)
 
 
 def _answered_chains(deadlines: Iterable[Deadline], kind: DeadlineKind) -> list[list[Deadline]]:
@@ -203,17 +291,37 @@ def measure_responses(case: CaseFile, deadlines: Sequence[Deadline], policy: Pol
         limit = policy.limits.stage1_response if stage == 1 else policy.limits.stage2_response
         stage_extensions = [e for e in case.extensions if e.stage == stage]
         good_reason = any(e.good_reason for e in stage_extensions)
+        # Each extension planned the next deadline of a chain: they are taken in order.
+        unused = list(stage_extensions)
         for seq, response in enumerate(responses, 1):
             responded_on = london_date(response.at)
             if seq <= len(chains):
                 chain = chains[seq - 1]
                 clock_start, due_base, due_final = chain[0].start, chain[0].due, chain[-1].due
+                dues = [d.due for d in chain]
+                extensions, unused = unused[:len(chain) - 1], unused[len(chain) - 1:]
             else:
                 clock_start = _fallback_clock_start(stage, policy, case, acknowledged_on,
                                                     stage2_acknowledged_on, response)
                 due_base = calendar.add_working_days(clock_start, limit)
-                due_final = calendar.add_working_days(
-                    due_base, sum(e.working_days for e in stage_extensions))
+                dues = [due_base]
+                for extension in stage_extensions:
+                    dues.append(calendar.add_working_days(dues[-1], extension.working_days))
+                due_final, extensions = dues[-1], stage_extensions
+            ack = _acknowledgement(deadlines, stage, clock_start)
+            if ack is not None:
+                ack_on = london_date(ack.met_at) if ack.met_at else None
+                ack_due: dt.date | None = ack.due
+            else:  # no deadline on record (older data): the dates the case row holds
+                ack_on = acknowledged_on if stage == 1 else stage2_acknowledged_on
+                ack_from = case.received_on if stage == 1 else case.escalation_requested_on
+                ack_due = None if ack_from is None else calendar.add_working_days(
+                    ack_from, policy.limits.stage1_acknowledgement if stage == 1
+                    else policy.limits.stage2_acknowledgement)
+            strict = strict_verdict(
+                acknowledged_on=ack_on, acknowledgement_due=ack_due, dues=dues,
+                extensions=extensions, responded_on=responded_on,
+                cap=policy.extension_cap(stage), calendar=calendar)
             extension_days = calendar.working_days_between(due_base, due_final)
             measures.append(ResponseMeasure(
                 stage=stage, seq=seq, decision=response.decision.value,
@@ -222,7 +330,11 @@ def measure_responses(case: CaseFile, deadlines: Sequence[Deadline], policy: Pol
                 extension_days=extension_days,
                 extension_within_code=extension_days <= policy.extension_cap(stage)
                 or good_reason,
-                working_days_taken=calendar.working_days_between(clock_start, responded_on)))
+                working_days_taken=calendar.working_days_between(clock_start, responded_on),
+                acknowledged_on=strict.acknowledged_on,
+                acknowledgement_due=strict.acknowledgement_due,
+                extensions_timely=strict.extensions_timely, within_code=strict.within_code,
+                late_reason=strict.late_reason))
     return measures
 
 
@@ -317,7 +429,8 @@ _EXTENSIONS = Upsert(ExtensionRow, ("extension_seq",), (
     "granted_at"))
 _RESPONSES = Upsert(ResponseRow, ("stage", "seq"), (
     "decision", "responded_at", "responded_on", "by", "clock_start", "due_base", "due_final",
-    "extension_days", "extension_within_code", "working_days_taken"))
+    "extension_days", "extension_within_code", "working_days_taken", "acknowledged_on",
+    "acknowledgement_due", "extensions_timely", "within_code", "late_reason"))
 _REFUSALS = Upsert(RefusalRow, ("kind", "ground"), ("decided_at", "decided_on", "by"))
 _REMEDIES = Upsert(RemedyRow, ("stage", "position"), (
     "kind", "description", "amount_pence", "due_by", "decision", "offered_by", "offered_at"))
@@ -361,6 +474,7 @@ class RecordActivities:
                     description=intake.description,
                     outcomes_sought=LINE_SEPARATOR.join(intake.outcomes_sought),
                     state="received", stage=0,
+                    tenure=intake.tenure.value if intake.tenure else None,
                 ))
                 # Flush the complaint first: parties and adjustments reference it.
                 session.flush()
@@ -497,6 +611,11 @@ class RecordActivities:
             "excluded": case.declined is not None and case.stage1_handler is None,
             "escalation_refused": case.escalation_refused is not None,
             "referred_to_ombudsman_at": case.referred_to_ombudsman_at,
+            # An order taking a declined complaint on plans a new acknowledgement clock
+            # from the day of the order: the complaint counts in CH01 from that day.
+            "taken_on_on": ack.start if case.declined is not None and ack is not None
+            and sum(d.kind is DeadlineKind.STAGE1_ACKNOWLEDGEMENT for d in deadlines) > 1
+            else None,
         }
 
     @staticmethod
@@ -514,7 +633,11 @@ class RecordActivities:
              "clock_start": m.clock_start, "due_base": m.due_base, "due_final": m.due_final,
              "extension_days": m.extension_days,
              "extension_within_code": m.extension_within_code,
-             "working_days_taken": m.working_days_taken} for m in measures))
+             "working_days_taken": m.working_days_taken,
+             "acknowledged_on": m.acknowledged_on,
+             "acknowledgement_due": m.acknowledgement_due,
+             "extensions_timely": m.extensions_timely, "within_code": m.within_code,
+             "late_reason": m.late_reason} for m in measures))
 
     @staticmethod
     def _upsert_refusals(connection: Connection, snapshot: CaseSnapshot) -> None:

@@ -17,7 +17,8 @@ from sqlmodel import Session, col, select
 
 from complaints.caseindex import CaseSummary, _calendar, _due_date, rag
 from complaints.identity import Identity
-from domain.lifecycle import TRIGGER_TEXT, allowed_triggers
+from domain.lifecycle import TRIGGER_TEXT
+from domain.machine import allowed_triggers
 from domain.permissions import CaseRelation, Matrix
 from models.actions import ACTION_BY_TRIGGER
 from models.tables import (

@@ -322,7 +322,10 @@ __import__("complaints.tokens_cli", fromlist=["register"]).register(cli)  # afte
 __import__("complaints.permissions_cli", fromlist=["register"]).register(cli)
 __import__("complaints.serving", fromlist=["register"]).register(cli)
 __import__("complaints.webhooks_cli", fromlist=["register"]).register(cli, ISO_DATE)
+__import__("complaints.retention", fromlist=["register"]).register(cli, ISO_DATE)
+__import__("complaints.subject_access", fromlist=["register"]).register(cli)
 __import__("complaints.keys_cli", fromlist=["register"]).register(cli)
+__import__("complaints.service_requests_cli", fromlist=["register"]).register(cli, ISO_DATE)
 
 
 def _load(name_or_path: str) -> Any:

@@ -58,7 +58,7 @@ from models.messages import (
     RecordIntakeInput,
     SendLetterInput,
 )
-from models.tables import AuditRow, DeliveryRow, LetterRow
+from models.tables import AuditRow, DeliveryRow, ErasureRow, LetterRow
 
 if TYPE_CHECKING:
     from activities.casework import CaseworkActivities
@@ -420,6 +420,14 @@ async def resync_case(client: Client, recorders: Recorders, engine: Engine,
     """
     result = CaseResult(reference)
     with structlog.contextvars.bound_contextvars(reference=reference):
+        with recorders.sessions() as session:
+            erased = session.exec(select(ErasureRow.reason).where(
+                ErasureRow.reference == reference)).first()
+        if erased is not None:
+            # Its personal data was erased on purpose: a history still in Temporal must
+            # not bring it back.
+            result.notes.append(f"skipped: its personal data was erased ({erased})")
+            return result
         try:
             before = _count_rows(recorders.sessions, reference)
             histories, older_gone = await _histories(client, reference)

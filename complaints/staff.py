@@ -344,7 +344,7 @@ def intake_from_options(data: dict[str, Any], options: dict[str, Any]) -> Intake
     simple = {"channel": "channel", "channel_reference": "channel_reference",
               "received": "received_on", "issue_date": "issue_occurred_on",
               "category": "category", "description": "description", "policy": "policy_name",
-              "manager": "manager_id", "reference": "reference"}
+              "manager": "manager_id", "reference": "reference", "tenure": "tenure"}
     for option, field in simple.items():
         if options.get(option) is not None:
             value = options[option]
@@ -632,6 +632,9 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
     @click.option("--category", default=None)
     @click.option("--policy", default=None, help="Policy name (default code-2024).")
     @click.option("--manager", default=None, help="The responsible manager's staff id.")
+    @click.option("--tenure", type=click.Choice(["lcra", "lcho", "other"]), default=None,
+                  help="The resident's tenure: lcra (low-cost rental), lcho (low-cost home "
+                       "ownership) or other; reported per tenure (CH01, CH02).")
     def lodge(file_path: str | None, **options: Any) -> None:
         """Lodge a complaint from flags or a JSON file; prints its reference."""
         data = load_json(file_path) if file_path else {}

@@ -129,6 +129,19 @@ LETTER_SHA = hashlib.sha256(LETTER_TEXT.encode()).hexdigest()
 BATCH = 2000
 
 
+
+def _strict(row: dict[str, Any], stage: int, response_in_time: bool) -> dict[str, Any]:
+    """The strict CH02 columns of a synthetic response (extensions are agreed in time)."""
+    prefix = "" if stage == 1 else "stage2_"
+    acked, due = row[f"{prefix}acknowledged_on"], row[f"{prefix}acknowledgement_due"]
+    reasons = []
+    if acked is None or due is None or acked > due:
+        reasons.append("acknowledged late")
+    if not response_in_time:
+        reasons.append("responded after the due date")
+    return {"acknowledged_on": acked, "acknowledgement_due": due, "extensions_timely": True,
+            "within_code": not reasons, "late_reason": "; ".join(reasons) or None}
+
 class SyntheticError(Exception):
     """The synthetic year cannot be loaded (e.g. it is loaded already)."""
 
@@ -506,7 +519,10 @@ class _Builder:
             "clock_start": clock, "due_base": due_base, "due_final": due_final,
             "extension_days": extension,
             "extension_within_code": extension <= cap or good_reason is not None,
-            "working_days_taken": self.calendar.working_days_between(clock, responded)})
+            "working_days_taken": self.calendar.working_days_between(clock, responded),
+            **_strict(row, stage, responded <= due_base or (
+                on_ext and (extension <= cap or good_reason is not None))),
+        })
         self.letter(reference, "stage1_response" if stage == 1 else "final_response", stage,
                     1, at)
         self._touch(row, at, state=f"stage{stage}_responded")

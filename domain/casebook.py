@@ -24,7 +24,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from domain.deadlines import RecordedCalendar, escalation_window_length, london_date, plan
-from domain.lifecycle import CLOCKS, ENDED, ComplaintMachine, ComplaintState, Limits, _months_before
+from domain.guards import Limits, months_before
+from domain.lifecycle import CLOCKS, ENDED, ComplaintState
+from domain.machine import ComplaintMachine
 from models.actions import (
     Acknowledge,
     AcknowledgeEscalation,
@@ -120,7 +122,7 @@ class CaseBook:
         intake: The complaint as lodged.
         carried: The state carried over a continue-as-new, or None for a new case.
         now: The clock; the workflow passes ``workflow.now``.
-        casework: The casework rules' revision (see :class:`domain.lifecycle.Limits`).
+        casework: The casework rules' revision (see :class:`domain.guards.Limits`).
     """
 
     def __init__(self, intake: Intake, carried: CaseState | None,
@@ -194,7 +196,7 @@ class CaseBook:
                 "correspondence", key="received_on"))
         window = self.context.policy.exclusion_window_months
         occurred = self.case.issue_occurred_on
-        if occurred is not None and occurred < _months_before(self.case.received_on, window):
+        if occurred is not None and occurred < months_before(self.case.received_on, window):
             self.case.out_of_time = True
             why = (f"the issue occurred on {occurred.isoformat()}, more than {window} months "
                    f"before receipt on {self.case.received_on.isoformat()}")

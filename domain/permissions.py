@@ -47,6 +47,10 @@ class Permission(StrEnum):
     MANAGE_TOKENS = "manage_tokens"
     TRIAGE = "triage"
     DECODE_PAYLOADS = "decode_payloads"
+    SUBJECT_ACCESS = "subject_access"
+    ERASE = "erase"
+    LOG_SERVICE_REQUESTS = "log_service_requests"
+    CONVERT_SERVICE_REQUESTS = "convert_service_requests"
 
 
 #: How a refusal names each permission.
@@ -61,6 +65,10 @@ PERMISSION_TEXT: dict[str, str] = {
     "manage_tokens": "manage service tokens",
     "triage": "triage cases",
     "decode_payloads": "see residents' data decrypted in the Temporal UI",
+    "subject_access": "export everything held about a person (subject access)",
+    "erase": "erase a case's personal data on request",
+    "log_service_requests": "log and resolve service requests",
+    "convert_service_requests": "convert service requests to complaints",
 }
 
 

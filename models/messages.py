@@ -82,6 +82,17 @@ def _strings(value: Any, path: str) -> list[tuple[str, str]]:
     return []
 
 
+class Tenure(StrEnum):
+    """The resident's tenure, as the Regulator splits CH01 and CH02 (TSM)."""
+
+    #: Low-cost rental accommodation.
+    LCRA = "lcra"
+    #: Low-cost home ownership.
+    LCHO = "lcho"
+    #: Neither (market rent, leasehold, a neighbour who is not a tenant...).
+    OTHER = "other"
+
+
 class Intake(Frozen):
     """A complaint as lodged: everything known on receipt.
 
@@ -115,6 +126,8 @@ class Intake(Frozen):
     adjustments: tuple[Adjustment, ...] = ()
     manager_id: Label = "complaints-manager"
     lead_id: Label = "complaints-lead"
+    #: The resident's tenure; None: not recorded (reported as such).
+    tenure: Tenure | None = None
 
     @field_validator("issue_occurred_on")
     @classmethod

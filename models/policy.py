@@ -8,9 +8,11 @@ than the Code is fine, looser is refused with the provision it breaks.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
 
 class Nation(StrEnum):
@@ -93,6 +95,38 @@ class TimeLimits(BaseModel):
     reminder_lead: int = Field(default=2, ge=0, description="Working days before a due date.")
 
 
+class Retention(BaseModel):
+    """How long a closed case's personal data is kept (UK GDPR storage limitation).
+
+    Applied by the retention job (``activities.retention``) from the *current* policy
+    file, not the copy a case recorded when it started: a landlord that shortens or
+    lengthens its period changes it for every case.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    years_after_closure: int = Field(
+        default=6, ge=1, le=50,
+        description="Whole years after a case closed (or was declined, withdrawn or "
+                    "voided) before its personal data is erased.")
+
+
+class HomesByTenure(BaseModel):
+    """Homes owned at 31 March of a reporting year, per tenure (the TSM's denominators)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    year: int = Field(ge=2000, le=2100,
+                      description="The reporting year's first year (2025: 2025/26).")
+    lcra: int = Field(default=0, ge=0, description="Low-cost rental accommodation homes.")
+    lcho: int = Field(default=0, ge=0, description="Low-cost home ownership homes.")
+
+    @property
+    def total(self) -> int:
+        """LCRA and LCHO homes together."""
+        return self.lcra + self.lcho
+
+
 class Policy(BaseModel):
     """A landlord's complaints policy.
 
@@ -112,7 +146,11 @@ class Policy(BaseModel):
             closure, so that the work is done before it.
         one_off_bank_holidays: Proclaimed one-off bank holidays not yet in holiday data.
         ombudsman: Contact details printed in letters.
-        homes_owned: Homes owned, for reporting per 1,000 homes (CH01).
+        homes_owned: Homes owned, for reporting per 1,000 homes (CH01): the fallback
+            total when ``homes`` has no figure for the year.
+        homes: Homes per tenure as at 31 March, by reporting year (``2025`` is 2025/26,
+            counted at 31 March 2026): TOML ``[homes.2025]`` with ``lcra`` and ``lcho``.
+        retention: How long a closed case's personal data is kept (default 6 years).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -130,8 +168,23 @@ class Policy(BaseModel):
     one_off_bank_holidays: tuple[dt.date, ...] = ()
     ombudsman: OmbudsmanDetails = OmbudsmanDetails()
     homes_owned: int = Field(default=0, ge=0)
+    homes: tuple[HomesByTenure, ...] = ()
     landlord_contact: str = ""
     source: str = ""
+    retention: Retention = Retention()
+
+    def homes_in(self, year: int) -> HomesByTenure | None:
+        """Homes per tenure for the reporting year starting 1 April ``year``, if given."""
+        return next((h for h in self.homes if h.year == year), None)
+
+    @field_validator("homes", mode="before")
+    @classmethod
+    def _homes_by_year(cls, value: Any) -> Any:
+        """Read TOML's ``[homes.2025]`` tables (a mapping by year) as a tuple of years."""
+        if isinstance(value, Mapping):
+            return tuple({"year": int(year), **dict(homes)}
+                         for year, homes in sorted(value.items(), key=lambda i: int(i[0])))
+        return value
 
     def extension_cap(self, stage: int) -> int:
         """The extension cap in working days at ``stage`` (6.4 for 1, 6.15 for 2)."""

@@ -38,6 +38,8 @@ __all__ = [
     "DeadlineRow",
     "DeliveryRow",
     "DocumentRow",
+    "ErasureRow",
+    "ErasureRunRow",
     "ExtensionRow",
     "LetterRow",
     "NotificationDeliveryRow",
@@ -51,6 +53,7 @@ __all__ = [
     "RestrictionHistoryRow",
     "RestrictionRow",
     "StaffRow",
+    "SubjectAccessRow",
     "TriageRow",
     "UTCDateTime",
     "utcnow",
@@ -180,6 +183,13 @@ class ComplaintRow(SQLModel, table=True):
     escalation_refused: bool = Field(default=False, sa_type=Boolean)
     withdrawn_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     referred_to_ombudsman_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: The resident's tenure (``lcra`` / ``lcho`` / ``other``), None when not recorded: the
+    #: Regulator's CH01 and CH02 are published per tenure (revision 0012).
+    tenure: str | None = None
+    #: The day a declined complaint was taken on by the Ombudsman's order (the start of
+    #: its new acknowledgement clock): it counts in CH01 for that day's year, not the
+    #: year received, so a published year never changes (revision 0012).
+    taken_on_on: dt.date | None = None
 
 
 class PartyRow(SQLModel, table=True):
@@ -433,6 +443,17 @@ class ResponseRow(SQLModel, table=True):
         extension_within_code: Whether the extension keeps within the Code: no more than
             the cap (6.4: 10, 6.15: 20 working days) or a good reason recorded.
         working_days_taken: Working days from ``clock_start`` to ``responded_on``.
+        acknowledged_on: The day the stage was acknowledged (stage 1: the complaint,
+            stage 2: the escalation request); None when it never was (revision 0012).
+        acknowledgement_due: The acknowledgement's due date as planned (5 working days of
+            receipt / the request at most, 6.2 / 6.11).
+        extensions_timely: Whether every extension of the response's clock was agreed on
+            or before the due date it extends (true with none; None: not yet measured).
+        within_code: The strict CH02 verdict: acknowledged by its due date, and responded
+            by the due date in force after timely, Code-compliant extensions only. None
+            for rows written before revision 0012 until ``complaints resync``.
+        late_reason: Why the response is not within the Code timescales (the report's
+            disclosure), None when it is.
     """
 
     __tablename__ = "responses"
@@ -455,6 +476,11 @@ class ResponseRow(SQLModel, table=True):
     extension_days: int = 0
     extension_within_code: bool = Field(default=True, sa_type=Boolean)
     working_days_taken: int
+    acknowledged_on: dt.date | None = None
+    acknowledgement_due: dt.date | None = None
+    extensions_timely: bool | None = Field(default=None, sa_type=Boolean)
+    within_code: bool | None = Field(default=None, sa_type=Boolean)
+    late_reason: str | None = None
 
 
 class RefusalRow(SQLModel, table=True):
@@ -693,3 +719,77 @@ class StaffRow(SQLModel, table=True):
     deactivation_reason: str | None = Field(default=None, max_length=1000)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ErasureRunRow(SQLModel, table=True):
+    """One run of the retention job (``activities.retention``): when, as of when, what.
+
+    ``run_key`` names the run once (the scheduled workflow's run id, or a fresh id for
+    ``complaints retention run``), so a retried activity finishes the same row. The counts
+    add up the run's ``erasures``; a dry run (``dry_run``) counts what it *would* erase and
+    erases nothing. ``skipped_json`` lists the cases passed over and why (references and
+    reasons only, the first 100).
+    """
+
+    __tablename__ = "erasure_runs"
+    __table_args__ = (UniqueConstraint("run_key", name="uq_erasure_runs_run_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_key: str = Field(max_length=200)
+    started_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    as_of: dt.date
+    dry_run: bool = Field(default=False, sa_type=Boolean)
+    cases_erased: int = 0
+    cases_skipped: int = 0
+    fields: int = 0
+    letters: int = 0
+    documents: int = 0
+    files: int = 0
+    histories: int = 0
+    skipped_json: str = Field(default="[]", sa_type=Text)
+
+
+class ErasureRow(SQLModel, table=True):
+    """A case whose personal data was erased: once per case, by a run or on request.
+
+    ``reason`` is ``retention`` (``run_id`` names the run) or ``request`` (a resident's
+    erasure request: ``request_id``, who recorded it and their note). The counts say what
+    was erased: personal field values replaced, letters and documents tombstoned, files
+    deleted, Temporal histories (runs) deleted.
+    """
+
+    __tablename__ = "erasures"
+    __table_args__ = (UniqueConstraint("reference", name="uq_erasures_reference"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=32)
+    run_id: int | None = Field(default=None, index=True)
+    request_id: str | None = Field(default=None, max_length=36)
+    reason: str = Field(max_length=16)
+    requested_by: str | None = Field(default=None, max_length=64)
+    request_note: str | None = Field(default=None, sa_type=Text)
+    erased_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    fields: int = 0
+    letters: int = 0
+    documents: int = 0
+    files: int = 0
+    histories: int = 0
+
+
+class SubjectAccessRow(SQLModel, table=True):
+    """A subject access export: who made it, when, through which door, how much it held.
+
+    The search terms are personal data and are not kept: only the SHA-256 of the
+    normalised terms, so that a repeated request can be recognised.
+    """
+
+    __tablename__ = "subject_access_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: str = Field(max_length=64)
+    via: str = Field(max_length=16)
+    requested_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    cases: int = 0
+    files: int = 0
+    terms_sha256: str = Field(max_length=64)

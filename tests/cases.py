@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from domain.lifecycle import ComplaintMachine, ComplaintState, Limits
+from domain.guards import Limits
+from domain.lifecycle import ComplaintState
+from domain.machine import ComplaintMachine
 from models.actions import (
     Acknowledge,
     AcknowledgeEscalation,

@@ -831,7 +831,7 @@ def test_build_activities_wires_every_activity(tmp_path: Path) -> None:
     assert names == sorted(["open_case", "load_calendar", "record_case_event",
                             "load_policy", "plan_deadline", "send_letter", "notify",
                             "record_intake", "record_snapshot", "record_audit",
-                            "record_ombudsman_details"])
+                            "record_ombudsman_details", "erase_expired"])
     assert (tmp_path / "data" / "complaints.db").is_file()
 
 

@@ -16,7 +16,9 @@ from activities.casework import calendar_data
 from complaints.policies import load_compliant_policy
 from domain.casebook import CaseBook
 from domain.deadlines import london_time
-from domain.lifecycle import ComplaintMachine, ComplaintState, Limits
+from domain.guards import Limits
+from domain.lifecycle import ComplaintState
+from domain.machine import ComplaintMachine
 from models.actions import (
     Acknowledge,
     AcknowledgeEscalation,

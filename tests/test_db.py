@@ -18,6 +18,7 @@ from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel, select
 
 import models.access  # noqa: F401  (the access tables)
+import models.service_requests  # noqa: F401  (the service request tables)
 from complaints.db import (
     current_revision,
     ensure_schema,
@@ -34,7 +35,9 @@ TABLES = {"complaints", "parties", "adjustments", "letters", "deliveries", "exte
           "audit_events", "references", "responses", "refusals", "notification_deliveries",
           "case_records", "case_documents", "contact_restrictions",
           "contact_restriction_history", "case_triage", "staff", "service_tokens",
-          "case_views", "idempotency_keys", "webhook_deliveries"}
+          "case_views", "idempotency_keys", "webhook_deliveries", "erasure_runs",
+          "erasures", "subject_access_requests", "service_requests",
+          "complaint_service_requests"}
 
 
 @pytest.fixture
@@ -82,7 +85,7 @@ def test_upgrade_is_repeatable_and_keeps_data(db_url: str) -> None:
     with session_factory(engine)() as session:
         rows = session.exec(select(ComplaintRow)).all()
     engine.dispose()
-    assert current_revision(db_url) == head_revision() == "0010"
+    assert current_revision(db_url) == head_revision() == "0013"
     assert [r.reference for r in rows] == ["CMP-2026-000001"]
 
 

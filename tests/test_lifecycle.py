@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from domain.lifecycle import (
-    TRIGGERS,
-    ActionRefused,
-    ComplaintMachine,
-    ComplaintState,
-    Limits,
-    mermaid_diagram,
-)
+from domain.guards import Limits
+from domain.lifecycle import TRIGGERS, ActionRefused, ComplaintState, mermaid_diagram
+from domain.machine import ComplaintMachine
 from models.actions import (
     AcknowledgeEscalation,
     AddIssue,

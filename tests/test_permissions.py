@@ -32,6 +32,11 @@ CELLS = [
     ("admin", "read_cases", False), ("admin", "respond", False),
     ("handler", "triage", True), ("reviewer", "triage", True), ("manager", "triage", True),
     ("lead", "triage", True), ("viewer", "triage", False), ("integration", "triage", False),
+    *[(role, name, True) for role in ("handler", "reviewer", "manager", "lead")
+      for name in ("log_service_requests", "convert_service_requests")],
+    ("integration", "log_service_requests", True),
+    ("integration", "convert_service_requests", False),
+    ("viewer", "log_service_requests", False), ("admin", "convert_service_requests", False),
 ]
 
 

@@ -193,3 +193,29 @@ async def test_restore_then_resync_for_the_complaint_type(stack: Stack, tmp_path
     second = await resync_case(stack.env.client, recorders, engine, reference)
     assert second.error is None and not +second.restored
     engine.dispose()
+
+
+async def test_resync_leaves_an_erased_case_alone(stack: Stack, tmp_path: Path) -> None:
+    """A case erased on purpose is skipped: its history in Temporal writes nothing back."""
+    from models.tables import ErasureRow
+    from tests.test_workflow import do as act
+    from tests.test_workflow import started as begun
+
+    intake = make_intake()
+    backup = tmp_path / "backup.db"
+    async with stack.worker():
+        handle = await stack.lodge(intake)
+        await begun(handle)
+        backup_sqlite(_database(stack), backup)
+        await act(handle, ACKNOWLEDGE)
+    engine = make_engine(f"sqlite:///{backup}")
+    recorders = Recorders.for_engine(engine, stack.settings.effective_outbox())
+    with recorders.sessions() as session:
+        session.add(ErasureRow(reference=intake.reference, reason="request"))
+        session.commit()
+    before = records(engine, intake.reference)
+    result = await resync_case(stack.env.client, recorders, engine, intake.reference)
+    assert result.error is None and not +result.restored
+    assert result.notes == ["skipped: its personal data was erased (request)"]
+    assert records(engine, intake.reference) == before
+    engine.dispose()

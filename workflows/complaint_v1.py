@@ -24,14 +24,13 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from domain.deadlines import LABEL, PROVISION, london_date
+    from domain.guards import Limits, months_before
     from domain.lifecycle import (
         TRIGGER_TEXT,
         ActionRefused,  # noqa: F401 - part of this module's old public surface
-        ComplaintMachine,
         ComplaintState,
-        Limits,
-        _months_before,
     )
+    from domain.machine import ComplaintMachine
     from models.actions import (
         ACTION_BY_TRIGGER,
         Acknowledge,
@@ -281,7 +280,7 @@ class ComplaintWorkflowV1:
                                intake.manager_id, None,
                                f"{self.case.reference}: {why}; check the date with the "
                                "resident's correspondence", key="received_on")
-        limit = _months_before(self.case.received_on, policy.exclusion_window_months)
+        limit = months_before(self.case.received_on, policy.exclusion_window_months)
         if intake.issue_occurred_on is not None and intake.issue_occurred_on < limit:
             self.case.out_of_time = True
             why = (f"the issue occurred on {intake.issue_occurred_on.isoformat()}, more than "

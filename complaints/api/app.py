@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from complaints.api import actions, casefiles, cases, codec, health, problems, reports
+from complaints.api import actions, casefiles, cases, codec, health, privacy, problems, reports
 from complaints.api.deps import ApiContext
 from complaints.db import ensure_schema, make_engine
 from complaints.identity import OidcVerifier
@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None, *, context: ApiContext | None =
     api.include_router(casefiles.router)
     api.include_router(actions.router)
     api.include_router(reports.router)
+    api.include_router(privacy.router)
+    api.include_router(__import__("complaints.api.service_requests", fromlist=["router"]).router)
     app.include_router(api)
     app.include_router(codec.router)
     return app

@@ -124,17 +124,19 @@ def _report_options(date_type: click.ParamType) -> Callable[[Callable[..., Any]]
         click.option("--out", default=None, type=click.Path(dir_okay=False),
                      help="Write to this file instead of standard output."),
         click.option("--policy", "policy_name", default=None,
-                     help="Policy name or file (default: the one the period's complaints "
-                          "were handled under)."),
+                     help="Policy name or file: its landlord's complaints are reported, "
+                          "whatever policy each was handled under (default: the one most "
+                          "of the period's complaints were handled under)."),
         click.option("--homes", type=click.IntRange(min=1), default=None,
                      help="Homes owned, for CH01 (default: the policy's homes_owned)."),
         click.option("--as-of", type=date_type, default=None,
                      help="Date overdue figures are taken at (default: the period's end, "
                           "or today if sooner)."),
         click.option("--ch02", "basis", type=click.Choice([b.value for b in Ch02Basis]),
-                     default=Ch02Basis.WITH_EXTENSION.value, show_default=True,
-                     help="Headline CH02: within the extended due date (Code-compliant "
-                          "extensions) or within the base timescale. Both are shown."),
+                     default=Ch02Basis.STRICT.value, show_default=True,
+                     help="Headline CH02: strict (the whole chain within the Code, the "
+                          "Regulator's figure), within the extended due date only, or "
+                          "within the base timescale. All three are shown."),
         click.option("--exceptions", type=click.IntRange(min=0), default=50,
                      show_default=True, help="Exceptions listed per item (0: all)."),
         click.option("--database-url", default=None,

@@ -88,7 +88,7 @@ def _records(db: Connection, options: ReportOptions) -> EvidenceItem:
             missing.append(responses_in_period(options, R.reference, R.stage, R.responded_on)
                            .where(R.stage == stage, ~letter))
     logged = db.execute(select(func.count()).where(
-        C.policy_name == options.policy.name, NOT_VOIDED,
+        C.landlord == options.policy.landlord, NOT_VOIDED,
         C.received_on.between(options.period.start, options.period.end))).scalar_one()
     listed: list[ExceptionRow] = []
     if missing:
@@ -120,7 +120,7 @@ def _acknowledged(db: Connection, options: ReportOptions, stage: int) -> Evidenc
         declined = C.escalation_refused == true()
         eligible = ~declined
         limit_days = options.policy.limits.stage2_acknowledgement
-    mine = and_(C.policy_name == options.policy.name, NOT_VOIDED,
+    mine = and_(C.landlord == options.policy.landlord, NOT_VOIDED,
                 start.between(period.start, period.end))
     acked = and_(done.is_not(None), done <= as_of, eligible)
     late = and_(acked, done > due)
@@ -271,7 +271,7 @@ def _refused(db: Connection, options: ReportOptions, kind: str) -> EvidenceItem:
                .distinct().subquery())
     letter = exists().where(L.reference == refused.c.reference, L.kind == letter_kind)
     joined = refused.join(COMPLAINTS, refused.c.reference == C.reference)
-    mine = and_(C.policy_name == options.policy.name, NOT_VOIDED)
+    mine = and_(C.landlord == options.policy.landlord, NOT_VOIDED)
     cases, met = db.execute(select(func.count(), count_if(letter)).select_from(joined)
                             .where(mine)).one()
     listed = _exceptions(db, select(refused.c.reference).select_from(joined)

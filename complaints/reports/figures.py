@@ -37,6 +37,7 @@ from complaints.reports.model import (
     Ch01,
     Ch02,
     Ch02Basis,
+    Ch02Late,
     ExtensionReason,
     MonthRow,
     ReferralFigures,
@@ -45,6 +46,7 @@ from complaints.reports.model import (
     Report,
     Resolution,
     StageFigures,
+    TenureFigures,
     VolumeRow,
     WorkingDaysCount,
     pct,
@@ -52,7 +54,6 @@ from complaints.reports.model import (
 from complaints.reports.queries import (
     ACTIONS,
     EXTENSIONS,
-    NOT_VOIDED,
     REFUSALS,
     REMEDIES,
     A,
@@ -64,16 +65,18 @@ from complaints.reports.queries import (
     ReportOptions,
     count_if,
     instant_in,
+    mine,
     responses_in_period,
     scoped,
     within_base,
+    within_code,
     within_extension,
 )
 
 # ReportOptions, scoped and the within_* conditions live in ``queries`` (shared with the
 # evidence pack) and are re-exported here, where callers have always found them.
 __all__ = ["METHOD", "ReportOptions", "build_report", "scoped", "within_base",
-           "within_extension"]
+           "within_code", "within_extension"]
 
 #: How each figure is counted; printed as the report's "Method" section.
 METHOD: list[str] = [
@@ -88,18 +91,35 @@ METHOD: list[str] = [
     "response that offered them, Ombudsman referrals by the date referred. A complaint "
     "received in one year and answered in the next counts in CH01 for the first year and "
     "in CH02 for the second.",
+    "Landlord: every complaint of the landlord is counted, whatever policy file it was "
+    "handled under (a policy changed or renamed mid-year); the report names them all.",
     "CH01: stage 1 complaints received in the period, not counting complaints refused "
     "under the policy's exclusions (reported separately, Code 2 and 8.1(b)); withdrawn "
-    "complaints count, as they were received. Stage 2: escalation requests in the period "
-    "not refused. Each per 1,000 homes owned (the policy's figure unless overridden).",
-    "CH02 (base): stage responses issued in the period on or before the base due date: "
-    "stage 1 within 10 working days of the acknowledgement (Code 6.3), stage 2 within 20 "
-    "working days of its acknowledgement (6.14), or the policy's stricter limits. "
-    "Extensions are ignored.",
-    "CH02 (with extension): issued on or before the base due date, or on or before the due "
-    "date in force after agreed extensions when the extension keeps within the Code: at "
-    "most 10 (stage 1, 6.4) / 20 (stage 2, 6.15) working days, or more with a good reason "
-    "recorded. The headline CH02 uses the basis chosen for the report.",
+    "complaints count, as they were received. A refused complaint later taken on by the "
+    "Ombudsman's order counts on the day it was taken on, never back in the year "
+    "received, so a published year's figures do not change. Stage 2: escalation requests "
+    "in the period not refused. Each per 1,000 homes (the policy's homes as at 31 March of "
+    "the year unless overridden), in total and per tenure (LCRA, LCHO).",
+    "CH02 (headline, strict: within the Complaint Handling Code timescales): a stage "
+    "response issued in the period counts only when its whole chain was met. Stage 1: "
+    "acknowledged on or before the acknowledgement due date (at most 5 working days of "
+    "receipt, 6.2), and issued on or before the response due date (10 working days of "
+    "that acknowledgement, 6.3, or the policy's stricter limit) as extended by the "
+    "extensions that count. Stage 2: the same from the escalation request (6.11, 6.14). "
+    "An extension counts only when agreed on or before the due date it extends (\"within\" "
+    "means by the end of the due day, so an extension agreed on the due day is in time) "
+    "and when the stage's extensions total at most the cap (10 working days at stage 1, "
+    "6.4; 20 at stage 2, 6.15) or more with a good reason recorded; the first extension "
+    "that does not count ends the chain, and the due date before it stands. Every date "
+    "is the one recorded when the case ran. A response recorded before the strict rule "
+    "(database revision 0012) and not resynced since counts as not within. The report "
+    "lists every response that is not within, with the reason.",
+    "CH02 (base, for comparison): stage responses issued in the period on or before the "
+    "base due date, acknowledgements and extensions ignored.",
+    "CH02 (response only, for comparison, the figure reported before the strict rule): "
+    "issued on or before the base due date, or on or before the due date in force after "
+    "agreed extensions when they total at most the cap or a good reason is recorded; the "
+    "acknowledgement and when the extension was agreed are ignored.",
     "Withdrawn and declined complaints issue no response, so they are in neither the "
     "numerator nor the denominator of CH02; a response counts only once issued.",
     "Acknowledged within the limit: complaints received (stage 2: requests made) in the "
@@ -134,25 +154,37 @@ METHOD: list[str] = [
     "Voided cases (duplicates, merged, created in error) are not complaints: nothing of "
     "theirs is counted in any figure.",
     "Breaches: acknowledgements made in the period after their due date, and responses "
-    "issued in the period outside the Code timescale (with extension), by the handler "
+    "issued in the period outside the response timescale (response only), by the handler "
     "who had the stage (responses: who issued it) and by team (the complaint's "
     "category).",
 ]
 
 
 def _complaints(options: ReportOptions, *columns: Any) -> Select[Any]:
-    """SELECT ``columns`` FROM the policy's complaints received in the period (not voided)."""
+    """SELECT ``columns`` FROM the landlord's complaints received in the period."""
     period = options.period
-    return (select(*columns).where(C.policy_name == options.policy.name, NOT_VOIDED,
+    return (select(*columns).where(mine(options),
                                    C.received_on.between(period.start, period.end)))
 
 
 def _escalations(options: ReportOptions, *columns: Any) -> Select[Any]:
-    """SELECT ``columns`` FROM the policy's complaints escalated in the period (not voided)."""
+    """SELECT ``columns`` FROM the landlord's complaints escalated in the period."""
     period = options.period
-    return (select(*columns).where(C.policy_name == options.policy.name, NOT_VOIDED,
+    return (select(*columns).where(mine(options),
                                    C.escalation_requested_on.between(period.start,
                                                                      period.end)))
+
+
+#: Refused under the exclusions when received: still refused, or taken on later by order
+#: (then counted in CH01 on the day taken on, never back in the year received).
+REFUSED_ON_RECEIPT = or_(C.excluded == true(), C.taken_on_on.is_not(None))
+
+
+def _taken_on(options: ReportOptions, *columns: Any) -> Select[Any]:
+    """SELECT ``columns`` FROM the landlord's declined complaints taken on in the period."""
+    period = options.period
+    return select(*columns).where(mine(options),
+                                  C.taken_on_on.between(period.start, period.end))
 
 
 def _int(value: Any) -> int:
@@ -163,14 +195,19 @@ def _int(value: Any) -> int:
 
 
 def _received(db: Connection, options: ReportOptions) -> dict[str, int]:
-    """Complaints logged, excluded, withdrawn in the period, and stage 2 received."""
+    """Complaints logged, excluded, withdrawn in the period, and stage 2 received.
+
+    Stage 1 (CH01): received in the period and not refused on receipt, plus declined
+    complaints taken on by the Ombudsman's order in the period.
+    """
     row = db.execute(_complaints(
-        options, func.count(), count_if(C.excluded == true()),
+        options, func.count(), count_if(REFUSED_ON_RECEIPT),
         count_if(C.withdrawn_at.is_not(None)))).one()
+    taken_on = db.execute(_taken_on(options, func.count())).scalar_one()
     stage2 = db.execute(_escalations(
         options, count_if(C.escalation_refused != true()))).scalar_one()
     return {"logged": _int(row[0]), "excluded": _int(row[1]), "withdrawn": _int(row[2]),
-            "stage1": _int(row[0]) - _int(row[1]), "stage2": _int(stage2)}
+            "stage1": _int(row[0]) - _int(row[1]) + _int(taken_on), "stage2": _int(stage2)}
 
 
 def _stage_rows(db: Connection, options: ReportOptions) -> dict[int, dict[str, Any]]:
@@ -181,13 +218,13 @@ def _stage_rows(db: Connection, options: ReportOptions) -> dict[int, dict[str, A
                        .where(R.stage == 1, escalated)).scalar_one()
     query = responses_in_period(
         options, R.stage, func.count(), count_if(within_base()),
-        count_if(within_extension()), count_if(R.extension_days > 0),
+        count_if(within_extension()), count_if(within_code()), count_if(R.extension_days > 0),
         count_if(and_(R.extension_days > 0, R.responded_on <= R.due_final)),
         count_if(R.responded_on > R.due_final), func.avg(R.working_days_taken),
         func.max(R.working_days_taken), count_if(R.decision == "upheld"),
         count_if(R.decision == "partly_upheld"), count_if(R.decision == "not_upheld"),
     ).group_by(R.stage)
-    names = ("responses", "within_base", "within_extension", "extended",
+    names = ("responses", "within_base", "within_extension", "within_code", "extended",
              "extended_within_new_date", "late_final", "mean", "max", "upheld", "partly",
              "not_upheld")
     stages = {int(r[0]): dict(zip(names, r[1:], strict=True)) for r in db.execute(query)}
@@ -255,7 +292,7 @@ def _volumes(db: Connection, options: ReportOptions, column: Any) -> list[Volume
     """Complaints received in the period grouped by ``column`` (channel or category)."""
     escalated = and_(C.escalation_requested_on.is_not(None),
                      C.escalation_requested_on <= options.as_of)
-    query = _complaints(options, column, func.count(), count_if(C.excluded == true()),
+    query = _complaints(options, column, func.count(), count_if(REFUSED_ON_RECEIPT),
                         count_if(escalated)).group_by(column).order_by(
         func.count().desc(), column)
     return [VolumeRow(name=str(r[0]), received=_int(r[1]), excluded=_int(r[2]),
@@ -271,8 +308,13 @@ def _monthly(db: Connection, options: ReportOptions) -> list[MonthRow]:
 
     year, month = month_of(C.received_on)
     for y, m, n in db.execute(_complaints(options, year, month, func.count())
-                              .where(C.excluded != true()).group_by(year, month)):
+                              .where(~REFUSED_ON_RECEIPT).group_by(year, month)):
         data[(int(y), int(m))]["stage1_received"] = _int(n)
+    year, month = month_of(C.taken_on_on)
+    for y, m, n in db.execute(_taken_on(options, year, month, func.count())
+                              .group_by(year, month)):
+        entry = data[(int(y), int(m))]
+        entry["stage1_received"] = entry.get("stage1_received", 0) + _int(n)
     year, month = month_of(C.escalation_requested_on)
     for y, m, n in db.execute(_escalations(options, year, month, func.count())
                               .where(C.escalation_refused != true()).group_by(year, month)):
@@ -280,17 +322,17 @@ def _monthly(db: Connection, options: ReportOptions) -> list[MonthRow]:
     # Responses are counted per day (a few hundred rows) and the days added up per month
     # here: cheaper than working out the month of every response in the database.
     query = responses_in_period(options, R.responded_on, R.stage, func.count(),
-                                count_if(within_base()), count_if(within_extension())
-                                ).group_by(R.responded_on, R.stage)
-    for day, stage, n, base, ext in db.execute(query):
+                                count_if(within_base()), count_if(within_extension()),
+                                count_if(within_code())).group_by(R.responded_on, R.stage)
+    for day, stage, n, base, ext, strict in db.execute(query):
         entry = data[(day.year, day.month)]
         for field, value in (("responses", n), ("within_base", base),
-                             ("within_extension", ext)):
+                             ("within_extension", ext), ("within_code", strict)):
             key = f"stage{stage}_{field}"
             entry[key] = entry.get(key, 0) + _int(value)
     fields = ("stage1_received", "stage2_received", "stage1_responses", "stage1_within_base",
               "stage1_within_extension", "stage2_responses", "stage2_within_base",
-              "stage2_within_extension")
+              "stage2_within_extension", "stage1_within_code", "stage2_within_code")
     return [MonthRow(month=f"{y:04d}-{m:02d}", **{f: data[(y, m)].get(f, 0) for f in fields})
             for (y, m) in sorted(data)]
 
@@ -371,8 +413,7 @@ def _actions(db: Connection, options: ReportOptions) -> ActionFigures:
 
 def _ombudsman(db: Connection, options: ReportOptions) -> ReferralFigures:
     """Cases referred to the Housing Ombudsman in the period."""
-    where = (C.policy_name == options.policy.name, NOT_VOIDED,
-             instant_in(C.referred_to_ombudsman_at, options.period))
+    where = (mine(options), instant_in(C.referred_to_ombudsman_at, options.period))
     total = db.execute(select(func.count()).where(*where)).scalar_one()
     listed = db.execute(select(C.reference).where(*where)
                         .order_by(C.referred_to_ombudsman_at, C.reference)
@@ -383,7 +424,7 @@ def _ombudsman(db: Connection, options: ReportOptions) -> ReferralFigures:
 def _breaches(db: Connection, options: ReportOptions,
               by: Callable[[str], Any]) -> list[BreachRow]:
     """Missed acknowledgements and responses in the period, grouped by ``by(stage)``."""
-    period, mine = options.period, and_(C.policy_name == options.policy.name, NOT_VOIDED)
+    period, landlords = options.period, mine(options)
     counts: dict[str, dict[str, int]] = {}
 
     def add(query: Select[Any], field: str) -> None:
@@ -393,7 +434,8 @@ def _breaches(db: Connection, options: ReportOptions,
     for stage, done, due in ((1, C.acknowledged_on, C.acknowledgement_due),
                              (2, C.stage2_acknowledged_on, C.stage2_acknowledgement_due)):
         key = by(f"ack{stage}")
-        add(select(key, func.count()).where(mine, done.between(period.start, period.end),
+        add(select(key, func.count()).where(landlords,
+                                            done.between(period.start, period.end),
                                             done > due).group_by(key),
             f"stage{stage}_acknowledgements")
     key = by("response")
@@ -406,6 +448,84 @@ def _breaches(db: Connection, options: ReportOptions,
     rows = [BreachRow(name=name, **{f: c.get(f, 0) for f in fields}, total=sum(c.values()))
             for name, c in counts.items()]
     return sorted(rows, key=lambda r: (-r.total, r.name))
+
+
+#: The tenures always shown, then any other value found; None is "not recorded".
+TENURES = ("lcra", "lcho")
+NOT_RECORDED = "not recorded"
+
+
+def _tenures(db: Connection, options: ReportOptions) -> list[TenureFigures]:
+    """CH01 and CH02 per tenure: LCRA and LCHO always, other / not recorded when found."""
+    counts: dict[str, dict[str, int]] = {t: {} for t in TENURES}
+
+    def add(query: Select[Any], field: str) -> None:
+        for tenure, n in db.execute(query.group_by(C.tenure)):
+            entry = counts.setdefault(str(tenure or NOT_RECORDED), {})
+            entry[field] = entry.get(field, 0) + _int(n)
+
+    add(_complaints(options, C.tenure, func.count()).where(~REFUSED_ON_RECEIPT), "ch01_1")
+    add(_taken_on(options, C.tenure, func.count()), "ch01_1")
+    add(_escalations(options, C.tenure, func.count())
+        .where(C.escalation_refused != true()), "ch01_2")
+    query = responses_in_period(
+        options, C.tenure, R.stage, func.count(), count_if(within_base()),
+        count_if(within_extension()), count_if(within_code()), complaints=True,
+    ).group_by(C.tenure, R.stage)
+    for tenure, stage, n, base, ext, strict in db.execute(query):
+        entry = counts.setdefault(str(tenure or NOT_RECORDED), {})
+        for field, value in (("n", n), ("base", base), ("ext", ext), ("code", strict)):
+            entry[f"{field}{stage}"] = _int(value)
+    by_year = options.homes_by_tenure
+    figures: list[TenureFigures] = []
+    for tenure, c in counts.items():
+        homes = getattr(by_year, tenure) if by_year is not None and tenure in TENURES \
+            else None
+        figures.append(TenureFigures(
+            tenure=tenure, homes=homes,
+            ch01=[Ch01(stage=s, received=c.get(f"ch01_{s}", 0), homes=homes or 0,
+                       per_1000_homes=round(c.get(f"ch01_{s}", 0) * 1000 / homes, 2)
+                       if homes else None) for s in (1, 2)],
+            ch02=[_ch02(s, c.get(f"n{s}", 0), c.get(f"base{s}", 0), c.get(f"ext{s}", 0),
+                        c.get(f"code{s}", 0), options.basis) for s in (1, 2)]))
+    order = {t: i for i, t in enumerate((*TENURES, "other", NOT_RECORDED))}
+    return sorted(figures, key=lambda f: (order.get(f.tenure, len(order)), f.tenure))
+
+
+def _ch02(stage: int, n: int, base: int, ext: int, strict: int, basis: Ch02Basis) -> Ch02:
+    """CH02 for one stage from its counts, the headline by ``basis``."""
+    headline = {Ch02Basis.STRICT: strict, Ch02Basis.WITH_EXTENSION: ext,
+                Ch02Basis.BASE: base}[basis]
+    return Ch02(stage=stage, responses=n, within_base=base, within_extension=ext,
+                pct_within_base=pct(base, n), pct_within_extension=pct(ext, n),
+                headline_pct=pct(headline, n), within_code=strict,
+                pct_within_code=pct(strict, n))
+
+
+def _late(db: Connection, options: ReportOptions) -> tuple[list[Ch02Late], int]:
+    """Responses issued in the period not within the Code timescales, with the reason each."""
+    late = ~within_code()
+    total = db.execute(responses_in_period(options, func.count()).where(late)).scalar_one()
+    listed = db.execute(
+        responses_in_period(options, R.reference, R.stage, R.responded_on, R.late_reason)
+        .where(late).order_by(R.stage, R.responded_on, R.reference, R.seq)
+        .limit(options.limit)).all()
+    return [Ch02Late(reference=str(r), stage=int(s), responded_on=d,
+                     reason=reason or "not measured under the strict rule: run complaints "
+                                      "resync")
+            for r, s, d, reason in listed], _int(total)
+
+
+def _policies(db: Connection, options: ReportOptions) -> list[str]:
+    """Every policy file the landlord's complaints counted in the period were handled under."""
+    period = options.period
+    received = select(C.policy_name).where(mine(options), or_(
+        C.received_on.between(period.start, period.end),
+        C.escalation_requested_on.between(period.start, period.end),
+        C.taken_on_on.between(period.start, period.end)))
+    answered = responses_in_period(options, C.policy_name, complaints=True)
+    names = {str(n) for n in db.execute(received.union(answered)).scalars()}
+    return sorted(names)
 
 
 def _by_handler(what: str) -> Any:
@@ -437,9 +557,9 @@ def build_report(engine: Engine | Connection, options: ReportOptions, *,
 
 def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
     policy, homes = options.policy, options.homes
-    policies = db.execute(select(func.count(distinct(C.policy_name)),
-                                 func.min(C.policy_name))).one()
-    options.join_policy = not (policies[0] == 1 and policies[1] == policy.name)
+    landlords = db.execute(select(func.count(distinct(C.landlord)),
+                                  func.min(C.landlord))).one()
+    options.join_policy = not (landlords[0] == 1 and landlords[1] == policy.landlord)
     received = _received(db, options)
     stages = _stage_rows(db, options)
     percentiles = _percentiles(db, options)
@@ -451,11 +571,9 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
     for stage in (1, 2):
         s = stages.get(stage, {})
         n = _int(s.get("responses"))
-        base, ext = _int(s.get("within_base")), _int(s.get("within_extension"))
-        ch02.append(Ch02(stage=stage, responses=n, within_base=base, within_extension=ext,
-                         pct_within_base=pct(base, n), pct_within_extension=pct(ext, n),
-                         headline_pct=pct(ext if options.basis is Ch02Basis.WITH_EXTENSION
-                                          else base, n)))
+        ch02.append(_ch02(stage, n, _int(s.get("within_base")),
+                          _int(s.get("within_extension")), _int(s.get("within_code")),
+                          options.basis))
         median, p90 = percentiles.get(stage, (None, None))
         up, partly, notup = (_int(s.get(k)) for k in ("upheld", "partly", "not_upheld"))
         stage_figures.append(StageFigures(
@@ -473,6 +591,7 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
     resolved2 = _int(stages.get(2, {}).get("responses"))
     remedies, with_money = _remedies(db, options)
     limits = policy.limits
+    late, late_total = _late(db, options)
     return Report(
         landlord=policy.landlord, policy=policy.name, period_label=options.period.label,
         period_start=options.period.start, period_end=options.period.end,
@@ -502,5 +621,6 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
                 "stage2_acknowledgement": limits.stage2_acknowledgement,
                 "stage2_response": limits.stage2_response,
                 "stage2_extension_cap": limits.stage2_extension_cap},
-        method=METHOD,
+        method=METHOD, policies=_policies(db, options), ch02_late=late,
+        ch02_late_total=late_total, tenures=_tenures(db, options),
         evidence=evidence_pack(db, options) if evidence else None)

@@ -19,6 +19,7 @@ __all__ = [
     "Ch01",
     "Ch02",
     "Ch02Basis",
+    "Ch02Late",
     "EvidenceItem",
     "ExceptionRow",
     "ExtensionReason",
@@ -33,6 +34,7 @@ __all__ = [
     "Report",
     "Resolution",
     "StageFigures",
+    "TenureFigures",
     "VolumeRow",
     "WorkingDaysCount",
     "pct",
@@ -45,8 +47,11 @@ def pct(part: int, whole: int) -> float | None:
 
 
 class Ch02Basis(StrEnum):
-    """Which CH02 figure is the headline: how agreed extensions are treated."""
+    """Which CH02 figure is the headline: how acknowledgements and extensions are treated."""
 
+    #: The whole chain within the Code: acknowledged in time, responded by the due date
+    #: in force after timely, Code-compliant extensions (the Regulator's CH02).
+    STRICT = "strict"
     #: Within the due date in force, a Code-compliant extension included.
     WITH_EXTENSION = "with-extension"
     #: Within the base timescale (10 / 20 working days), extensions ignored.
@@ -76,6 +81,27 @@ class Ch02(_Model):
     pct_within_base: float | None
     pct_within_extension: float | None
     headline_pct: float | None
+    #: Strict: the whole chain within the Code timescales (the headline by default).
+    within_code: int = 0
+    pct_within_code: float | None = None
+
+
+class Ch02Late(_Model):
+    """A response issued in the period that is not within the Code timescales, and why."""
+
+    reference: str
+    stage: int
+    responded_on: dt.date
+    reason: str
+
+
+class TenureFigures(_Model):
+    """CH01 and CH02 for one tenure (``lcra``, ``lcho``, ``other``, ``not recorded``)."""
+
+    tenure: str
+    homes: int | None
+    ch01: list[Ch01]
+    ch02: list[Ch02]
 
 
 class StageFigures(_Model):
@@ -140,6 +166,8 @@ class MonthRow(_Model):
     stage2_responses: int
     stage2_within_base: int
     stage2_within_extension: int
+    stage1_within_code: int = 0
+    stage2_within_code: int = 0
 
 
 class WorkingDaysCount(_Model):
@@ -326,4 +354,11 @@ class Report(_Model):
     breaches_by_team: list[BreachRow]
     limits: dict[str, int]
     method: list[str]
+    #: Every policy file the landlord's complaints in the report were handled under.
+    policies: list[str] = []
+    #: The responses not within the Code timescales (strict CH02), with the reason each.
+    ch02_late: list[Ch02Late] = []
+    ch02_late_total: int = 0
+    #: CH01 and CH02 per tenure (LCRA, LCHO, then any other or not recorded).
+    tenures: list[TenureFigures] = []
     evidence: list[EvidenceItem] | None = None

@@ -35,7 +35,8 @@ from models.tables import RemedyRow as RemedyTable
 
 __all__ = ["ACTIONS", "COMPLAINTS", "EXTENSIONS", "NOT_VOIDED", "REFUSALS", "REMEDIES",
            "RESPONSES", "A", "C", "E", "F", "M", "R", "ReportOptions", "count_if", "instant_in",
-           "not_voided", "responses_in_period", "scoped", "within_base", "within_extension"]
+           "mine", "not_voided", "responses_in_period", "scoped", "within_base", "within_code",
+           "within_extension"]
 
 C = ComplaintRow.__table__.c  # type: ignore[attr-defined]
 R = ResponseRow.__table__.c  # type: ignore[attr-defined]
@@ -57,23 +58,31 @@ class ReportOptions:
     Attributes:
         period: The days covered.
         policy: The landlord's policy (time limits, homes, calendar).
-        homes: Homes owned for CH01 (the policy's figure unless overridden).
+        homes: Homes owned for CH01 (unless overridden: the policy's homes per tenure as
+            at 31 March of the year added up, else its ``homes_owned``).
         as_of: The date "overdue" and "not yet" figures are taken at.
         basis: Which CH02 figure is the headline.
         exceptions: How many exceptions to list per item (0: all).
     """
 
     def __init__(self, period: Period, policy: Policy, *, homes: int | None = None,
-                 as_of: dt.date | None = None, basis: Ch02Basis = Ch02Basis.WITH_EXTENSION,
+                 as_of: dt.date | None = None, basis: Ch02Basis = Ch02Basis.STRICT,
                  exceptions: int = 50) -> None:
         self.period = period
         self.policy = policy
-        self.homes = policy.homes_owned if homes is None else homes
+        # Homes as at 31 March of the reporting year the period starts in.
+        year = period.start.year if period.start.month >= 4 else period.start.year - 1
+        #: Homes per tenure for the year (None: the policy gives none for it).
+        self.homes_by_tenure = policy.homes_in(year)
+        if homes is None:
+            homes = (self.homes_by_tenure.total if self.homes_by_tenure is not None
+                     else policy.homes_owned)
+        self.homes = homes
         self.as_of = as_of or min(period.end, dt.date.today())
         self.basis = basis
         self.exceptions = exceptions
-        #: Whether rows must be joined to their complaint to keep to the policy's; False
-        #: when every complaint in the database is the policy's (the usual case).
+        #: Whether rows must be joined to their complaint to keep to the landlord's; False
+        #: when every complaint in the database is the landlord's (the usual case).
         self.join_policy = True
 
     @property
@@ -92,6 +101,16 @@ def within_base() -> ColumnElement[bool]:
     return R.responded_on <= R.due_base
 
 
+def within_code() -> ColumnElement[bool]:
+    """A response within the Code timescales over its whole chain (strict CH02).
+
+    The verdict is worked out when the case's snapshot is recorded
+    (``activities.records.strict_verdict``); a row with none (recorded before revision
+    0012 and not resynced since) is not counted as within.
+    """
+    return R.within_code == true()
+
+
 def within_extension() -> ColumnElement[bool]:
     """A response within the base date, or within a Code-compliant extended date."""
     return or_(R.responded_on <= R.due_base,
@@ -100,6 +119,11 @@ def within_extension() -> ColumnElement[bool]:
 
 #: Voided cases (duplicates, merged, created in error) are not complaints: never counted.
 NOT_VOIDED = C.state != "voided"
+
+
+def mine(options: ReportOptions) -> ColumnElement[bool]:
+    """The landlord's complaints, whatever policy file each was handled under, not voided."""
+    return and_(C.landlord == options.policy.landlord, NOT_VOIDED)
 
 
 def not_voided(reference: Any) -> ColumnElement[bool]:
@@ -113,17 +137,17 @@ def not_voided(reference: Any) -> ColumnElement[bool]:
 
 def scoped(options: ReportOptions, table: Any, reference: Any, *columns: Any,
            complaints: bool = False) -> Select[Any]:
-    """SELECT ``columns`` FROM ``table``, keeping to the policy's complaints, not voided.
+    """SELECT ``columns`` FROM ``table``, keeping to the landlord's complaints, not voided.
 
     The join to ``complaints`` is made only when it is needed: when the database holds
-    other policies' complaints too, or when ``complaints`` says the columns need it.
+    other landlords' complaints too, or when ``complaints`` says the columns need it.
     Without it, rows of voided cases are left out by :func:`not_voided`: every figure
     built on this (responses, extensions, refusals, remedies, actions, deadlines, payments)
     leaves them out, as the complaint counts do.
     """
     if options.join_policy:
         return (select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
-                .where(C.policy_name == options.policy.name, NOT_VOIDED))
+                .where(mine(options)))
     if complaints:
         return (select(*columns).select_from(table.join(COMPLAINTS, reference == C.reference))
                 .where(NOT_VOIDED))
@@ -132,7 +156,7 @@ def scoped(options: ReportOptions, table: Any, reference: Any, *columns: Any,
 
 def responses_in_period(options: ReportOptions, *columns: Any,
                         complaints: bool = False) -> Select[Any]:
-    """SELECT ``columns`` FROM responses of the policy's complaints issued in the period."""
+    """SELECT ``columns`` FROM responses of the landlord's complaints issued in the period."""
     period = options.period
     return (scoped(options, RESPONSES, R.reference, *columns, complaints=complaints)
             .where(R.responded_on.between(period.start, period.end)))

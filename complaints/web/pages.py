@@ -8,6 +8,7 @@ workflow's validator), so a refusal reads the same in the app as in the API.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -41,6 +42,8 @@ def page(request: Request, template: str, user: Identity | None, status: int = 2
                ("/cases/unassigned", "Unassigned"), ("/cases/search", "Search")]
         if user.may(context.matrix, Permission.LODGE):
             nav.append(("/lodge", "Lodge a complaint"))
+        if user.may(context.matrix, Permission.READ_CASES):
+            nav.append(("/service-requests", "Service requests"))
         if user.may(context.matrix, Permission.READ_REPORTS):
             nav.append(("/reports", "Reports"))
         if (user.may(context.matrix, Permission.ADMIN_STAFF)
@@ -490,3 +493,173 @@ def reports_page(request: Request, context: ContextDep, user: WebUser,
         raise Problem(422, str(exc)) from None
     return page(request, "reports.html", user, title="Reports", year=chosen, years=years,
                 report_html=report_body(annual_report_text(context, period, "html")))
+
+
+# --- service requests (Code 1.4-1.6) -----------------------------------------------------
+
+
+def _service_request_form(request: Request, context: Any, user: Identity, status: int = 200,
+                          posted: dict[str, str] | None = None,
+                          problem: str | None = None,
+                          errors: list[dict[str, str]] | None = None) -> Response:
+    import uuid
+
+    today = context.today()
+    return page(request, "service_request_lodge.html", user, status=status,
+                title="Log a service request", posted=posted or {}, problem=problem,
+                errors=errors or [], today=today.isoformat(),
+                target=(today + dt.timedelta(days=10)).isoformat(),
+                # A new key a form: a form sent twice (a double click) logs one request.
+                form_key=(posted or {}).get("form_key") or uuid.uuid4().hex)
+
+
+@router.get("/lodge/service-request")
+def service_request_form(request: Request, context: ContextDep, user: WebUser) -> Response:
+    """The form to log a service request (the Lodge page's second choice)."""
+    _require(context, user, Permission.LOG_SERVICE_REQUESTS)
+    return _service_request_form(request, context, user)
+
+
+@router.post("/lodge/service-request")
+async def log_service_request(request: Request, context: ContextDep, session: SessionDep,
+                              user: WebUser) -> Response:
+    """Log the service request; its page, or the form again with what to fix."""
+    from pydantic import ValidationError
+
+    from complaints import service_requests as sr
+    from complaints.api.cases import _fingerprint
+    from complaints.api.problems import from_validation
+
+    _require(context, user, Permission.LOG_SERVICE_REQUESTS)
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    check_csrf(request, form.get("csrf"))
+    lines = [x.strip() for x in form.get("address", "").splitlines() if x.strip()]
+    data: dict[str, Any] = {
+        "channel": form.get("channel"), "received_on": form.get("received_on") or None,
+        "category": form.get("category") or "general",
+        "target_date": form.get("target_date"),
+        "resident": {"name": form.get("name", "").strip(), "address": lines,
+                     "email": form.get("email") or None, "phone": form.get("phone") or None},
+        "description": form.get("description", "").strip()}
+    try:
+        body = sr.ServiceRequestIn.model_validate(data)
+    except ValidationError as exc:
+        problem = from_validation(exc)
+        return _service_request_form(request, context, user, status=422, posted=form,
+                                     problem=problem.detail,
+                                     errors=problem.extra.get("errors", []))
+    session.rollback()
+    key = (user.staff_id, f"web:{form.get('form_key', '')}"[:255],
+           _fingerprint({"service_request": body.model_dump(mode="json")}))
+    today = context.today()
+    try:
+        row, created = await context.write(lambda w: sr.log_request(
+            w, body, user.staff_id, today=today, idempotency=key))
+    except sr.ServiceRequestError as exc:
+        return _service_request_form(request, context, user, status=exc.status, posted=form,
+                                     problem=exc.detail)
+    request.session["flash"] = (f"Logged as service request {row.id}." if created else
+                                f"This service request was already logged as {row.id}.")
+    return RedirectResponse(f"/service-requests/{row.id}", status_code=303)
+
+
+@router.get("/service-requests")
+def service_requests_page(request: Request, context: ContextDep, session: SessionDep,
+                          user: WebUser, page_no: int = 1) -> Response:
+    """The open service requests, overdue first, with Resolve and Convert to complaint."""
+    from complaints import service_requests as sr
+
+    _require(context, user, Permission.READ_CASES)
+    today = context.today()
+    per_page = 50
+    rows, total = sr.list_requests(session, today=today, open_only=True,
+                                   page=max(1, page_no), per_page=per_page)
+    return page(request, "service_requests.html", user, title="Service requests",
+                rows=[(r, sr.is_overdue(r, today)) for r in rows], total=total,
+                page_no=max(1, page_no), per_page=per_page, policies=_policies(),
+                may_log=user.may(context.matrix, Permission.LOG_SERVICE_REQUESTS),
+                may_convert=user.may(context.matrix, Permission.CONVERT_SERVICE_REQUESTS))
+
+
+def _service_request_page(request: Request, context: Any, session: Any, user: Identity,
+                          request_id: str, status: int = 200,
+                          problem: str | None = None) -> Response:
+    from complaints import service_requests as sr
+
+    try:
+        row = sr.get_request(session, request_id)
+    except sr.ServiceRequestError as exc:
+        raise Problem(exc.status, exc.detail) from None
+    address = [x for x in row.resident_address.splitlines() if x.strip()]
+    return page(request, "service_request.html", user, status=status, title=row.id, row=row,
+                address=address, overdue=sr.is_overdue(row, context.today()),
+                policies=_policies(), problem=problem, today=context.today().isoformat(),
+                may_log=user.may(context.matrix, Permission.LOG_SERVICE_REQUESTS),
+                may_convert=user.may(context.matrix, Permission.CONVERT_SERVICE_REQUESTS))
+
+
+@router.get("/service-requests/{request_id}")
+async def service_request_page(request_id: str, request: Request, context: ContextDep,
+                               session: SessionDep, user: WebUser) -> Response:
+    """A service request with the resident's details; the viewing is recorded."""
+    from complaints import service_requests as sr
+
+    _require(context, user, Permission.READ_CASES)
+    try:
+        sr.get_request(session, request_id)
+    except sr.ServiceRequestError as exc:
+        raise Problem(exc.status, exc.detail) from None
+    session.rollback()
+    await context.write(lambda w: record_view(w, user, request_id, "service_request", "web"))
+    return _service_request_page(request, context, session, user, request_id)
+
+
+@router.post("/service-requests/{request_id}/{what}")
+async def service_request_action(request_id: str, what: str, request: Request,
+                                 context: ContextDep, session: SessionDep,
+                                 user: WebUser) -> Response:
+    """Resolve, convert to a complaint, or record that the resident was told how to complain.
+
+    A refusal comes back on the request's page, said in one line.
+    """
+    from complaints import service_requests as sr
+    from complaints.api.service_requests import ConvertIn, convert_request
+
+    if what not in ("resolve", "convert", "told-how-to-complain"):
+        raise Problem(404, f"no service request action {what[:40]!r}")
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    check_csrf(request, form.get("csrf"))
+    back = form.get("back") == "list"
+    today = context.today()
+    session.rollback()
+    try:
+        if what == "convert":
+            converted = await convert_request(context, user, request_id, ConvertIn(
+                policy_name=form.get("policy") or "code-2024"))
+            request.session["flash"] = (
+                f"{request_id} converted to complaint {converted.reference}; the service "
+                "request stays open." if converted.created else
+                f"{request_id} was converted before, to {converted.reference}.")
+            return RedirectResponse(f"/case/{converted.reference}", status_code=303)
+        _require(context, user, Permission.LOG_SERVICE_REQUESTS)
+        if what == "resolve":
+            await context.write(lambda w: sr.resolve(
+                w, request_id, user.staff_id, form.get("resolution", ""), today=today))
+            request.session["flash"] = f"{request_id} resolved."
+        else:
+            await context.write(lambda w: sr.told_how_to_complain(
+                w, request_id, user.staff_id, today=today))
+            request.session["flash"] = f"Recorded: the resident of {request_id} was told how " \
+                                       "to complain."
+    except sr.ServiceRequestError as exc:
+        if exc.status == 404:
+            raise Problem(404, exc.detail) from None
+        return _service_request_page(request, context, session, user, request_id,
+                                     status=exc.status, problem=exc.detail)
+    except Problem as exc:
+        if exc.status in (403, 404):
+            raise
+        return _service_request_page(request, context, session, user, request_id,
+                                     status=exc.status, problem=exc.detail)
+    target = "/service-requests" if back else f"/service-requests/{request_id}"
+    return RedirectResponse(target, status_code=303)
