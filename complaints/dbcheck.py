@@ -39,6 +39,7 @@ import structlog
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError, SQLAlchemyError
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 
 from complaints.db import (
@@ -354,6 +355,21 @@ async def watch_database(watch: DatabaseWatch, every: float) -> str:
 # --- telling staff why a case does not answer ----------------------------------------
 
 
+async def _failure_message(client: Client, failure: Failure) -> str:
+    """A failure's message, decrypted.
+
+    The engine's converter moves it into the encoded attributes (``complaints.codec``),
+    leaving Temporal only "Encoded failure".
+    """
+    copy = Failure()
+    copy.CopyFrom(failure)  # decode_failure decodes in place
+    try:
+        error = await client.data_converter.decode_failure(copy)
+    except Exception:  # noqa: BLE001 - a key this process lacks: say what Temporal says
+        return failure.message
+    return str(getattr(error, "message", None) or error)
+
+
 async def stall_cause(client: Client, reference: str) -> str | None:
     """Why a case is not answering, when Temporal knows: an activity failing, and its error.
 
@@ -382,7 +398,7 @@ async def stall_cause(client: Client, reference: str) -> str | None:
             "application_failure_info") else ""
         name = pending.activity_type.name
         doing = _DOING.get(name, f"activity {name}")
-        first = (failure.message.strip().splitlines() or [""])[0][:200]
+        first = ((await _failure_message(client, failure)).strip().splitlines() or [""])[0][:200]
         # Only our own activities' messages and the database driver's first line are
         # shown: any other error may quote its input, which can hold personal data.
         shown = (f"{kind}: {first}" if first and kind in _DATABASE_ERRORS | _OWN_ERRORS

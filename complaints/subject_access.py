@@ -31,7 +31,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from sqlmodel import Session, SQLModel, col, select
 from activities.letters import outbox_paths
 from complaints.identity import Identity, record_view
 from models.access import CaseViewRow
+from models.service_requests import ServiceRequestRow
 from models.tables import (
     ActionRow,
     AdjustmentRow,
@@ -114,13 +115,28 @@ def terms_digest(terms: SubjectTerms) -> str:
 
 
 def _matches(party: PartyRow, wanted: dict[str, str]) -> bool:
-    if wanted["email"] and _clean(party.email) == wanted["email"]:
+    return _same_person(party.name, party.address, party.email, party.phone, wanted)
+
+
+def _same_person(name: str, address: str | None, email: str | None, phone: str | None,
+                 wanted: dict[str, str]) -> bool:
+    """The same email, or phone, or name and first address line, as ``wanted``."""
+    if wanted["email"] and _clean(email) == wanted["email"]:
         return True
-    if len(wanted["phone"]) >= 6 and normal_phone(party.phone) == wanted["phone"]:
+    if len(wanted["phone"]) >= 6 and normal_phone(phone) == wanted["phone"]:
         return True
-    first_line = party.address.split("\n", 1)[0] if party.address else ""
-    return bool(wanted["address"]) and _clean(party.name) == wanted["name"] \
+    first_line = address.split("\n", 1)[0] if address else ""
+    return bool(wanted["address"]) and _clean(name) == wanted["name"] \
         and _clean(first_line) == wanted["address"]
+
+
+def find_service_requests(session: Session, terms: SubjectTerms) -> list[ServiceRequestRow]:
+    """The service requests the person made (Code 1.4), oldest first."""
+    wanted = _normalised(terms)
+    return [row for row in session.exec(select(ServiceRequestRow).order_by(
+        col(ServiceRequestRow.id))).all()
+        if _same_person(row.resident_name, row.resident_address, row.resident_email,
+                        row.resident_phone, wanted)]
 
 
 def find_cases(session: Session, terms: SubjectTerms) -> list[str]:
@@ -249,7 +265,8 @@ def _case(archive: _Archive, session: Session, data_dir: Path,
 
 
 def _index(cases: list[tuple[str, ComplaintRow | None, list[tuple[str, str]]]],
-           generated: dt.datetime, landlord: str) -> tuple[str, str]:
+           generated: dt.datetime, landlord: str,
+           requests: Sequence[tuple[str, str]] = ()) -> tuple[str, str]:
     """``index.txt`` and ``index.html``: what is held, per case, with links."""
     when = f"{generated:%d %B %Y}"
     intro = (f"Personal data held by {landlord} about you, as of {when}. "
@@ -271,6 +288,14 @@ def _index(cases: list[tuple[str, ComplaintRow | None, list[tuple[str, str]]]],
             link = f'<a href="{html.escape(path)}">{html.escape(label)}</a>' if path \
                 else html.escape(label)
             parts.append(f"<li>{link}</li>")
+        parts.append("</ul>")
+        text.append("")
+    if requests:
+        text += ["Service requests (not complaints)"]
+        parts.append("<h2>Service requests (not complaints)</h2><ul>")
+        for label, path in requests:
+            text.append(f"  - {label}: {path}")
+            parts.append(f'<li><a href="{html.escape(path)}">{html.escape(label)}</a></li>')
         parts.append("</ul>")
         text.append("")
     page = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -308,7 +333,12 @@ def export(session: Session, data_dir: Path, terms: SubjectTerms, who: Identity,
             landlords.add(complaint.landlord)
         cases.append((reference, complaint, entries))
         missing += lost
-    text, page = _index(cases, generated, ", ".join(sorted(landlords)) or "the landlord")
+    requests = [(f"Service request {row.id} ({row.category}, received "
+                 f"{row.received_on:%d %B %Y})",
+                 archive.add(f"service-requests/{row.id}.json", _json(_plain(row))))
+                for row in find_service_requests(session, terms)]
+    text, page = _index(cases, generated, ", ".join(sorted(landlords)) or "the landlord",
+                        requests)
     archive.add("index.txt", text.encode())
     archive.add("index.html", page.encode())
     data = archive.close()

@@ -170,6 +170,19 @@ def test_report_figures_on_a_hand_made_set(url: str, session: Session) -> None:
     assert [(t.category, t.count) for t in figures.themes] == [("repairs", 3), ("damp", 1)]
     printed = run("report", "--from", "2026-04-01", "--to", "2026-04-30", "--json")
     assert json.loads(printed.output) == figures.model_dump(mode="json")
+    # The annual report carries the same figures in its own section.
+    from complaints.policies import load_policy
+    from complaints.reports.figures import build_report
+    from complaints.reports.period import Period
+    from complaints.reports.queries import ReportOptions
+    from complaints.reports.render import render
+
+    annual = build_report(make_engine(url), ReportOptions(
+        Period(d(2026, 4, 1), d(2026, 4, 30), "April 2026"), load_policy("connexus")))
+    assert annual.service_requests == figures
+    text = render(annual, "md")
+    assert "## Service requests (Code 1.4, 1.5)" in text
+    assert "Converted to a complaint because the resident was dissatisfied: 1 (25.0% of" in text
     empty = sr.report(make_engine(url), d(2025, 1, 1), d(2025, 1, 31))
     assert empty.logged == 0 and empty.conversion_rate is None and empty.themes == []
 

@@ -199,3 +199,27 @@ async def test_api_erasure_refused_then_allowed(stack: Stack) -> None:
     assert unknown.status_code == 404
     assert done.status_code == 200 and done.json()["letters"] == 1
     assert party.name == "[erased]"
+
+
+def test_archive_holds_the_persons_service_requests(place: Place) -> None:
+    """A service request the person made is exported and indexed; another's is not."""
+    from models.service_requests import ServiceRequestRow
+
+    with place.sessions() as session:
+        for number, (name, email, text) in enumerate(
+                [(NAME, EMAIL, "Dripping tap in the kitchen"),
+                 ("Barnaby Otterpool", "bo.other@example.invalid", "Gooseberry hedge")], 1):
+            session.add(ServiceRequestRow(
+                id=f"SR-2019-{number:06d}", year=2019, seq=number, channel="phone",
+                category="repairs", received_on=dt.date(2019, 2, number),
+                target_date=dt.date(2019, 3, 1), resident_name=name, resident_email=email,
+                description=text, logged_by="hdl-1"))
+        session.commit()
+        made = export(session, place.root, SubjectTerms(name=NAME, email=EMAIL), LEAD, "cli")
+    files = members(made.data)
+    assert b"Dripping tap" in files["service-requests/SR-2019-000001.json"]
+    assert "service-requests/SR-2019-000002.json" not in files
+    assert 'href="service-requests/SR-2019-000001.json"' in files["index.html"].decode()
+    assert "Service request SR-2019-000001" in files["index.txt"].decode()
+    everything = b"\n".join(files.values()).decode("utf-8", "replace")
+    assert "Gooseberry" not in everything

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from complaints.web import create_web_app
 from models.access import CaseViewRow
-from models.tables import AuditRow, LetterRow
+from models.tables import AuditRow, ComplaintRow, LetterRow
 from tests.api_support import Api, running_api
 from tests.cases import DEFINITION
 from tests.conftest import Stack
@@ -77,7 +77,7 @@ async def test_a_handler_lodges_and_acknowledges_through_forms(api: Api) -> None
             "received_on": api.context.today().isoformat(),
             "channel_reference": f"web-{api.salt}", "policy": "connexus", "name": "Jo Bloggs",
             "address": "2 Test Row\nLudlow", "description": "The roof leaks.",
-            "outcomes": "Fix the roof"})
+            "outcomes": "Fix the roof", "tenure": "lcho"})
         assert lodged.status_code == 303, lodged.text
         case_url = lodged.headers["location"]
         reference = case_url.rsplit("/", 1)[-1]
@@ -97,6 +97,8 @@ async def test_a_handler_lodges_and_acknowledges_through_forms(api: Api) -> None
         views = session.exec(select(CaseViewRow.via).where(
             CaseViewRow.reference == reference)).all()
     assert audit.by == "hdl-1" and set(views) == {"web"}
+    with api.context.session() as session:  # the tenure chosen reaches the report's table
+        assert session.get(ComplaintRow, reference).tenure == "lcho"  # type: ignore[union-attr]
 
 
 async def test_a_refusal_shows_its_reason_and_viewers_see_why_not(api: Api) -> None:

@@ -20,6 +20,7 @@ from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
 import models.access  # noqa: F401  (registers the access tables on SQLModel.metadata)
+import models.service_requests  # noqa: F401  (registers the service request tables)
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from complaints.db import make_engine
 from models.tables import UTCDateTime

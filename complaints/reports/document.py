@@ -314,7 +314,7 @@ def report_document(report: Report) -> list[Block]:
             [a.reference, a.action_id, str(a.stage), a.due_by.isoformat(), a.owner or "-"]
             for a in report.actions.overdue], [False, False, True, False, False],
             caption=_listed(len(report.actions.overdue), report.actions.overdue_at_as_of)))
-    blocks += [
+    blocks += [*_service_request_blocks(report),
         Heading(2, "Housing Ombudsman"),
         Para(f"Cases referred to the Housing Ombudsman in the period: "
              f"{fmt_int(report.ombudsman.referred)}"
@@ -333,6 +333,28 @@ def report_document(report: Report) -> list[Block]:
     blocks += [Heading(2, "Method"), Bullets(list(report.method))]
     if report.evidence is not None:
         blocks += evidence_document(report.evidence, report, level=2)
+    return blocks
+
+
+def _service_request_blocks(report: Report) -> list[Block]:
+    """Service requests (Code 1.4, 1.5): volumes, resolution, conversion, themes."""
+    figures = report.service_requests
+    if figures is None:
+        return []
+    rate = None if figures.conversion_rate is None else 100 * figures.conversion_rate
+    blocks: list[Block] = [
+        Heading(2, "Service requests (Code 1.4, 1.5)"),
+        Para(f"Service requests logged in the period: {fmt_int(figures.logged)}; resolved: "
+             f"{fmt_int(figures.resolved)} ({fmt_int(figures.resolved_within_target)} by "
+             f"their target date); open at the end of the period: {fmt_int(figures.open)}, "
+             f"of which past their target date: {fmt_int(figures.overdue)}. Converted to a "
+             f"complaint because the resident was dissatisfied: {fmt_int(figures.converted)}"
+             f" ({fmt_pct(rate)} of those logged). Residents told how to "
+             f"complain (1.6): {fmt_int(figures.told_how_to_complain)}.")]
+    if figures.themes:
+        blocks.append(Table(["Theme (category)", "Logged"],
+                            [[t.category, fmt_int(t.count)] for t in figures.themes],
+                            [False, True]))
     return blocks
 
 

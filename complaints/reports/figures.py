@@ -72,6 +72,7 @@ from complaints.reports.queries import (
     within_code,
     within_extension,
 )
+from complaints.service_requests import report as service_request_report
 
 # ReportOptions, scoped and the within_* conditions live in ``queries`` (shared with the
 # evidence pack) and are re-exported here, where callers have always found them.
@@ -157,6 +158,11 @@ METHOD: list[str] = [
     "issued in the period outside the response timescale (response only), by the handler "
     "who had the stage (responses: who issued it) and by team (the complaint's "
     "category).",
+    "Service requests (Code 1.4, 1.5; not complaints): logged = received in the period; "
+    "resolved = resolved in the period, within target when on or before the target date; "
+    "open and overdue = received by the period's end and not resolved by then (overdue: "
+    "past the target date); converted = received in the period and converted to a "
+    "complaint by its end, as a share of those logged; themes = logged by category.",
 ]
 
 
@@ -623,4 +629,6 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
                 "stage2_extension_cap": limits.stage2_extension_cap},
         method=METHOD, policies=_policies(db, options), ch02_late=late,
         ch02_late_total=late_total, tenures=_tenures(db, options),
+        service_requests=service_request_report(db, options.period.start,
+                                                options.period.end),
         evidence=evidence_pack(db, options) if evidence else None)

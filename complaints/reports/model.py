@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from complaints.service_requests import ServiceRequestReport
+
 __all__ = [
     "AckFigures",
     "ActionException",
@@ -358,6 +360,8 @@ class Report(_Model):
     policies: list[str] = []
     #: The responses not within the Code timescales (strict CH02), with the reason each.
     ch02_late: list[Ch02Late] = []
+    #: Service requests logged, resolved and converted to complaints (Code 1.4, 1.5).
+    service_requests: ServiceRequestReport | None = None
     ch02_late_total: int = 0
     #: CH01 and CH02 per tenure (LCRA, LCHO, then any other or not recorded).
     tenures: list[TenureFigures] = []

@@ -278,6 +278,7 @@ async def lodge(request: Request, context: ContextDep, session: SessionDep,
         "received_on": form.get("received_on"),
         "issue_occurred_on": form.get("issue_occurred_on") or None,
         "category": form.get("category") or "general", "parties": [resident],
+        "tenure": form.get("tenure") or None,
         "description": form.get("description", "").strip(), "outcomes_sought": outcomes}
     try:
         lodged = await _lodge(context, data)
