@@ -268,8 +268,15 @@ async def test_a_whole_case_and_bad_input_log_no_personal_string(
 
 
 def test_an_exception_is_logged_as_where_and_what_never_its_text(
-        logged: Callable[[], str]) -> None:
+        logged: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A database error, an SMTP refusal and any other exception: traceback and type, no text."""
+    # uvicorn's loggers as `complaints serve` leaves them (log_config=None): an earlier test
+    # may have run uvicorn with its own logging config, which stops them propagating.
+    for name in ("uvicorn", "uvicorn.error"):
+        uvicorn_logger = logging.getLogger(name)
+        for attribute, value in (("propagate", True), ("disabled", False), ("handlers", []),
+                                 ("level", logging.NOTSET)):
+            monkeypatch.setattr(uvicorn_logger, attribute, value)
     mark = uuid.uuid4().hex[:12].upper()
     engine = create_engine("sqlite://")
     with engine.connect() as connection:
