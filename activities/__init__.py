@@ -79,7 +79,8 @@ def build_activities(settings: Settings, policy_dir: Path | None = None, *,
                                   integration_webhook_url=settings.integration_webhook_url)
     retention = RetentionActivities(sessions, settings.effective_outbox(),
                                     settings.data_dir / "documents", client=client,
-                                    policy_dir=policy_dir)
+                                    policy_dir=policy_dir,
+                                    service_request_years=settings.service_request_retention_years)
     return [
         # The ``Complaint`` workflow's: open a case, record each event.
         casework.open_case,

@@ -265,7 +265,7 @@ class RetentionActivities:
 
     def __init__(self, session_factory: Callable[[], Session], outbox_dir: Path,
                  documents_dir: Path, *, client: Client | None = None,
-                 policy_dir: Path | None = None,
+                 policy_dir: Path | None = None, service_request_years: int = 6,
                  now: Callable[[], dt.datetime] = utcnow) -> None:
         """Wire the job to the database, the outbox and documents folders, and Temporal.
 
@@ -278,6 +278,9 @@ class RetentionActivities:
                 is left to its namespace retention, and a case is taken to be running
                 until :data:`domain.casebook.RETENTION` after it ended.
             policy_dir: A folder of landlord policies taking precedence over those shipped.
+            service_request_years: How long a resolved service request that never became
+                a complaint is kept (``SERVICE_REQUEST_RETENTION_YEARS``): service
+                requests belong to no policy. One converted to a complaint goes with it.
             now: The clock (tests fix it).
 
         """
@@ -286,6 +289,7 @@ class RetentionActivities:
         self.documents_dir = documents_dir
         self.client = client
         self.policy_dir = policy_dir
+        self.service_request_years = service_request_years
         self.now = now
 
     # -- the activity ----------------------------------------------------------------------
@@ -333,10 +337,13 @@ class RetentionActivities:
                     erased.append(done)
             result = await asyncio.to_thread(self._finish_run, run_id, as_of, input.dry_run,
                                              erased, skipped)
+            requests = await asyncio.to_thread(self._erase_service_requests, as_of,
+                                               input.dry_run)
+            result = result.model_copy(update={"service_requests_erased": requests})
             log.info("retention_run", as_of=as_of.isoformat(), dry_run=input.dry_run,
                      erased=result.cases_erased, skipped=result.cases_skipped,
                      letters=result.letters, documents=result.documents,
-                     histories=result.histories)
+                     histories=result.histories, service_requests=requests)
         if result.cases_erased and not input.dry_run:
             await asyncio.to_thread(self._checkpoint)
         return result
@@ -589,6 +596,29 @@ class RetentionActivities:
             cases_skipped=len(skipped), erased=tuple(erased[:LISTED]),
             skipped=tuple(skipped[:LISTED]), **totals)
 
+    def _erase_service_requests(self, as_of: dt.date, dry_run: bool) -> int:
+        """Erase resolved service requests past their period that never became complaints.
+
+        Returns:
+            How many were erased (dry: would be). Each erased one keeps its id, dates,
+            channel and category (the monitoring figures) and is stamped ``erased_at``.
+        """
+        with self.session_factory() as session:
+            due = [row for row in session.exec(select(ServiceRequestRow).where(
+                col(ServiceRequestRow.resolved_on).is_not(None),
+                col(ServiceRequestRow.erased_at).is_(None),
+                col(ServiceRequestRow.complaint_reference).is_(None))).all()
+                if row.resolved_on is not None
+                and add_years(row.resolved_on, self.service_request_years) <= as_of]
+            for request in due:
+                erase_service_request(request)
+                session.add(request)
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
+        return len(due)
+
     def _checkpoint(self) -> None:
         """Fold SQLite's write-ahead log into the database (old values leave the log)."""
         with self.session_factory() as session:
@@ -615,6 +645,15 @@ def _erased_of(row: ErasureRow) -> CaseErased:
 def _heartbeat(detail: str) -> None:
     if activity.in_activity():
         activity.heartbeat(detail)
+
+
+def erase_service_request(request: ServiceRequestRow) -> int:
+    """Blank a service request's personal fields and stamp it; how many fields changed."""
+    fields = _blank(request, ("resident_name", "description", "resolution"))
+    fields += _blank(request, ("resident_address",), "")
+    fields += _blank(request, ("resident_email", "resident_phone"), None)
+    request.erased_at = request.erased_at or utcnow()
+    return fields
 
 
 def _blank(row: Any, names: Iterable[str], value: Any = ERASED) -> int:
@@ -719,10 +758,7 @@ def anonymise_case(session: Session, reference: str, today: dt.date,
             ServiceRequestRow.complaint_reference == reference,
             col(ServiceRequestRow.resolved_on).is_not(None))).all():
         # The same resident's data, on the request the complaint was raised from (1.5).
-        fields += _blank(request, ("resident_name", "description", "resolution"))
-        fields += _blank(request, ("resident_address",), "")
-        fields += _blank(request, ("resident_email", "resident_phone"), None)
-        request.erased_at = request.erased_at or utcnow()
+        fields += erase_service_request(request)
         session.add(request)
     issued = session.get(ReferenceRow, reference)
     if issued is not None and issued.fingerprint not in (None, ERASED_FINGERPRINT):

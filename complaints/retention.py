@@ -119,7 +119,8 @@ def _summary(result: RetentionRunResult) -> list[str]:
     lines = [f"as of {result.as_of.isoformat()}: {verb} {result.cases_erased} case(s) "
              f"({result.fields} fields, {result.letters} letters, {result.documents} "
              f"documents, {result.files} files, {result.histories} Temporal histories); "
-             f"skipped {result.cases_skipped}; run {result.run_id}"
+             f"skipped {result.cases_skipped}; {verb} {result.service_requests_erased} "
+             f"resolved service request(s) that never became complaints; run {result.run_id}"
              + (" (dry run: nothing was changed)" if result.dry_run else "")]
     lines += [f"  {e.reference}  {verb}: {_what(e)}" for e in result.erased]
     lines += [f"  {s.reference}  skipped: {s.reason}" for s in result.skipped]

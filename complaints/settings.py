@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     #: or a key file of ``id base64key`` lines. Neither: ``payload-keys`` in data_dir.
     payload_keys: SecretStr | None = None
     payload_keys_file: Path | None = None
+    #: How long a resolved service request that never became a complaint is kept (years):
+    #: the retention job then erases its resident's details (complaints follow their policy).
+    service_request_retention_years: int = Field(default=6, ge=1, le=50)
     #: The Temporal UI's origins (comma separated) allowed to call the codec at /codec;
     #: None: the dev UI on this machine (http://localhost:UI_PORT, http://127.0.0.1:UI_PORT).
     codec_cors_origins: str | None = None

@@ -81,6 +81,8 @@ class RetentionRunResult(_Message):
     documents: int = 0
     files: int = 0
     histories: int = 0
+    #: Resolved service requests that never became complaints, erased past their period.
+    service_requests_erased: int = 0
     erased: tuple[CaseErased, ...] = ()
     skipped: tuple[CaseSkipped, ...] = ()
 

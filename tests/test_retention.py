@@ -624,3 +624,40 @@ async def test_worker_start_makes_the_schedule(stack: Stack) -> None:
     action = described.schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)
     assert (action.workflow, action.task_queue) == ("Retention", settings.temporal_task_queue)
+
+
+async def test_resolved_service_requests_are_erased_after_their_period(place: Place) -> None:
+    """Only a request resolved over six years ago and never a complaint is erased, once."""
+    from models.service_requests import ServiceRequestRow
+
+    def request(seq: int, resolved: dt.date | None, converted: bool = False) -> None:
+        with place.sessions() as session:
+            session.add(ServiceRequestRow(
+                id=f"SR-2018-{seq:06d}", year=2018, seq=seq, channel="phone",
+                category="repairs", received_on=dt.date(2018, 1, seq),
+                target_date=dt.date(2018, 2, 1), resident_name=f"Resident{seq} {NAME}",
+                resident_email=EMAIL, description=f"Dripping tap {seq}", logged_by="hdl-1",
+                resolved_on=resolved, resolution="Washer replaced" if resolved else None,
+                complaint_reference=f"CMP-2018-{seq:06d}" if converted else None))
+            session.commit()
+
+    old = EXPIRED - dt.timedelta(days=6 * 366 + 30)
+    request(1, old)  # resolved long ago, never a complaint: erased
+    request(2, EXPIRED - dt.timedelta(days=400))  # resolved a year ago: kept
+    request(3, None)  # still open: kept
+    request(4, old, converted=True)  # goes with its complaint, not with this sweep
+    dry = await place.activities().run(RetentionRunInput(as_of=EXPIRED, dry_run=True))
+    assert dry.service_requests_erased == 1
+    with place.sessions() as session:
+        assert session.get(ServiceRequestRow, "SR-2018-000001").erased_at is None  # type: ignore[union-attr]
+    done = await place.activities().run(RetentionRunInput(as_of=EXPIRED))
+    assert done.service_requests_erased == 1
+    with place.sessions() as session:
+        rows = {r.id: r for r in session.exec(select(ServiceRequestRow)).all()}
+    first = rows["SR-2018-000001"]
+    assert first.erased_at is not None and NAME not in first.resident_name
+    assert (first.resident_email, first.category, first.received_on) == (
+        None, "repairs", dt.date(2018, 1, 1))
+    assert all(NAME in rows[f"SR-2018-{n:06d}"].resident_name for n in (2, 3, 4))
+    again = await place.activities().run(RetentionRunInput(as_of=EXPIRED))
+    assert again.service_requests_erased == 0
