@@ -409,8 +409,10 @@ def _codec_line(web_port: int, server: DevServer | None) -> str:
         return (f"Payloads are encrypted: point that Web UI's codec server at "
                 f"{codec_endpoint(web_port)}")
     return (f"Payloads are encrypted; the Web UI decrypts them through "
-            f"{server.codec_endpoint} for an operator: sign in to the web app as adm-1, "
-            "then in the UI's codec settings turn on \"Include cross-origin credentials\"")
+            f"{server.codec_endpoint} for an operator: sign in to the web app as one (the "
+            "demo's adm-1; `complaints staff update ID --role ... --role operator` makes "
+            "one), then in the UI's codec settings turn on \"Include cross-origin "
+            "credentials\"")
 
 
 def _ui_line(settings: Settings, server: DevServer | None) -> str:

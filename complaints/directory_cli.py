@@ -27,7 +27,9 @@ _CHECK = ("Once the directory holds at least one person, every action on a case 
           "the directory and active; while it is empty nothing is refused.")
 _ROLES_HELP = ("A role (repeat for several): handler (stage 1 complaints), reviewer "
                "(stage 2 reviews), manager (told of reminders and breaches), lead "
-               "(complaints lead), admin (keeps this directory), viewer (reads cases only).")
+               "(complaints lead), admin (keeps this directory), viewer (reads cases only), "
+               "integration (a system, through a service token), operator (sees payloads "
+               "decrypted in the Temporal UI).")
 
 
 @contextlib.contextmanager
