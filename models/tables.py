@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -190,6 +191,10 @@ class ComplaintRow(SQLModel, table=True):
     #: its new acknowledgement clock): it counts in CH01 for that day's year, not the
     #: year received, so a published year never changes (revision 0012).
     taken_on_on: dt.date | None = None
+    #: The row came from ``complaints import`` (a year brought from the landlord's old
+    #: system): no workflow runs it, and the report counts it as a live one (revision 0014).
+    imported: bool = Field(default=False, sa_type=Boolean,
+                           sa_column_kwargs={"server_default": false()})
 
 
 class PartyRow(SQLModel, table=True):

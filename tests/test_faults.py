@@ -529,10 +529,13 @@ async def run_with_outage(r: Rig, intakes: list[Intake], begin: Any, end: Any,
     assert problems == []
     assert figures["deliveries"] == {"sent": len(intakes) * LETTERS_PER_LIFECYCLE
                                      * (1 + RECIPIENTS)}, "an email was sent twice"
-    # The outage made recording fail, and recording was retried (in the worker, and
-    # usually by Temporal too: writers of one worker queue on a lock for a few seconds
-    # before SQLite's own wait, so fewer attempts fail outright than there are cases).
-    assert figures["record_retries_in_worker"] >= 1
+    # The outage made recording fail, and recording was retried: in the worker (the
+    # write that records an accepted email retries in place while its attempt has time
+    # left) or by Temporal (any other write, or that one once its attempt's time is up).
+    # Which of the two happens depends on where each case was when the lock was taken.
+    retried_by_temporal = sum(figures["activity_retries"]["retried"].values())
+    assert figures["record_retries_in_worker"] + retried_by_temporal >= 1, \
+        "the outage made no write fail"
 
 
 async def test_sqlite_locked_for_longer_than_its_busy_timeout(workdir: Path) -> None:
