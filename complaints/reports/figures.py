@@ -8,18 +8,15 @@ function's docstring says which rows it counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     Engine,
     Select,
     and_,
-    case,
-    cast,
     distinct,
+    exists,
     extract,
     func,
     or_,
@@ -163,6 +160,12 @@ METHOD: list[str] = [
     "open and overdue = received by the period's end and not resolved by then (overdue: "
     "past the target date); converted = received in the period and converted to a "
     "complaint by its end, as a share of those logged; themes = logged by category.",
+    "The Ombudsman's annual submission (reporting years only) takes every figure from this "
+    "report, CH02 always strict; it is due by 30 September after the year for a landlord "
+    "with more than 1,000 homes at 31 March (1,000 or fewer: within six months of its "
+    "financial year end). A Code provision's status comes from the policy check "
+    "(complaints policy check); one the check does not cover is for the landlord to "
+    "confirm, with the evidence pack's records shown beside it.",
 ]
 
 
@@ -216,57 +219,83 @@ def _received(db: Connection, options: ReportOptions) -> dict[str, int]:
             "stage1": _int(row[0]) - _int(row[1]) + _int(taken_on), "stage2": _int(stage2)}
 
 
-def _stage_rows(db: Connection, options: ReportOptions) -> dict[int, dict[str, Any]]:
-    """Per stage: responses issued in the period and how they were counted."""
-    escalated = R.reference.in_(select(C.reference).where(
-        C.escalation_requested_on <= options.as_of))
-    later = db.execute(responses_in_period(options, func.count())
-                       .where(R.stage == 1, escalated)).scalar_one()
+#: The counts the one pass over the period's responses takes per group (see
+#: :func:`_response_pass`), in the order they are selected.
+_RESPONSE_COUNTS = ("responses", "within_base", "within_extension", "within_code", "extended",
+                    "extended_within_new_date", "late_final", "days", "max", "upheld",
+                    "partly", "not_upheld", "escalated", "breaches")
+
+
+def _response_pass(db: Connection, options: ReportOptions) -> list[dict[str, Any]]:
+    """Every count of the period's responses, in one pass over them.
+
+    Grouped by stage, tenure, policy file, handler (who issued it) and team (category): a
+    few hundred groups, which the figures per stage (:func:`_stage_rows`), per tenure,
+    the policies named, the late total and the missed responses per handler and team
+    (:func:`_breaches`) add up in Python. One pass (with the join to the complaint that
+    tenure, policy and team need) costs about what one of the separate queries did.
+    """
+    escalated = and_(C.escalation_requested_on.is_not(None),
+                     C.escalation_requested_on <= options.as_of)
+    keys = (R.stage, C.tenure, C.policy_name, R.by, C.category)
     query = responses_in_period(
-        options, R.stage, func.count(), count_if(within_base()),
-        count_if(within_extension()), count_if(within_code()), count_if(R.extension_days > 0),
+        options, *keys, func.count(), count_if(within_base()), count_if(within_extension()),
+        count_if(within_code()), count_if(R.extension_days > 0),
         count_if(and_(R.extension_days > 0, R.responded_on <= R.due_final)),
-        count_if(R.responded_on > R.due_final), func.avg(R.working_days_taken),
+        count_if(R.responded_on > R.due_final), func.sum(R.working_days_taken),
         func.max(R.working_days_taken), count_if(R.decision == "upheld"),
         count_if(R.decision == "partly_upheld"), count_if(R.decision == "not_upheld"),
-    ).group_by(R.stage)
-    names = ("responses", "within_base", "within_extension", "within_code", "extended",
-             "extended_within_new_date", "late_final", "mean", "max", "upheld", "partly",
-             "not_upheld")
-    stages = {int(r[0]): dict(zip(names, r[1:], strict=True)) for r in db.execute(query)}
-    stages.setdefault(1, {})["escalated"] = _int(later)
+        count_if(escalated), count_if(~within_extension()), complaints=True,
+    ).group_by(*keys)
+    names = ("stage", "tenure", "policy", "by", "category", *_RESPONSE_COUNTS)
+    return [dict(zip(names, row, strict=True)) for row in db.execute(query)]
+
+
+def _stage_rows(groups: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Per stage: responses issued in the period and how they were counted.
+
+    ``escalated`` (stage 1 only): stage 1 responses whose complaint was escalated by the
+    as-of date; ``days`` is the working days taken added up (the mean is worked out from
+    it), ``max`` the most taken.
+    """
+    stages: dict[int, dict[str, Any]] = {}
+    for group in groups:
+        totals = stages.setdefault(int(group["stage"]), {})
+        for name in _RESPONSE_COUNTS:
+            value = _int(group[name])
+            totals[name] = (max(totals.get(name, 0), value) if name == "max"
+                            else totals.get(name, 0) + value)
+    stages.setdefault(1, {}).setdefault("escalated", 0)
+    stages.get(2, {}).pop("escalated", None)
     return stages
 
 
-def _percentiles(db: Connection, options: ReportOptions) -> dict[int, tuple[float, int]]:
+def _percentiles(histogram: list[WorkingDaysCount]) -> dict[int, tuple[float, int]]:
     """Per stage: the median and the nearest-rank 90th percentile of working days taken.
 
-    One query, exact and portable (SQLite has no ``percentile_cont``): the responses are
-    counted per number of working days (a histogram of a few dozen rows), a window
-    function runs the cumulative count over the histogram, and the value at rank k is
-    the smallest number of days whose cumulative count reaches k. The ranks are the
-    middle one(s), ``(n + 1) // 2`` and ``(n + 2) // 2``, and ``ceil(0.9 n)``.
+    Exact, from the histogram of responses per number of working days (a few dozen
+    rows, already read for the report): the value at rank k is the smallest number of
+    days whose cumulative count reaches k. The ranks are the middle one(s),
+    ``(n + 1) // 2`` and ``(n + 2) // 2``, and ``ceil(0.9 n)``.
     """
-    histogram = responses_in_period(
-        options, R.stage.label("stage"), R.working_days_taken.label("wd"),
-        func.count().label("n")).group_by(R.stage, R.working_days_taken).subquery()
-    # PostgreSQL sums integers as numeric: cast back, so that // divides integers.
-    running = select(
-        histogram.c.stage, histogram.c.wd,
-        cast(func.sum(histogram.c.n).over(partition_by=histogram.c.stage,
-                                          order_by=histogram.c.wd), BigInteger).label("upto"),
-        cast(func.sum(histogram.c.n).over(partition_by=histogram.c.stage),
-             BigInteger).label("total"),
-    ).subquery()
+    by_stage: dict[int, list[tuple[int, int]]] = {}
+    for row in histogram:  # sorted by stage, then working days
+        by_stage.setdefault(row.stage, []).append((row.working_days, row.responses))
+    result: dict[int, tuple[float, int]] = {}
+    for stage, counts in by_stage.items():
+        total = sum(n for _, n in counts)
 
-    def value_at(rank: Any) -> Any:
-        return func.min(case((running.c.upto >= rank, running.c.wd)))
+        def value_at(rank: int, counts: list[tuple[int, int]] = counts) -> int:
+            upto = 0
+            for days, n in counts:
+                upto += n
+                if upto >= rank:
+                    return days
+            raise AssertionError("rank beyond the histogram")  # pragma: no cover
 
-    total = running.c.total
-    query = select(running.c.stage, value_at((total + 1) // 2), value_at((total + 2) // 2),
-                   value_at((9 * total + 9) // 10)).group_by(running.c.stage)
-    return {int(stage): ((int(lo) + int(hi)) / 2, int(p90))
-            for stage, lo, hi, p90 in db.execute(query)}
+        lo, hi = value_at((total + 1) // 2), value_at((total + 2) // 2)
+        result[stage] = ((lo + hi) / 2, value_at((9 * total + 9) // 10))
+    return result
 
 
 def _acknowledgements(db: Connection, options: ReportOptions) -> list[AckFigures]:
@@ -427,33 +456,48 @@ def _ombudsman(db: Connection, options: ReportOptions) -> ReferralFigures:
     return ReferralFigures(referred=int(total), references=[str(r) for r in listed])
 
 
-def _breaches(db: Connection, options: ReportOptions,
-              by: Callable[[str], Any]) -> list[BreachRow]:
-    """Missed acknowledgements and responses in the period, grouped by ``by(stage)``."""
-    period, landlords = options.period, mine(options)
-    counts: dict[str, dict[str, int]] = {}
+def _breaches(db: Connection, options: ReportOptions, responses: list[dict[str, Any]]
+              ) -> tuple[list[BreachRow], list[BreachRow]]:
+    """Missed acknowledgements and responses in the period, per handler and per team.
 
-    def add(query: Select[Any], field: str) -> None:
-        for name, n in db.execute(query):
-            counts.setdefault(str(name or "(not recorded)"), {})[field] = int(n)
+    One pass over the complaints acknowledged late in the period (both stages), grouped
+    by each stage's handler and the team (category); the missed responses come from the
+    pass over the responses (``responses``: :func:`_response_pass`), by who issued each.
+    """
+    period = options.period
+    by_handler: dict[str, dict[str, int]] = {}
+    by_team: dict[str, dict[str, int]] = {}
 
-    for stage, done, due in ((1, C.acknowledged_on, C.acknowledgement_due),
-                             (2, C.stage2_acknowledged_on, C.stage2_acknowledgement_due)):
-        key = by(f"ack{stage}")
-        add(select(key, func.count()).where(landlords,
-                                            done.between(period.start, period.end),
-                                            done > due).group_by(key),
-            f"stage{stage}_acknowledgements")
-    key = by("response")
-    for stage in (1, 2):
-        add(responses_in_period(options, key, func.count(), complaints=True)
-            .where(R.stage == stage, ~within_extension()).group_by(key),
-            f"stage{stage}_responses")
+    def add(into: dict[str, dict[str, int]], name: Any, field: str, n: int) -> None:
+        if n:
+            entry = into.setdefault(str(name or "(not recorded)"), {})
+            entry[field] = entry.get(field, 0) + n
+
+    late1 = and_(C.acknowledged_on.between(period.start, period.end),
+                 C.acknowledged_on > C.acknowledgement_due)
+    late2 = and_(C.stage2_acknowledged_on.between(period.start, period.end),
+                 C.stage2_acknowledged_on > C.stage2_acknowledgement_due)
+    keys = (C.stage1_handler, C.stage2_handler, C.category)
+    query = (select(*keys, count_if(late1), count_if(late2))
+             .where(mine(options), or_(late1, late2)).group_by(*keys))
+    for handler1, handler2, team, n1, n2 in db.execute(query):
+        add(by_handler, handler1, "stage1_acknowledgements", _int(n1))
+        add(by_handler, handler2, "stage2_acknowledgements", _int(n2))
+        add(by_team, team, "stage1_acknowledgements", _int(n1))
+        add(by_team, team, "stage2_acknowledgements", _int(n2))
+    for group in responses:
+        field = f"stage{group['stage']}_responses"
+        add(by_handler, group["by"], field, _int(group["breaches"]))
+        add(by_team, group["category"], field, _int(group["breaches"]))
     fields = ("stage1_acknowledgements", "stage1_responses", "stage2_acknowledgements",
               "stage2_responses")
-    rows = [BreachRow(name=name, **{f: c.get(f, 0) for f in fields}, total=sum(c.values()))
-            for name, c in counts.items()]
-    return sorted(rows, key=lambda r: (-r.total, r.name))
+
+    def rows(counts: dict[str, dict[str, int]]) -> list[BreachRow]:
+        listed = [BreachRow(name=name, **{f: c.get(f, 0) for f in fields},
+                            total=sum(c.values())) for name, c in counts.items()]
+        return sorted(listed, key=lambda r: (-r.total, r.name))
+
+    return rows(by_handler), rows(by_team)
 
 
 #: The tenures always shown, then any other value found; None is "not recorded".
@@ -461,8 +505,12 @@ TENURES = ("lcra", "lcho")
 NOT_RECORDED = "not recorded"
 
 
-def _tenures(db: Connection, options: ReportOptions) -> list[TenureFigures]:
-    """CH01 and CH02 per tenure: LCRA and LCHO always, other / not recorded when found."""
+def _tenures(db: Connection, options: ReportOptions, responses: list[dict[str, Any]]
+             ) -> list[TenureFigures]:
+    """CH01 and CH02 per tenure: LCRA and LCHO always, other / not recorded when found.
+
+    CH02's counts come from the pass over the responses (:func:`_response_pass`).
+    """
     counts: dict[str, dict[str, int]] = {t: {} for t in TENURES}
 
     def add(query: Select[Any], field: str) -> None:
@@ -474,14 +522,12 @@ def _tenures(db: Connection, options: ReportOptions) -> list[TenureFigures]:
     add(_taken_on(options, C.tenure, func.count()), "ch01_1")
     add(_escalations(options, C.tenure, func.count())
         .where(C.escalation_refused != true()), "ch01_2")
-    query = responses_in_period(
-        options, C.tenure, R.stage, func.count(), count_if(within_base()),
-        count_if(within_extension()), count_if(within_code()), complaints=True,
-    ).group_by(C.tenure, R.stage)
-    for tenure, stage, n, base, ext, strict in db.execute(query):
-        entry = counts.setdefault(str(tenure or NOT_RECORDED), {})
-        for field, value in (("n", n), ("base", base), ("ext", ext), ("code", strict)):
-            entry[f"{field}{stage}"] = _int(value)
+    for group in responses:
+        entry = counts.setdefault(str(group["tenure"] or NOT_RECORDED), {})
+        for field, name in (("n", "responses"), ("base", "within_base"),
+                            ("ext", "within_extension"), ("code", "within_code")):
+            key = f"{field}{group['stage']}"
+            entry[key] = entry.get(key, 0) + _int(group[name])
     by_year = options.homes_by_tenure
     figures: list[TenureFigures] = []
     for tenure, c in counts.items():
@@ -508,10 +554,16 @@ def _ch02(stage: int, n: int, base: int, ext: int, strict: int, basis: Ch02Basis
                 pct_within_code=pct(strict, n))
 
 
-def _late(db: Connection, options: ReportOptions) -> tuple[list[Ch02Late], int]:
-    """Responses issued in the period not within the Code timescales, with the reason each."""
-    late = ~within_code()
-    total = db.execute(responses_in_period(options, func.count()).where(late)).scalar_one()
+def _late(db: Connection, options: ReportOptions, stages: dict[int, dict[str, Any]]
+          ) -> tuple[list[Ch02Late], int]:
+    """Responses issued in the period not within the Code timescales, with the reason each.
+
+    The total is every response less those within (:func:`_stage_rows`); a response with
+    no strict verdict is not within, so it is counted and listed.
+    """
+    late = or_(R.within_code.is_(None), R.within_code != true())
+    total = sum(_int(s.get("responses")) - _int(s.get("within_code"))
+                for s in stages.values())
     listed = db.execute(
         responses_in_period(options, R.reference, R.stage, R.responded_on, R.late_reason)
         .where(late).order_by(R.stage, R.responded_on, R.reference, R.seq)
@@ -522,24 +574,19 @@ def _late(db: Connection, options: ReportOptions) -> tuple[list[Ch02Late], int]:
             for r, s, d, reason in listed], _int(total)
 
 
-def _policies(db: Connection, options: ReportOptions) -> list[str]:
-    """Every policy file the landlord's complaints counted in the period were handled under."""
+def _policies(db: Connection, options: ReportOptions, responses: list[dict[str, Any]]
+              ) -> list[str]:
+    """Every policy file the landlord's complaints counted in the period were handled under.
+
+    Those answered in the period come from the pass over the responses.
+    """
     period = options.period
     received = select(C.policy_name).where(mine(options), or_(
         C.received_on.between(period.start, period.end),
         C.escalation_requested_on.between(period.start, period.end),
         C.taken_on_on.between(period.start, period.end)))
-    answered = responses_in_period(options, C.policy_name, complaints=True)
-    names = {str(n) for n in db.execute(received.union(answered)).scalars()}
-    return sorted(names)
-
-
-def _by_handler(what: str) -> Any:
-    return {"ack1": C.stage1_handler, "ack2": C.stage2_handler, "response": R.by}[what]
-
-
-def _by_team(what: str) -> Any:
-    return C.category
+    names = {str(n) for n in db.execute(received.distinct()).scalars()}
+    return sorted(names | {str(group["policy"]) for group in responses})
 
 
 def build_report(engine: Engine | Connection, options: ReportOptions, *,
@@ -563,12 +610,18 @@ def build_report(engine: Engine | Connection, options: ReportOptions, *,
 
 def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
     policy, homes = options.policy, options.homes
-    landlords = db.execute(select(func.count(distinct(C.landlord)),
-                                  func.min(C.landlord))).one()
-    options.join_policy = not (landlords[0] == 1 and landlords[1] == policy.landlord)
+    # Whether any other landlord's complaint is here: two seeks on the landlord index
+    # (reading every complaint to count landlords cost as much as a figure).
+    landlord = policy.landlord
+    options.join_policy = any(
+        db.execute(select(exists().where(other))).scalar_one()
+        for other in (C.landlord < landlord, C.landlord > landlord))
     received = _received(db, options)
-    stages = _stage_rows(db, options)
-    percentiles = _percentiles(db, options)
+    responses = _response_pass(db, options)
+    stages = _stage_rows(responses)
+    working_days = _working_days(db, options)
+    percentiles = _percentiles(working_days)
+    breaches_by_handler, breaches_by_team = _breaches(db, options, responses)
     ch01 = [Ch01(stage=s, received=received[f"stage{s}"], homes=homes,
                  per_1000_homes=round(received[f"stage{s}"] * 1000 / homes, 2)
                  if homes else None) for s in (1, 2)]
@@ -588,7 +641,7 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
             extended_within_new_date=_int(s.get("extended_within_new_date")),
             late_against_final_due=_int(s.get("late_final")),
             median_working_days=median, p90_working_days=p90,
-            mean_working_days=round(float(s["mean"]), 1) if n else None,
+            mean_working_days=round(_int(s.get("days")) / n, 1) if n else None,
             max_working_days=_int(s.get("max")) if n else None,
             upheld=up, partly_upheld=partly, not_upheld=notup, pct_upheld=pct(up, n),
             pct_partly_upheld=pct(partly, n), pct_not_upheld=pct(notup, n)))
@@ -597,7 +650,7 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
     resolved2 = _int(stages.get(2, {}).get("responses"))
     remedies, with_money = _remedies(db, options)
     limits = policy.limits
-    late, late_total = _late(db, options)
+    late, late_total = _late(db, options, stages)
     return Report(
         landlord=policy.landlord, policy=policy.name, period_label=options.period.label,
         period_start=options.period.start, period_end=options.period.end,
@@ -612,23 +665,22 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
             escalated_after_stage1=_int(s1.get("escalated"))),
         channels=_volumes(db, options, C.channel),
         categories=_volumes(db, options, C.category),
-        monthly=_monthly(db, options), working_days=_working_days(db, options),
+        monthly=_monthly(db, options), working_days=working_days,
         extension_reasons=_extension_reasons(db, options), refusals=_refusals(db, options),
         remedies=remedies, remedies_total_pence=sum(r.amount_pence for r in remedies),
         responses_with_financial_remedy=with_money, actions=_actions(db, options),
         ombudsman=_ombudsman(db, options),
         remedy_payments=remedy_payments(db, options),
         ombudsman_orders=ombudsman_orders(db, options),
-        breaches_by_handler=_breaches(db, options, _by_handler),
-        breaches_by_team=_breaches(db, options, _by_team),
+        breaches_by_handler=breaches_by_handler, breaches_by_team=breaches_by_team,
         limits={"stage1_acknowledgement": limits.stage1_acknowledgement,
                 "stage1_response": limits.stage1_response,
                 "stage1_extension_cap": limits.stage1_extension_cap,
                 "stage2_acknowledgement": limits.stage2_acknowledgement,
                 "stage2_response": limits.stage2_response,
                 "stage2_extension_cap": limits.stage2_extension_cap},
-        method=METHOD, policies=_policies(db, options), ch02_late=late,
-        ch02_late_total=late_total, tenures=_tenures(db, options),
+        method=METHOD, policies=_policies(db, options, responses), ch02_late=late,
+        ch02_late_total=late_total, tenures=_tenures(db, options, responses),
         service_requests=service_request_report(db, options.period.start,
                                                 options.period.end),
         evidence=evidence_pack(db, options) if evidence else None)
