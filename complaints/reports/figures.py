@@ -13,11 +13,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    Select,
     and_,
     distinct,
     exists,
-    extract,
     func,
     or_,
     select,
@@ -26,6 +24,7 @@ from sqlalchemy import (
 
 from complaints.reports.evidence import evidence_pack
 from complaints.reports.follow_through import ombudsman_orders, remedy_payments
+from complaints.reports.learning import learning_figures
 from complaints.reports.model import (
     AckFigures,
     ActionException,
@@ -47,6 +46,14 @@ from complaints.reports.model import (
     VolumeRow,
     WorkingDaysCount,
     pct,
+)
+from complaints.reports.passes import (
+    RESPONSE_COUNTS,
+    Groups,
+    day_pass,
+    escalation_pass,
+    received_pass,
+    response_pass,
 )
 from complaints.reports.queries import (
     ACTIONS,
@@ -91,6 +98,10 @@ METHOD: list[str] = [
     "in CH02 for the second.",
     "Landlord: every complaint of the landlord is counted, whatever policy file it was "
     "handled under (a policy changed or renamed mid-year); the report names them all.",
+    "Imported complaints (complaints import: the landlord's previous system's records, "
+    "one row per complaint) are counted exactly as live ones: their dates are measured "
+    "with the same working calendar and the same rules, strict CH02 included; the report "
+    "says how many of the period's complaints were imported.",
     "CH01: stage 1 complaints received in the period, not counting complaints refused "
     "under the policy's exclusions (reported separately, Code 2 and 8.1(b)); withdrawn "
     "complaints count, as they were received. A refused complaint later taken on by the "
@@ -160,6 +171,21 @@ METHOD: list[str] = [
     "open and overdue = received by the period's end and not resolved by then (overdue: "
     "past the target date); converted = received in the period and converted to a "
     "complaint by its end, as a share of those logged; themes = logged by category.",
+    "Learning from complaints (Code 8.1, 9): themes and root causes are those recorded "
+    "against responses issued in the period (complaints learning record; a stage's date is "
+    "its first response), from the vocabulary in the landlord's policy file; a response "
+    "may have several, so the counts add up to more than the responses. The trend counts "
+    "them by the month of the response.",
+    "Year on year: the same days a year earlier, with CH01 and strict CH02 counted by the "
+    "same rules (CH01 per 1,000 homes of the policy's homes for that year), its themes and "
+    "its satisfaction.",
+    "What changed: service changes done in the period (by the date done), and those "
+    "recorded by the as-of date and not done by it, with their owner; overdue = due before "
+    "the as-of date. Ombudsman determinations: recorded in the period, by finding; their "
+    "orders and compliance are counted as Ombudsman orders above.",
+    "Customer satisfaction with complaint handling: the results entered for each period "
+    "surveyed that lies wholly within the report's period (complaints satisfaction "
+    "record; periods never overlap), added up: satisfied as a share of those surveyed.",
     "The Ombudsman's annual submission (reporting years only) takes every figure from this "
     "report, CH02 always strict; it is due by 30 September after the year for a landlord "
     "with more than 1,000 homes at 31 March (1,000 or fewer: within six months of its "
@@ -169,89 +195,36 @@ METHOD: list[str] = [
 ]
 
 
-def _complaints(options: ReportOptions, *columns: Any) -> Select[Any]:
-    """SELECT ``columns`` FROM the landlord's complaints received in the period."""
-    period = options.period
-    return (select(*columns).where(mine(options),
-                                   C.received_on.between(period.start, period.end)))
-
-
-def _escalations(options: ReportOptions, *columns: Any) -> Select[Any]:
-    """SELECT ``columns`` FROM the landlord's complaints escalated in the period."""
-    period = options.period
-    return (select(*columns).where(mine(options),
-                                   C.escalation_requested_on.between(period.start,
-                                                                     period.end)))
-
-
-#: Refused under the exclusions when received: still refused, or taken on later by order
-#: (then counted in CH01 on the day taken on, never back in the year received).
-REFUSED_ON_RECEIPT = or_(C.excluded == true(), C.taken_on_on.is_not(None))
-
-
-def _taken_on(options: ReportOptions, *columns: Any) -> Select[Any]:
-    """SELECT ``columns`` FROM the landlord's declined complaints taken on in the period."""
-    period = options.period
-    return select(*columns).where(mine(options),
-                                  C.taken_on_on.between(period.start, period.end))
-
-
 def _int(value: Any) -> int:
     return int(value or 0)
+
+
+def _total(groups: Groups, field: str) -> int:
+    return sum(_int(g[field]) for g in groups)
 
 
 # -- the figures ---------------------------------------------------------------------------
 
 
-def _received(db: Connection, options: ReportOptions) -> dict[str, int]:
+def _received_from(received: Groups, escalations: Groups) -> dict[str, int]:
     """Complaints logged, excluded, withdrawn in the period, and stage 2 received.
 
     Stage 1 (CH01): received in the period and not refused on receipt, plus declined
     complaints taken on by the Ombudsman's order in the period.
     """
-    row = db.execute(_complaints(
-        options, func.count(), count_if(REFUSED_ON_RECEIPT),
-        count_if(C.withdrawn_at.is_not(None)))).one()
-    taken_on = db.execute(_taken_on(options, func.count())).scalar_one()
-    stage2 = db.execute(_escalations(
-        options, count_if(C.escalation_refused != true()))).scalar_one()
-    return {"logged": _int(row[0]), "excluded": _int(row[1]), "withdrawn": _int(row[2]),
-            "stage1": _int(row[0]) - _int(row[1]) + _int(taken_on), "stage2": _int(stage2)}
+    logged, refused = _total(received, "logged"), _total(received, "refused")
+    return {"logged": logged, "excluded": refused, "withdrawn": _total(received, "withdrawn"),
+            "imported": _total(received, "imported"),
+            "stage1": logged - refused + _total(escalations, "taken_on"),
+            "stage2": _total(escalations, "stage2")}
 
 
-#: The counts the one pass over the period's responses takes per group (see
-#: :func:`_response_pass`), in the order they are selected.
-_RESPONSE_COUNTS = ("responses", "within_base", "within_extension", "within_code", "extended",
-                    "extended_within_new_date", "late_final", "days", "max", "upheld",
-                    "partly", "not_upheld", "escalated", "breaches")
+def _received(db: Connection, options: ReportOptions) -> dict[str, int]:
+    """Complaints logged, excluded, withdrawn in the period, and stage 2 received (alone)."""
+    return _received_from(received_pass(db, options), escalation_pass(db, options))
 
 
-def _response_pass(db: Connection, options: ReportOptions) -> list[dict[str, Any]]:
-    """Every count of the period's responses, in one pass over them.
-
-    Grouped by stage, tenure, policy file, handler (who issued it) and team (category): a
-    few hundred groups, which the figures per stage (:func:`_stage_rows`), per tenure,
-    the policies named, the late total and the missed responses per handler and team
-    (:func:`_breaches`) add up in Python. One pass (with the join to the complaint that
-    tenure, policy and team need) costs about what one of the separate queries did.
-    """
-    escalated = and_(C.escalation_requested_on.is_not(None),
-                     C.escalation_requested_on <= options.as_of)
-    keys = (R.stage, C.tenure, C.policy_name, R.by, C.category)
-    query = responses_in_period(
-        options, *keys, func.count(), count_if(within_base()), count_if(within_extension()),
-        count_if(within_code()), count_if(R.extension_days > 0),
-        count_if(and_(R.extension_days > 0, R.responded_on <= R.due_final)),
-        count_if(R.responded_on > R.due_final), func.sum(R.working_days_taken),
-        func.max(R.working_days_taken), count_if(R.decision == "upheld"),
-        count_if(R.decision == "partly_upheld"), count_if(R.decision == "not_upheld"),
-        count_if(escalated), count_if(~within_extension()), complaints=True,
-    ).group_by(*keys)
-    names = ("stage", "tenure", "policy", "by", "category", *_RESPONSE_COUNTS)
-    return [dict(zip(names, row, strict=True)) for row in db.execute(query)]
-
-
-def _stage_rows(groups: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+def _stage_rows(groups: Groups) -> dict[int, dict[str, Any]]:
     """Per stage: responses issued in the period and how they were counted.
 
     ``escalated`` (stage 1 only): stage 1 responses whose complaint was escalated by the
@@ -261,7 +234,7 @@ def _stage_rows(groups: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     stages: dict[int, dict[str, Any]] = {}
     for group in groups:
         totals = stages.setdefault(int(group["stage"]), {})
-        for name in _RESPONSE_COUNTS:
+        for name in RESPONSE_COUNTS:
             value = _int(group[name])
             totals[name] = (max(totals.get(name, 0), value) if name == "max"
                             else totals.get(name, 0) + value)
@@ -298,73 +271,51 @@ def _percentiles(histogram: list[WorkingDaysCount]) -> dict[int, tuple[float, in
     return result
 
 
-def _acknowledgements(db: Connection, options: ReportOptions) -> list[AckFigures]:
+def _acknowledgements(received: Groups, escalations: Groups) -> list[AckFigures]:
     """Stage 1 and stage 2 acknowledgements of complaints / requests in the period."""
-    as_of = options.as_of
-    acked1 = and_(C.acknowledged_on.is_not(None), C.acknowledged_on <= as_of)
-    open_case = and_(C.withdrawn_at.is_(None), C.referred_to_ombudsman_at.is_(None))
-    row1 = db.execute(_complaints(
-        options, count_if(and_(acked1, C.excluded != true())),
-        count_if(and_(acked1, C.excluded != true(),
-                      C.acknowledged_on <= C.acknowledgement_due)),
-        count_if(and_(~acked1, C.declined_at.is_(None), open_case,
-                      C.acknowledgement_due < as_of)),
-    )).one()
-    acked2 = and_(C.stage2_acknowledged_on.is_not(None), C.stage2_acknowledged_on <= as_of)
-    row2 = db.execute(_escalations(
-        options, count_if(acked2),
-        count_if(and_(acked2, C.stage2_acknowledged_on <= C.stage2_acknowledgement_due)),
-        count_if(and_(~acked2, C.escalation_refused != true(), open_case,
-                      C.stage2_acknowledgement_due < as_of)),
-    )).one()
-    return [AckFigures(stage=stage, acknowledged=_int(r[0]), within_limit=_int(r[1]),
-                       pct_within_limit=pct(_int(r[1]), _int(r[0])),
-                       unacknowledged_overdue=_int(r[2]))
-            for stage, r in ((1, row1), (2, row2))]
+    figures = []
+    for stage, groups in ((1, received), (2, escalations)):
+        acked, within = _total(groups, "acknowledged"), _total(groups, "acknowledged_within")
+        figures.append(AckFigures(stage=stage, acknowledged=acked, within_limit=within,
+                                  pct_within_limit=pct(within, acked),
+                                  unacknowledged_overdue=_total(groups,
+                                                                "unacknowledged_overdue")))
+    return figures
 
 
-def _volumes(db: Connection, options: ReportOptions, column: Any) -> list[VolumeRow]:
-    """Complaints received in the period grouped by ``column`` (channel or category)."""
-    escalated = and_(C.escalation_requested_on.is_not(None),
-                     C.escalation_requested_on <= options.as_of)
-    query = _complaints(options, column, func.count(), count_if(REFUSED_ON_RECEIPT),
-                        count_if(escalated)).group_by(column).order_by(
-        func.count().desc(), column)
-    return [VolumeRow(name=str(r[0]), received=_int(r[1]), excluded=_int(r[2]),
-                      escalated=_int(r[3])) for r in db.execute(query)]
+def _volumes(received: Groups, key: str) -> list[VolumeRow]:
+    """Complaints received in the period grouped by ``key`` (channel or category)."""
+    volumes: dict[str, list[int]] = {}
+    for group in received:
+        counts = volumes.setdefault(str(group[key]), [0, 0, 0])
+        for i, field in enumerate(("logged", "refused", "escalated")):
+            counts[i] += _int(group[field])
+    rows = [VolumeRow(name=name, received=n, excluded=refused, escalated=escalated)
+            for name, (n, refused, escalated) in volumes.items()]
+    return sorted(rows, key=lambda r: (-r.received, r.name))
 
 
-def _monthly(db: Connection, options: ReportOptions) -> list[MonthRow]:
+def _monthly(options: ReportOptions, received: Groups, escalations: Groups,
+             days: Groups) -> list[MonthRow]:
     """Per calendar month: complaints received (both stages) and responses issued."""
     data: dict[tuple[int, int], dict[str, int]] = {m: {} for m in options.period.months()}
 
-    def month_of(column: Any) -> tuple[Any, Any]:
-        return extract("year", column), extract("month", column)
+    def add(year: Any, month: Any, field: str, n: int) -> None:
+        if n:
+            entry = data[(int(year), int(month))]
+            entry[field] = entry.get(field, 0) + n
 
-    year, month = month_of(C.received_on)
-    for y, m, n in db.execute(_complaints(options, year, month, func.count())
-                              .where(~REFUSED_ON_RECEIPT).group_by(year, month)):
-        data[(int(y), int(m))]["stage1_received"] = _int(n)
-    year, month = month_of(C.taken_on_on)
-    for y, m, n in db.execute(_taken_on(options, year, month, func.count())
-                              .group_by(year, month)):
-        entry = data[(int(y), int(m))]
-        entry["stage1_received"] = entry.get("stage1_received", 0) + _int(n)
-    year, month = month_of(C.escalation_requested_on)
-    for y, m, n in db.execute(_escalations(options, year, month, func.count())
-                              .where(C.escalation_refused != true()).group_by(year, month)):
-        data[(int(y), int(m))]["stage2_received"] = _int(n)
-    # Responses are counted per day (a few hundred rows) and the days added up per month
-    # here: cheaper than working out the month of every response in the database.
-    query = responses_in_period(options, R.responded_on, R.stage, func.count(),
-                                count_if(within_base()), count_if(within_extension()),
-                                count_if(within_code())).group_by(R.responded_on, R.stage)
-    for day, stage, n, base, ext, strict in db.execute(query):
-        entry = data[(day.year, day.month)]
-        for field, value in (("responses", n), ("within_base", base),
-                             ("within_extension", ext), ("within_code", strict)):
-            key = f"stage{stage}_{field}"
-            entry[key] = entry.get(key, 0) + _int(value)
+    for group in received:
+        add(group["year"], group["month"], "stage1_received",
+            _int(group["logged"]) - _int(group["refused"]))
+    for group in escalations:
+        add(group["taken_year"], group["taken_month"], "stage1_received",
+            _int(group["taken_on"]))
+        add(group["year"], group["month"], "stage2_received", _int(group["stage2"]))
+    for group in days:  # responses per day (and stage), added up per month here
+        day = group["day"]
+        for field in ("responses", "within_base", "within_extension", "within_code"):
+            add(day.year, day.month, f"stage{group['stage']}_{field}", _int(group[field]))
     fields = ("stage1_received", "stage2_received", "stage1_responses", "stage1_within_base",
               "stage1_within_extension", "stage2_responses", "stage2_within_base",
               "stage2_within_extension", "stage1_within_code", "stage2_within_code")
@@ -372,12 +323,14 @@ def _monthly(db: Connection, options: ReportOptions) -> list[MonthRow]:
             for (y, m) in sorted(data)]
 
 
-def _working_days(db: Connection, options: ReportOptions) -> list[WorkingDaysCount]:
+def _working_days(days: Groups) -> list[WorkingDaysCount]:
     """How many responses took each number of working days, per stage."""
-    query = responses_in_period(options, R.stage, R.working_days_taken, func.count(
-    )).group_by(R.stage, R.working_days_taken).order_by(R.stage, R.working_days_taken)
-    return [WorkingDaysCount(stage=int(s), working_days=int(w), responses=int(n))
-            for s, w, n in db.execute(query)]
+    counts: dict[tuple[int, int], int] = {}
+    for group in days:
+        key = (int(group["stage"]), int(group["working_days"]))
+        counts[key] = counts.get(key, 0) + _int(group["responses"])
+    return [WorkingDaysCount(stage=stage, working_days=wd, responses=n)
+            for (stage, wd), n in sorted(counts.items())]
 
 
 def _extension_reasons(db: Connection, options: ReportOptions,
@@ -462,7 +415,8 @@ def _breaches(db: Connection, options: ReportOptions, responses: list[dict[str, 
 
     One pass over the complaints acknowledged late in the period (both stages), grouped
     by each stage's handler and the team (category); the missed responses come from the
-    pass over the responses (``responses``: :func:`_response_pass`), by who issued each.
+    pass over the responses (``responses``:
+    :func:`~complaints.reports.passes.response_pass`), by who issued each.
     """
     period = options.period
     by_handler: dict[str, dict[str, int]] = {}
@@ -505,29 +459,24 @@ TENURES = ("lcra", "lcho")
 NOT_RECORDED = "not recorded"
 
 
-def _tenures(db: Connection, options: ReportOptions, responses: list[dict[str, Any]]
-             ) -> list[TenureFigures]:
-    """CH01 and CH02 per tenure: LCRA and LCHO always, other / not recorded when found.
-
-    CH02's counts come from the pass over the responses (:func:`_response_pass`).
-    """
+def _tenures(options: ReportOptions, received: Groups, escalations: Groups,
+             responses: Groups) -> list[TenureFigures]:
+    """CH01 and CH02 per tenure: LCRA and LCHO always, other / not recorded when found."""
     counts: dict[str, dict[str, int]] = {t: {} for t in TENURES}
 
-    def add(query: Select[Any], field: str) -> None:
-        for tenure, n in db.execute(query.group_by(C.tenure)):
-            entry = counts.setdefault(str(tenure or NOT_RECORDED), {})
-            entry[field] = entry.get(field, 0) + _int(n)
+    def add(tenure: Any, field: str, n: int) -> None:
+        entry = counts.setdefault(str(tenure or NOT_RECORDED), {})
+        entry[field] = entry.get(field, 0) + n
 
-    add(_complaints(options, C.tenure, func.count()).where(~REFUSED_ON_RECEIPT), "ch01_1")
-    add(_taken_on(options, C.tenure, func.count()), "ch01_1")
-    add(_escalations(options, C.tenure, func.count())
-        .where(C.escalation_refused != true()), "ch01_2")
+    for group in received:
+        add(group["tenure"], "ch01_1", _int(group["logged"]) - _int(group["refused"]))
+    for group in escalations:
+        add(group["tenure"], "ch01_1", _int(group["taken_on"]))
+        add(group["tenure"], "ch01_2", _int(group["stage2"]))
     for group in responses:
-        entry = counts.setdefault(str(group["tenure"] or NOT_RECORDED), {})
         for field, name in (("n", "responses"), ("base", "within_base"),
                             ("ext", "within_extension"), ("code", "within_code")):
-            key = f"{field}{group['stage']}"
-            entry[key] = entry.get(key, 0) + _int(group[name])
+            add(group["tenure"], f"{field}{group['stage']}", _int(group[name]))
     by_year = options.homes_by_tenure
     figures: list[TenureFigures] = []
     for tenure, c in counts.items():
@@ -616,10 +565,13 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
     options.join_policy = any(
         db.execute(select(exists().where(other))).scalar_one()
         for other in (C.landlord < landlord, C.landlord > landlord))
-    received = _received(db, options)
-    responses = _response_pass(db, options)
+    received_groups = received_pass(db, options)
+    escalations = escalation_pass(db, options)
+    received = _received_from(received_groups, escalations)
+    responses = response_pass(db, options)
     stages = _stage_rows(responses)
-    working_days = _working_days(db, options)
+    days = day_pass(db, options)
+    working_days = _working_days(days)
     percentiles = _percentiles(working_days)
     breaches_by_handler, breaches_by_team = _breaches(db, options, responses)
     ch01 = [Ch01(stage=s, received=received[f"stage{s}"], homes=homes,
@@ -656,16 +608,19 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
         period_start=options.period.start, period_end=options.period.end,
         as_of=options.as_of, homes=homes, ch02_basis=options.basis,
         complaints_logged=received["logged"], complaints_excluded=received["excluded"],
-        complaints_withdrawn=received["withdrawn"], ch01=ch01, ch02=ch02,
-        stages=stage_figures, acknowledgements=_acknowledgements(db, options),
+        complaints_withdrawn=received["withdrawn"],
+        complaints_imported=received["imported"], ch01=ch01, ch02=ch02,
+        stages=stage_figures, acknowledgements=_acknowledgements(received_groups,
+                                                            escalations),
         resolution=Resolution(
             resolved_stage1=resolved1, resolved_stage2=resolved2,
             pct_stage1=pct(resolved1, resolved1 + resolved2),
             pct_stage2=pct(resolved2, resolved1 + resolved2),
             escalated_after_stage1=_int(s1.get("escalated"))),
-        channels=_volumes(db, options, C.channel),
-        categories=_volumes(db, options, C.category),
-        monthly=_monthly(db, options), working_days=working_days,
+        channels=_volumes(received_groups, "channel"),
+        categories=_volumes(received_groups, "category"),
+        monthly=_monthly(options, received_groups, escalations, days),
+        working_days=working_days,
         extension_reasons=_extension_reasons(db, options), refusals=_refusals(db, options),
         remedies=remedies, remedies_total_pence=sum(r.amount_pence for r in remedies),
         responses_with_financial_remedy=with_money, actions=_actions(db, options),
@@ -680,7 +635,9 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
                 "stage2_response": limits.stage2_response,
                 "stage2_extension_cap": limits.stage2_extension_cap},
         method=METHOD, policies=_policies(db, options, responses), ch02_late=late,
-        ch02_late_total=late_total, tenures=_tenures(db, options, responses),
+        ch02_late_total=late_total, tenures=_tenures(options, received_groups, escalations,
+                                                        responses),
         service_requests=service_request_report(db, options.period.start,
                                                 options.period.end),
+        learning=learning_figures(db, options, received=_received),
         evidence=evidence_pack(db, options) if evidence else None)

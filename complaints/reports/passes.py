@@ -1,0 +1,155 @@
+"""The report's passes over the data: each reads its rows once and counts in small groups.
+
+A report over a large landlord's year is dominated by how many times it reads the
+complaints and responses tables, not by how many figures it works out. So the figures
+that read the same rows share one aggregate query here, grouped by the few
+low-cardinality columns they break down by (channel, team, tenure, month, stage, policy,
+handler): a few hundred or thousand groups, which :mod:`complaints.reports.figures` adds
+up in Python into each figure. Every count is still worked out by the database (``COUNT``
+and ``SUM`` of ``CASE``); no case row is loaded into Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, and_, extract, func, or_, select, true
+
+from complaints.reports.queries import (
+    C,
+    R,
+    ReportOptions,
+    count_if,
+    mine,
+    responses_in_period,
+    within_base,
+    within_code,
+    within_extension,
+)
+
+__all__ = ["REFUSED_ON_RECEIPT", "RESPONSE_COUNTS", "Groups", "day_pass", "escalation_pass",
+           "received_pass", "response_pass"]
+
+#: Rows of a pass: one dict per group, its keys then its counts.
+Groups = list[dict[str, Any]]
+
+#: Refused under the exclusions when received: still refused, or taken on later by order
+#: (then counted in CH01 on the day taken on, never back in the year received).
+REFUSED_ON_RECEIPT = or_(C.excluded == true(), C.taken_on_on.is_not(None))
+
+#: The counts :func:`response_pass` takes per group, in the order they are selected.
+RESPONSE_COUNTS = ("responses", "within_base", "within_extension", "within_code", "extended",
+                   "extended_within_new_date", "late_final", "days", "max", "upheld",
+                   "partly", "not_upheld", "escalated", "breaches")
+
+
+def _rows(db: Connection, query: Any, names: tuple[str, ...]) -> Groups:
+    return [dict(zip(names, row, strict=True)) for row in db.execute(query)]
+
+
+def received_pass(db: Connection, options: ReportOptions) -> Groups:
+    """The landlord's complaints received in the period, in one pass.
+
+    Grouped by channel, category, tenure and month received. Counts: ``logged`` (all),
+    ``refused`` (on receipt), ``withdrawn``, ``acknowledged`` (stage 1, by the as-of date,
+    not excluded) and ``acknowledged_within`` (by its due date), ``unacknowledged_overdue``
+    (not acknowledged, not declined, still open, due before the as-of date) and
+    ``escalated`` (escalation requested by the as-of date), ``imported`` (from
+    ``complaints import``).
+    """
+    period, as_of = options.period, options.as_of
+    acked = and_(C.acknowledged_on.is_not(None), C.acknowledged_on <= as_of)
+    open_case = and_(C.withdrawn_at.is_(None), C.referred_to_ombudsman_at.is_(None))
+    keys = (C.channel, C.category, C.tenure, extract("year", C.received_on),
+            extract("month", C.received_on))
+    query = select(
+        *keys, func.count(), count_if(REFUSED_ON_RECEIPT),
+        count_if(C.withdrawn_at.is_not(None)),
+        count_if(and_(acked, C.excluded != true())),
+        count_if(and_(acked, C.excluded != true(), C.acknowledged_on <= C.acknowledgement_due)),
+        count_if(and_(~acked, C.declined_at.is_(None), open_case,
+                      C.acknowledgement_due < as_of)),
+        count_if(and_(C.escalation_requested_on.is_not(None),
+                      C.escalation_requested_on <= as_of)),
+        count_if(C.imported == true()),
+    ).where(mine(options), C.received_on.between(period.start, period.end)).group_by(*keys)
+    return _rows(db, query, ("channel", "category", "tenure", "year", "month", "logged",
+                             "refused", "withdrawn", "acknowledged", "acknowledged_within",
+                             "unacknowledged_overdue", "escalated", "imported"))
+
+
+def escalation_pass(db: Connection, options: ReportOptions) -> Groups:
+    """The landlord's complaints escalated, or taken on by order, in the period: one pass.
+
+    Grouped by tenure, month escalated and month taken on. Counts: ``requested``
+    (escalation requested in the period), ``stage2`` (of those, not refused),
+    ``acknowledged`` (by the as-of date) and ``acknowledged_within`` (by its due date),
+    ``unacknowledged_overdue`` (not refused, still open, due before the as-of date), and
+    ``taken_on`` (a declined complaint taken on by order in the period). A group's
+    escalation month counts only through ``requested``, its take-on month only through
+    ``taken_on``.
+    """
+    period, as_of = options.period, options.as_of
+    escalated = C.escalation_requested_on.between(period.start, period.end)
+    taken_on = C.taken_on_on.between(period.start, period.end)
+    acked = and_(escalated, C.stage2_acknowledged_on.is_not(None),
+                 C.stage2_acknowledged_on <= as_of)
+    open_case = and_(C.withdrawn_at.is_(None), C.referred_to_ombudsman_at.is_(None))
+    keys = (C.tenure, extract("year", C.escalation_requested_on),
+            extract("month", C.escalation_requested_on), extract("year", C.taken_on_on),
+            extract("month", C.taken_on_on))
+    query = select(
+        *keys, count_if(escalated), count_if(and_(escalated, C.escalation_refused != true())),
+        count_if(acked),
+        count_if(and_(acked, C.stage2_acknowledged_on <= C.stage2_acknowledgement_due)),
+        count_if(and_(escalated, ~and_(C.stage2_acknowledged_on.is_not(None),
+                                       C.stage2_acknowledged_on <= as_of),
+                      C.escalation_refused != true(), open_case,
+                      C.stage2_acknowledgement_due < as_of)),
+        count_if(taken_on),
+    ).where(mine(options), or_(escalated, taken_on)).group_by(*keys)
+    return _rows(db, query, ("tenure", "year", "month", "taken_year", "taken_month",
+                             "requested", "stage2", "acknowledged", "acknowledged_within",
+                             "unacknowledged_overdue", "taken_on"))
+
+
+def response_pass(db: Connection, options: ReportOptions) -> Groups:
+    """Every count of the period's responses, in one pass over them.
+
+    Grouped by stage, tenure, policy file, handler (who issued it) and team (category): a
+    few hundred groups, which the figures per stage, per tenure, the policies named, the
+    late total and the missed responses per handler and team add up. Counts (see
+    :data:`RESPONSE_COUNTS`): ``days`` is the working days taken added up (the mean is
+    worked out from it), ``max`` the most taken, ``escalated`` the responses whose
+    complaint was escalated by the as-of date, ``breaches`` those not within the base or
+    a Code-compliant extended date.
+    """
+    escalated = and_(C.escalation_requested_on.is_not(None),
+                     C.escalation_requested_on <= options.as_of)
+    keys = (R.stage, C.tenure, C.policy_name, R.by, C.category)
+    query = responses_in_period(
+        options, *keys, func.count(), count_if(within_base()), count_if(within_extension()),
+        count_if(within_code()), count_if(R.extension_days > 0),
+        count_if(and_(R.extension_days > 0, R.responded_on <= R.due_final)),
+        count_if(R.responded_on > R.due_final), func.sum(R.working_days_taken),
+        func.max(R.working_days_taken), count_if(R.decision == "upheld"),
+        count_if(R.decision == "partly_upheld"), count_if(R.decision == "not_upheld"),
+        count_if(escalated), count_if(~within_extension()), complaints=True,
+    ).group_by(*keys)
+    return _rows(db, query, ("stage", "tenure", "policy", "by", "category", *RESPONSE_COUNTS))
+
+
+def day_pass(db: Connection, options: ReportOptions) -> Groups:
+    """The period's responses per day issued, stage and working days taken: one pass.
+
+    Without the join to the complaint (none of its columns is needed). The month-by-month
+    figures add the days up per month, and the working-days histogram (with the median
+    and 90th percentile worked out from it) adds them up per stage: a few thousand groups,
+    cheaper than working out the month of every response in the database.
+    """
+    keys = (R.responded_on, R.stage, R.working_days_taken)
+    query = responses_in_period(options, *keys, func.count(), count_if(within_base()),
+                                count_if(within_extension()),
+                                count_if(within_code())).group_by(*keys)
+    return _rows(db, query, ("day", "stage", "working_days", "responses", "within_base",
+                             "within_extension", "within_code"))
