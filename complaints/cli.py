@@ -326,6 +326,8 @@ __import__("complaints.retention", fromlist=["register"]).register(cli, ISO_DATE
 __import__("complaints.subject_access", fromlist=["register"]).register(cli)
 __import__("complaints.keys_cli", fromlist=["register"]).register(cli)
 __import__("complaints.service_requests_cli", fromlist=["register"]).register(cli, ISO_DATE)
+__import__("complaints.imports_cli", fromlist=["register"]).register(cli)
+__import__("complaints.learning_cli", fromlist=["register"]).register(cli, ISO_DATE)
 
 
 def _load(name_or_path: str) -> Any:

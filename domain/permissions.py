@@ -51,6 +51,10 @@ class Permission(StrEnum):
     ERASE = "erase"
     LOG_SERVICE_REQUESTS = "log_service_requests"
     CONVERT_SERVICE_REQUESTS = "convert_service_requests"
+    IMPORT_COMPLAINTS = "import_complaints"
+    RECORD_LEARNING = "record_learning"
+    MANAGE_SERVICE_CHANGES = "manage_service_changes"
+    RECORD_SATISFACTION = "record_satisfaction"
 
 
 #: How a refusal names each permission.
@@ -69,6 +73,10 @@ PERMISSION_TEXT: dict[str, str] = {
     "erase": "erase a case's personal data on request",
     "log_service_requests": "log and resolve service requests",
     "convert_service_requests": "convert service requests to complaints",
+    "import_complaints": "import historic complaints",
+    "record_learning": "record what a response taught (themes, root causes, lessons)",
+    "manage_service_changes": "record service changes made because of complaints",
+    "record_satisfaction": "record customer satisfaction with complaint handling",
 }
 
 

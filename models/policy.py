@@ -8,6 +8,7 @@ than the Code is fine, looser is refused with the provision it breaks.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -111,6 +112,47 @@ class Retention(BaseModel):
                     "voided) before its personal data is erased.")
 
 
+#: The themes a response is filed under when the policy names none (Code 8.1, 9.1).
+DEFAULT_THEMES: tuple[str, ...] = (
+    "repairs_delays", "damp_and_mould", "communication", "staff_conduct",
+    "complaint_handling", "anti_social_behaviour", "rent_and_charges", "estate_services",
+    "neighbourhood_and_safety", "policy_or_process", "other")
+#: The root causes a response is filed under when the policy names none.
+DEFAULT_ROOT_CAUSES: tuple[str, ...] = (
+    "process_not_followed", "process_gap", "poor_communication", "missed_appointment",
+    "contractor_performance", "record_keeping", "staff_knowledge", "resourcing",
+    "system_failure", "third_party", "no_service_failure")
+#: A vocabulary entry: lower case, digits and underscores (shown with spaces).
+VOCABULARY_ENTRY = r"^[a-z0-9][a-z0-9_]{0,63}$"
+
+
+class LearningVocabulary(BaseModel):
+    """The themes and root causes a landlord files each response under (Code 8.1, 9).
+
+    Read only by the application layer (``complaints.learning``) from the *current*
+    policy file; the workflow never uses it. TOML: ``[learning] themes = [...]`` and
+    ``root_causes = [...]``, each entry lower case with underscores.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    themes: tuple[str, ...] = Field(default=DEFAULT_THEMES, min_length=1, max_length=100)
+    root_causes: tuple[str, ...] = Field(default=DEFAULT_ROOT_CAUSES, min_length=1,
+                                         max_length=100)
+
+    @field_validator("themes", "root_causes")
+    @classmethod
+    def _entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Each entry is a lower-case slug, listed once."""
+        bad = [v for v in value if not re.match(VOCABULARY_ENTRY, v)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an entry: lower case letters, digits and "
+                             "underscores, at most 64")
+        if len(set(value)) != len(value):
+            raise ValueError("an entry is listed twice: list each once")
+        return value
+
+
 class HomesByTenure(BaseModel):
     """Homes owned at 31 March of a reporting year, per tenure (the TSM's denominators)."""
 
@@ -151,6 +193,7 @@ class Policy(BaseModel):
         homes: Homes per tenure as at 31 March, by reporting year (``2025`` is 2025/26,
             counted at 31 March 2026): TOML ``[homes.2025]`` with ``lcra`` and ``lcho``.
         retention: How long a closed case's personal data is kept (default 6 years).
+        learning: The themes and root causes responses are filed under (Code 8.1, 9).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -172,6 +215,7 @@ class Policy(BaseModel):
     landlord_contact: str = ""
     source: str = ""
     retention: Retention = Retention()
+    learning: LearningVocabulary = LearningVocabulary()
 
     def homes_in(self, year: int) -> HomesByTenure | None:
         """Homes per tenure for the reporting year starting 1 April ``year``, if given."""

@@ -18,6 +18,8 @@ from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel, select
 
 import models.access  # noqa: F401  (the access tables)
+import models.imports  # noqa: F401  (the import tables)
+import models.learning  # noqa: F401  (the learning tables)
 import models.service_requests  # noqa: F401  (the service request tables)
 from complaints.db import (
     current_revision,
@@ -37,7 +39,9 @@ TABLES = {"complaints", "parties", "adjustments", "letters", "deliveries", "exte
           "contact_restriction_history", "case_triage", "staff", "service_tokens",
           "case_views", "idempotency_keys", "webhook_deliveries", "erasure_runs",
           "erasures", "subject_access_requests", "service_requests",
-          "complaint_service_requests"}
+          "import_runs", "imported_complaints",
+          "complaint_service_requests", "response_learning", "response_learning_tags",
+          "service_changes", "satisfaction_results"}
 
 
 @pytest.fixture
@@ -85,7 +89,7 @@ def test_upgrade_is_repeatable_and_keeps_data(db_url: str) -> None:
     with session_factory(engine)() as session:
         rows = session.exec(select(ComplaintRow)).all()
     engine.dispose()
-    assert current_revision(db_url) == head_revision() == "0014"
+    assert current_revision(db_url) == head_revision() == "0015"
     assert [r.reference for r in rows] == ["CMP-2026-000001"]
 
 

@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None, *, context: ApiContext | None =
     api.include_router(reports.router)
     api.include_router(privacy.router)
     api.include_router(__import__("complaints.api.service_requests", fromlist=["router"]).router)
+    api.include_router(__import__("complaints.api.imports", fromlist=["router"]).router)
+    api.include_router(__import__("complaints.api.learning", fromlist=["router"]).router)
     app.include_router(api)
     app.include_router(codec.router)
     return app

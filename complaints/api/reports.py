@@ -42,6 +42,32 @@ def annual_report(context: ContextDep, who: CurrentUser,
     return Response(annual_report_text(context, period, format), media_type=_MEDIA[format])
 
 
+@router.get("/reports/submission", summary="The Housing Ombudsman's annual submission",
+            response_class=Response,
+            responses={200: {"content": {"application/json": {}, "text/csv": {}}}})
+def ombudsman_submission(context: ContextDep, who: CurrentUser,
+                         year: Annotated[str, Query(description="A reporting year, e.g. "
+                                                    "2025/26", max_length=9)],
+                         format: Annotated[Literal["json", "csv"],
+                                           Query(description="json, or csv (field,value)")]
+                         = "json") -> Response:
+    """The data of the annual submission to the Ombudsman for a reporting year (Code 8)."""
+    from complaints.reports.period import parse_year
+    from complaints.reports.submission import SubmissionError
+    from complaints.reports.submission_render import submission_text
+
+    require(context, who, Permission.READ_REPORTS)
+    try:
+        period = parse_year(year)
+    except ValueError as exc:
+        raise Problem(422, str(exc)) from None
+    try:
+        text = submission_text(context, period, format)
+    except SubmissionError as exc:
+        raise Problem(422, str(exc)) from None
+    return Response(text, media_type=_MEDIA[format])
+
+
 class CaseViewOut(BaseModel):
     """One viewing of a case's personal data."""
 

@@ -20,6 +20,8 @@ from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
 import models.access  # noqa: F401  (registers the access tables on SQLModel.metadata)
+import models.imports  # noqa: F401  (registers the import tables)
+import models.learning  # noqa: F401  (registers the learning tables)
 import models.service_requests  # noqa: F401  (registers the service request tables)
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from complaints.db import make_engine

@@ -7,10 +7,13 @@ report always gives the same page.
 
 from __future__ import annotations
 
+import calendar
 import io
 from collections.abc import Callable
 from typing import Any
 
+from complaints.reports.learning_model import OTHER_THEMES, trend_columns, trend_table
+from complaints.reports.learning_model import label as learning_label
 from complaints.reports.model import Report
 
 __all__ = ["CHARTS", "draw_all"]
@@ -157,10 +160,60 @@ def outcomes(report: Report) -> str:
     return _svg(figure, "outcomes")
 
 
+def learning_themes(report: Report) -> str:
+    """Horizontal bars: responses per theme in the period, beside the year before."""
+    figures = report.learning
+    if figures is None or not figures.themes:
+        return ""  # The document shows no such chart then.
+    plt = _pyplot()
+    names = [t.name for t in figures.themes]
+    earlier = {t.name: t.count for t in figures.previous.themes} if figures.previous else {}
+    figure, axes = plt.subplots(figsize=(9, 0.45 * len(names) + 1.0))
+    y = range(len(names))
+    bars = axes.barh([i - 0.19 for i in y], [t.count for t in figures.themes], 0.38,
+                     color=STAGE1, label=report.period_label)
+    axes.barh([i + 0.19 for i in y], [earlier.get(n, 0) for n in names], 0.38,
+              color=STAGE1_LIGHT, label=(figures.previous.label if figures.previous
+                                         and figures.previous.label else "A year earlier"))
+    axes.bar_label(bars, fontsize=7, padding=2)
+    axes.set_yticks(list(y), [learning_label(n) for n in names])
+    axes.invert_yaxis()
+    axes.set_xlabel("Responses")
+    axes.xaxis.get_major_locator().set_params(integer=True)  # whole responses
+    axes.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncols=2)
+    axes.grid(axis="y", visible=False)
+    return _svg(figure, "learning_themes")
+
+
+def learning_trend(report: Report) -> str:
+    """Stacked bars: responses per month by theme (the most frequent by name)."""
+    figures = report.learning
+    if figures is None or not figures.themes:
+        return ""
+    plt = _pyplot()
+    months, rows = trend_table(figures, [m.month for m in report.monthly])
+    columns = trend_columns(figures)
+    palette = (STAGE1, STAGE2, "#00703c", "#f47738", "#4c2c92", "#b58840", "#6f777b")
+    figure, axes = plt.subplots(figsize=(9, 3.2))
+    x = list(range(len(months)))
+    bottom = [0] * len(months)
+    for index, column in enumerate(columns):
+        values = [row[index] for row in rows]
+        axes.bar(x, values, 0.7, bottom=bottom, color=palette[index % len(palette)],
+                 label=column if column == OTHER_THEMES else learning_label(column))
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes.set_xticks(x, [f"{calendar.month_abbr[int(m[5:])]}\n{m[2:4]}" for m in months])
+    axes.set_ylabel("Responses")
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncols=4, fontsize=8)
+    axes.grid(axis="x", visible=False)
+    return _svg(figure, "learning_trend")
+
+
 #: The charts the report document refers to by name.
 CHARTS: dict[str, Callable[[Report], str]] = {
     "monthly_volumes": monthly_volumes, "on_time": on_time, "working_days": working_days,
-    "outcomes": outcomes,
+    "outcomes": outcomes, "learning_themes": learning_themes, "learning_trend": learning_trend,
 }
 
 

@@ -24,6 +24,9 @@ from complaints.reports.figures import ReportOptions, build_report
 from complaints.reports.model import Ch02Basis
 from complaints.reports.period import Period, parse_year
 from complaints.reports.render import FORMATS, render
+from complaints.reports.submission import SubmissionError, build_submission
+from complaints.reports.submission_render import SUBMISSION_FORMATS, render_submission
+from complaints.staff import OneLine
 from models.policy import Policy
 
 __all__ = ["register"]
@@ -180,6 +183,48 @@ def _run_report(start: dt.date | None, end: dt.date | None, year: str | None,
                    f"{time.perf_counter() - started:.1f}s", err=True)
 
 
+class _ReportingYear(click.ParamType):
+    """A reporting year written 2025/26, read as its :class:`Period`."""
+
+    name = "YYYY/YY"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Period:
+        """Parse ``value`` or fail with the reason (one line, through ``OneLine``)."""
+        if isinstance(value, Period):
+            return value
+        try:
+            return parse_year(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _run_submission(period: Period, fmt: str | None, out: str | None,
+                    policy_name: str | None, homes: int | None, as_of: dt.date | None,
+                    database_url: str | None) -> None:
+    """Build the year's report (with the evidence pack) and the submission from it."""
+    chosen = fmt or ("csv" if out is not None and Path(out).suffix.lower() == ".csv"
+                     else "json")
+    engine = _engine(_database_url(database_url))
+    try:
+        policy = _policy(engine, policy_name, period)
+        options = ReportOptions(period, policy, homes=homes, as_of=as_of)
+        report = build_report(engine, options, evidence=True)
+        made = build_submission(report, policy)
+    except SQLAlchemyError as exc:
+        first = str(exc).splitlines()[0]
+        raise click.ClickException(f"the submission failed in the database: {first}") from None
+    except SubmissionError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    _write(render_submission(made, chosen), out)
+    if out is not None:
+        click.echo(f"wrote {out}: Ombudsman submission for {made.landlord} "
+                   f"{made.reporting_year}, {chosen}; due {made.deadline.due.isoformat()} "
+                   f"({made.deadline.rule})", err=True)
+
+
 def register(cli: click.Group, date_type: click.ParamType) -> None:
     """Add ``report``, ``evidence`` and ``synthetic`` to the ``complaints`` group.
 
@@ -189,17 +234,50 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
 
     """
 
-    @cli.command()
+    # A group that still runs as a command: `complaints report --year ...` is the report,
+    # `complaints report submission --year ...` the Ombudsman's annual submission.
+    @cli.group(invoke_without_command=True)
     @_report_options(date_type)
     @click.option("--evidence", is_flag=True,
                   help="Append the self-assessment evidence pack.")
-    def report(evidence: bool, **options: Any) -> None:
+    @click.pass_context
+    def report(ctx: click.Context, evidence: bool, **options: Any) -> None:
         """Complaints performance report: TSM CH01/CH02, volumes, timeliness, outcomes.
 
         For the annual complaints performance report (Code 8.1, 9.7) and the committee
         update (md for documents, html with charts, json / csv for other systems).
         """
-        _run_report(**options, evidence=evidence, evidence_only=False)
+        if ctx.invoked_subcommand is None:
+            _run_report(**options, evidence=evidence, evidence_only=False)
+
+    @report.command("submission")
+    @click.option("--year", "period", required=True, type=OneLine(_ReportingYear()),
+                  help="The reporting year, 1 April - 31 March, e.g. 2025/26.")
+    @click.option("--format", "fmt", type=click.Choice(SUBMISSION_FORMATS), default=None,
+                  help="json or csv (field,value) (default: from --out's suffix, else json).")
+    @click.option("--out", default=None, type=click.Path(dir_okay=False),
+                  help="Write to this file instead of standard output.")
+    @click.option("--policy", "policy_name", default=None,
+                  help="Policy name or file (default: the one most of the year's complaints "
+                       "were handled under).")
+    @click.option("--homes", type=click.IntRange(min=1), default=None,
+                  help="Homes owned at 31 March (default: the policy's for the year).")
+    @click.option("--as-of", type=date_type, default=None,
+                  help="Date overdue figures are taken at (default: the year's end, or "
+                       "today if sooner).")
+    @click.option("--database-url", default=None,
+                  help="SQLAlchemy URL (default: DATABASE_URL, else .data/complaints.db).")
+    def submission(period: Period, fmt: str | None, out: str | None,
+                   policy_name: str | None, homes: int | None, as_of: dt.date | None,
+                   database_url: str | None) -> None:
+        """The Housing Ombudsman's annual submission: the data its form asks for (Code 8).
+
+        CH01 and strict CH02 per stage and tenure, refusals and their grounds, referrals,
+        orders and their compliance, remedies, the policy check per Code provision, and
+        the deadline (30 September for more than 1,000 homes). The published report's
+        and the governing body's response's addresses are left for you to fill in.
+        """
+        _run_submission(period, fmt, out, policy_name, homes, as_of, database_url)
 
     @cli.command()
     @_report_options(date_type)

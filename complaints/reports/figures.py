@@ -177,8 +177,8 @@ METHOD: list[str] = [
     "may have several, so the counts add up to more than the responses. The trend counts "
     "them by the month of the response.",
     "Year on year: the same days a year earlier, with CH01 and strict CH02 counted by the "
-    "same rules (CH01 per 1,000 homes of the policy's homes for that year), its themes and "
-    "its satisfaction.",
+    "same rules (CH01 per 1,000 of the policy's homes for that year, or of the homes given "
+    "for the report), its themes and its satisfaction.",
     "What changed: service changes done in the period (by the date done), and those "
     "recorded by the as-of date and not done by it, with their owner; overdue = due before "
     "the as-of date. Ombudsman determinations: recorded in the period, by finding; their "

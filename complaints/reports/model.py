@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from complaints.reports.learning_model import LearningFigures
 from complaints.service_requests import ServiceRequestReport
 
 __all__ = [
@@ -333,6 +334,8 @@ class Report(_Model):
     complaints_logged: int
     complaints_excluded: int
     complaints_withdrawn: int
+    #: Of the complaints logged, those imported from the landlord's previous system.
+    complaints_imported: int = 0
     ch01: list[Ch01]
     ch02: list[Ch02]
     stages: list[StageFigures]
@@ -362,6 +365,8 @@ class Report(_Model):
     ch02_late: list[Ch02Late] = []
     #: Service requests logged, resolved and converted to complaints (Code 1.4, 1.5).
     service_requests: ServiceRequestReport | None = None
+    #: Learning from complaints: themes, trend, year on year, changes, satisfaction.
+    learning: LearningFigures | None = None
     ch02_late_total: int = 0
     #: CH01 and CH02 per tenure (LCRA, LCHO, then any other or not recorded).
     tenures: list[TenureFigures] = []
