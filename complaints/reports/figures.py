@@ -52,6 +52,7 @@ from complaints.reports.passes import (
     Groups,
     day_pass,
     escalation_pass,
+    missed_responses,
     received_pass,
     response_pass,
 )
@@ -409,14 +410,13 @@ def _ombudsman(db: Connection, options: ReportOptions) -> ReferralFigures:
     return ReferralFigures(referred=int(total), references=[str(r) for r in listed])
 
 
-def _breaches(db: Connection, options: ReportOptions, responses: list[dict[str, Any]]
+def _breaches(db: Connection, options: ReportOptions
               ) -> tuple[list[BreachRow], list[BreachRow]]:
     """Missed acknowledgements and responses in the period, per handler and per team.
 
     One pass over the complaints acknowledged late in the period (both stages), grouped
-    by each stage's handler and the team (category); the missed responses come from the
-    pass over the responses (``responses``:
-    :func:`~complaints.reports.passes.response_pass`), by who issued each.
+    by each stage's handler and the team (category); the missed responses come from
+    :func:`~complaints.reports.passes.missed_responses`, by who issued each.
     """
     period = options.period
     by_handler: dict[str, dict[str, int]] = {}
@@ -439,10 +439,10 @@ def _breaches(db: Connection, options: ReportOptions, responses: list[dict[str, 
         add(by_handler, handler2, "stage2_acknowledgements", _int(n2))
         add(by_team, team, "stage1_acknowledgements", _int(n1))
         add(by_team, team, "stage2_acknowledgements", _int(n2))
-    for group in responses:
+    for group in missed_responses(db, options):
         field = f"stage{group['stage']}_responses"
-        add(by_handler, group["by"], field, _int(group["breaches"]))
-        add(by_team, group["category"], field, _int(group["breaches"]))
+        add(by_handler, group["by"], field, _int(group["missed"]))
+        add(by_team, group["category"], field, _int(group["missed"]))
     fields = ("stage1_acknowledgements", "stage1_responses", "stage2_acknowledgements",
               "stage2_responses")
 
@@ -573,7 +573,7 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
     days = day_pass(db, options)
     working_days = _working_days(days)
     percentiles = _percentiles(working_days)
-    breaches_by_handler, breaches_by_team = _breaches(db, options, responses)
+    breaches_by_handler, breaches_by_team = _breaches(db, options)
     ch01 = [Ch01(stage=s, received=received[f"stage{s}"], homes=homes,
                  per_1000_homes=round(received[f"stage{s}"] * 1000 / homes, 2)
                  if homes else None) for s in (1, 2)]
