@@ -144,6 +144,9 @@ class CaseRecords(BaseModel):
     remedies: list[RemedyOut]
     actions: list[ActionItemOut]
     audit: list[AuditOut]
+    #: The day (London) it was imported from the landlord's previous system; None for a
+    #: live case. An imported case has no workflow: no live state, no actions.
+    imported_on: dt.date | None = None
 
 
 def summary_of(session: Session, row: ComplaintRow, today: dt.date) -> CaseSummary:
@@ -206,7 +209,20 @@ def case_records(session: Session, reference: str, today: dt.date) -> CaseRecord
         actions=[ActionItemOut.model_validate(a, from_attributes=True)
                  for a in _all(session, ActionRow, reference, ActionRow.due_by)],
         audit=[AuditOut.model_validate(a, from_attributes=True)
-               for a in _all(session, AuditRow, reference, AuditRow.seq)])
+               for a in _all(session, AuditRow, reference, AuditRow.seq)],
+        imported_on=_imported_on(session, row) if row.imported else None)
+
+
+def _imported_on(session: Session, row: ComplaintRow) -> dt.date:
+    """The London day the import run that last wrote ``row`` ran (else the row's making)."""
+    from complaints.workdays import LONDON
+    from models.imports import ImportedComplaintRow, ImportRunRow
+
+    started = session.exec(select(ImportRunRow.started_at).join(
+        ImportedComplaintRow, col(ImportedComplaintRow.run_id) == col(ImportRunRow.id))
+        .where(ImportedComplaintRow.reference == row.reference)).first()
+    when = started or row.created_at
+    return when.astimezone(LONDON).date() if when.tzinfo else when.date()
 
 
 def action_options(matrix: Matrix, who: Identity, state: str,

@@ -61,6 +61,14 @@ async def test_pages_need_sign_in_and_dev_sign_in_works(api: Api) -> None:
         assert "<h1>My cases</h1>" in page
 
 
+async def test_an_administrator_starts_at_a_page_their_roles_open(api: Api) -> None:
+    """An administrator, who reads no cases, lands on the reports with no case lists offered."""
+    async with browser_for(api) as client:
+        page = await sign_in(client, "adm-1")
+        assert "<h1>Reports</h1>" in page
+        assert 'href="/cases/mine"' not in page and 'href="/staff"' in page
+
+
 async def test_a_handler_lodges_and_acknowledges_through_forms(api: Api) -> None:
     """Lodge by form, then acknowledge from the case page's form made from the model."""
     async with browser_for(api) as client:

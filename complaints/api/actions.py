@@ -104,12 +104,21 @@ async def perform(context: Any, session: Any, who: Identity, reference: str, tri
     return ActionResult.model_validate(answer)
 
 
+def _imported(session: Any, reference: str) -> bool:
+    """Whether the case came from an import (no workflow: it takes no actions)."""
+    from models.tables import ComplaintRow
+
+    row = session.get(ComplaintRow, reference)
+    return row is not None and bool(row.imported)
+
+
 def checked_action(context: Any, session: Any, who: Identity, reference: str, trigger: str,
                    payload: dict[str, Any]) -> Action:
     """``payload`` as ``trigger``'s action by ``who``, through every check before the case's.
 
-    The body (422), the case (404), the permission matrix (403) and the staff directory
-    (409), in that order; the read is ended before the caller waits on the case.
+    The body (422), the case (404; 409 for an imported one, which no workflow runs), the
+    permission matrix (403) and the staff directory (409), in that order; the read is
+    ended before the caller waits on the case.
 
     Raises:
         Problem: 422, 404, 403 or 409, each with what to do.
@@ -126,6 +135,10 @@ def checked_action(context: Any, session: Any, who: Identity, reference: str, tr
     relation = relation_to(session, who, reference)
     if relation is None:
         raise Problem(404, f"no complaint {reference}: GET /api/v1/complaints lists them")
+    if _imported(session, reference):
+        raise Problem(409, f"{reference} was imported from the landlord's previous system: "
+                           "no workflow runs it, so it takes no actions (import it again "
+                           "to change it)")
     require(context, who, permission_for(action, who), relation)
     refusal = check_staff(session, action)
     session.rollback()  # End the read before waiting on the case (see release_database).

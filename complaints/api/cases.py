@@ -202,6 +202,8 @@ async def get_case(reference: str, context: ContextDep, session: SessionDep,
         raise Problem(404, f"no complaint {reference}: GET /api/v1/complaints lists them")
     session.rollback()  # the read is done before the case is asked (a fresh one after)
     await context.write(lambda w: record_view(w, who, reference, "case", "api"))
+    if records.imported_on is not None:  # no workflow to ask, and none to act on
+        return CaseOut(records=records, live=None, live_error=None, actions=[])
     view, why = await live_view(context, reference)
     state = view.state if view is not None else records.summary.state
     options = action_options(context.matrix, who, state, relation_to(session, who, reference))

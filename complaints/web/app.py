@@ -16,7 +16,7 @@ from complaints.api.deps import ApiContext
 from complaints.api.problems import Problem, problem_response
 from complaints.identity import AccessDenied
 from complaints.settings import Settings
-from complaints.web import auth, pages
+from complaints.web import auth, import_page, learning_pages, pages
 
 HERE = Path(__file__).resolve().parent
 #: How long a signed-in session lasts without signing in again (a working day and a bit).
@@ -51,6 +51,8 @@ def create_web_app(settings: Settings | None = None, *,
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(learning_pages.router)
+    app.include_router(import_page.router)
     _install_page_errors(app)
     return app
 

@@ -38,14 +38,20 @@ def page(request: Request, template: str, user: Identity | None, status: int = 2
     context = request.app.state.context
     nav = []
     if user is not None:
-        nav = [("/cases/mine", "My cases"), ("/cases/team", "Team queue"),
-               ("/cases/unassigned", "Unassigned"), ("/cases/search", "Search")]
+        if user.may(context.matrix, Permission.READ_CASES):
+            nav = [("/cases/mine", "My cases"), ("/cases/team", "Team queue"),
+                   ("/cases/unassigned", "Unassigned"), ("/cases/search", "Search")]
         if user.may(context.matrix, Permission.LODGE):
             nav.append(("/lodge", "Lodge a complaint"))
         if user.may(context.matrix, Permission.READ_CASES):
             nav.append(("/service-requests", "Service requests"))
         if user.may(context.matrix, Permission.READ_REPORTS):
             nav.append(("/reports", "Reports"))
+        if (user.may(context.matrix, Permission.MANAGE_SERVICE_CHANGES)
+                or user.may(context.matrix, Permission.RECORD_SATISFACTION)):
+            nav.append(("/service-changes", "Service changes"))
+        if user.may(context.matrix, Permission.IMPORT_COMPLAINTS):
+            nav.append(("/import", "Import"))
         if (user.may(context.matrix, Permission.ADMIN_STAFF)
                 or user.may(context.matrix, Permission.MANAGE_TOKENS)):
             nav.append(("/staff", "Staff"))
@@ -61,11 +67,19 @@ def _require(context: Any, who: Identity, name: str) -> None:
         raise Problem(403, refusal)
 
 
+#: Where a person starts: the first of these pages their roles open (an administrator
+#: who reads no cases starts at the reports or the staff directory, not at a refusal).
+_START = ((Permission.READ_CASES, "/cases/mine"), (Permission.READ_REPORTS, "/reports"),
+          (Permission.ADMIN_STAFF, "/staff"), (Permission.MANAGE_TOKENS, "/staff"),
+          (Permission.IMPORT_COMPLAINTS, "/import"))
+
+
 @router.get("/")
-def home(user: WebUser) -> Response:
-    """Start at the person's own cases."""
-    del user
-    return RedirectResponse("/cases/mine", status_code=303)
+def home(user: WebUser, context: ContextDep) -> Response:
+    """Start at the person's own cases, or the first page their roles open."""
+    start = next((path for permission, path in _START
+                  if user.may(context.matrix, permission)), "/cases/mine")
+    return RedirectResponse(start, status_code=303)
 
 
 _LISTS = {
@@ -113,12 +127,17 @@ def _case_page(request: Request, context: Any, session: Any, user: Identity,
                reference: str, view: Any, why: str | None, status: int = 200,
                errors: dict[str, str] | None = None,
                posted: dict[str, Any] | None = None,
-               shown: dict[str, Any] | None = None) -> Response:
+               shown: dict[str, Any] | None = None, **extra: Any) -> Response:
+    from complaints.web.learning_pages import learning_panel
+
     records = case_records(session, reference, context.today())
     if records is None:
         raise Problem(404, f"no complaint {reference}")
+    if records.imported_on is not None:  # no workflow runs it: nothing live, no actions
+        view, why = None, None
     state = view.state if view is not None else records.summary.state
-    options = action_options(context.matrix, user, state, relation_to(session, user, reference))
+    options = [] if records.imported_on is not None else action_options(
+        context.matrix, user, state, relation_to(session, user, reference))
     forms = {o.trigger: form_fields(body_model(ACTION_BY_TRIGGER[o.trigger]))
              for o in options if o.allowed}
     timeline = sorted(
@@ -129,7 +148,8 @@ def _case_page(request: Request, context: Any, session: Any, user: Identity,
            for d in records.documents], key=lambda item: item[0], reverse=True)
     return page(request, "case.html", user, status=status, title=reference, records=records,
                 view=view, live_error=why, options=options, forms=forms, timeline=timeline,
-                errors=errors or {}, posted=posted or {}, shown=shown)
+                errors=errors or {}, posted=posted or {}, shown=shown,
+                learning=learning_panel(session, context.matrix, user, reference), **extra)
 
 
 @router.get("/case/{reference}")
@@ -137,11 +157,13 @@ async def case_page(reference: str, request: Request, context: ContextDep,
                     session: SessionDep, user: WebUser) -> Response:
     """A case: deadlines, parties, timeline, letters, documents, and the allowed actions."""
     _require(context, user, Permission.READ_CASES)
-    if case_records(session, reference, context.today()) is None:
+    records = case_records(session, reference, context.today())
+    if records is None:
         raise Problem(404, f"no complaint {reference}: search for it by reference")
     session.rollback()
     await context.write(lambda w: record_view(w, user, reference, "case", "web"))
-    view, why = await live_view(context, reference)
+    view, why = ((None, None) if records.imported_on is not None  # no workflow to ask
+                 else await live_view(context, reference))
     return _case_page(request, context, session, user, reference, view, why)
 
 
