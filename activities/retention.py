@@ -17,26 +17,22 @@ the job and repeats nothing):
 2. Files: the letters in the outbox (``outbox/<reference>/``) and the attached documents
    (``documents/<reference>/``) are deleted.
 3. The database, in one transaction with the case's ``erasures`` row (which makes it
-   once only): the parties' names, addresses, emails and phones, the description and
-   outcomes sought, adjustments, letters' text, HTML and PDF (a tombstone instead),
-   email recipients, remedies' and actions' descriptions, contact restrictions, triage
-   notes, documents' names and notes, the Ombudsman-details recipients, the intake
-   fingerprint, and every free-text value of the audit trail and of the case record's
-   JSON (a key whitelist keeps ids, dates, enums, amounts: :func:`scrub_json`); and the
-   resident's details, description and resolution note of every resolved service request
-   converted to the complaint (``models.service_requests``; an open one is still being
-   worked on and is left).
+   once only): every personal value of the case's rows is replaced
+   (:func:`activities.anonymise.anonymise_case` lists them).
 
 Kept: the reference, dates, state, stage, channel, category, decisions, deadlines and
 breaches, refusal grounds, remedies' kinds and amounts, payments (the ``pay_remedy``
 audit entries' stage, remedy, amount and date), staff ids, extension reasons (the annual
-report lists the most frequent: staff must not write personal data there), everything
-``complaints/reports`` reads, so that every report gives the same figures after erasure.
+report lists the most frequent: staff must not write personal data there), the learning's
+themes and root causes, service changes, everything ``complaints/reports`` reads, so that
+every report gives the same figures after erasure.
 On SQLite the erasing connection runs with ``secure_delete`` and the write-ahead log is
 checkpointed after a run, so the old values do not linger in the files.
 
 Each run is recorded in ``erasure_runs`` (a dry run too, flagged, erasing nothing) and
 each case in ``erasures``. Nothing here logs personal data: references and counts only.
+Which cases may be erased is decided in :mod:`activities.erasable`; what erasing does to
+the rows, in :mod:`activities.anonymise`. Their public names are importable from here.
 """
 
 from __future__ import annotations
@@ -48,10 +44,9 @@ import logging
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 from sqlalchemy import or_
@@ -62,11 +57,19 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.anonymise import ERASED, anonymise_case, erase_service_request, scrub_json
+from activities.erasable import (
+    ENDED_STATES,
+    ErasureRefused,
+    RetentionError,
+    add_years,
+    ended_at,
+    erasable_refusal,
+    open_orders,
+)
 from activities.letters import outbox_paths
 from domain.casebook import RETENTION
 from domain.deadlines import london_date
-from domain.lifecycle import ENDED
-from models.actions import VoidReason
 from models.retention import (
     LISTED,
     CaseErased,
@@ -76,28 +79,7 @@ from models.retention import (
     RetentionRunResult,
 )
 from models.service_requests import ServiceRequestRow
-from models.tables import (
-    ActionRow,
-    AdjustmentRow,
-    AuditRow,
-    CaseRecordRow,
-    ComplaintRow,
-    DeadlineRow,
-    DeliveryRow,
-    DocumentRow,
-    ErasureRow,
-    ErasureRunRow,
-    ExtensionRow,
-    LetterRow,
-    OmbudsmanDetailsRow,
-    PartyRow,
-    ReferenceRow,
-    RemedyRow,
-    RestrictionHistoryRow,
-    RestrictionRow,
-    TriageRow,
-    utcnow,
-)
+from models.tables import ComplaintRow, ErasureRow, ErasureRunRow, utcnow
 
 __all__ = ["ERASED", "ErasureRefused", "RetentionActivities", "RetentionError",
            "erasable_refusal", "scrub_json"]
@@ -106,150 +88,7 @@ __all__ = ["ERASED", "ErasureRefused", "RetentionActivities", "RetentionError",
 # print to stdout, into `--json` output (as ``complaints.identity`` does).
 log = structlog.wrap_logger(logging.getLogger(__name__))
 
-#: What a personal field reads once erased.
-ERASED = "[erased]"
-#: What an erased intake's fingerprint reads: never a SHA-256, so the same channel id
-#: lodged again is refused as a different complaint rather than joined to this case.
-ERASED_FINGERPRINT = "erased"
-#: The states a case has ended in (only these are ever erased).
-ENDED_STATES = tuple(sorted(s.value for s in ENDED))
-#: Keys of the case record's and the audit trail's JSON whose string values are kept:
-#: ids, dates, states, enums, amounts. Every other string is personal until shown not.
-SAFE_KEYS = frozenset({
-    "trigger", "reference", "policy_name", "state", "stage", "received_on",
-    "issue_occurred_on", "received_on_as_lodged", "channel", "category",
-    "stage1_handler", "stage2_handler", "by", "at", "seq", "from_state", "to_state",
-    "working_days", "decision", "kind", "amount", "due_by", "action_id", "owner",
-    "completed_at", "revised_due", "paid_on", "remedy", "confirmed_via", "grounds",
-    "escalation_requested_on", "referred_to_ombudsman_at", "early_contact_at", "closed_at",
-    "stage1_acknowledged_by", "former_stage1_handlers", "manager_id", "lead_id", "assignee",
-    "letter_channels", "preferred_channel", "order_id", "source", "complied_at",
-    "duplicate_of", "handler_id", "to", "role", "direction", "order", "requested_on",
-    "aware_on", "respond_by", "adjustments_review_on", "ombudsman_reference", "policy",
-    # The audit trail's and the contact restrictions' own bookkeeping.
-    "action", "accepted", "status", "outcome", "review_on", "next_review_on", "added_by",
-    "added_at", "updated_at", "lifted_at",
-})
-#: Keys whose string values are kept only when they are one of a closed set of words.
-ENUM_KEYS: dict[str, frozenset[str]] = {
-    "reason": frozenset(v.value for v in VoidReason),
-    "finding": frozenset({"no_maladministration", "service_failure", "maladministration",
-                          "severe_maladministration", "complaint_handling_failure",
-                          "reasonable_redress"}),
-}
-_HTML_TOMBSTONE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                   "<title>Erased</title></head><body><p>{text}</p></body></html>")
 _WORKFLOW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-
-
-class RetentionError(Exception):
-    """A retention problem a person must fix (the message says how); never retried."""
-
-
-class ErasureRefused(RetentionError):
-    """An erasure request the law lets the landlord refuse now; the message says when not."""
-
-
-def scrub_json(value: Any, key: str | None = None) -> tuple[Any, int]:
-    """``value`` with every personal string replaced by :data:`ERASED`, and how many were.
-
-    Strings are kept under :data:`SAFE_KEYS`, and under :data:`ENUM_KEYS` when they are
-    one of its words; empty strings, numbers, booleans and nulls are kept. Lists take the
-    key they are under.
-
-    Args:
-        value: Parsed JSON.
-        key: The key ``value`` is under (None at the top).
-
-    Returns:
-        The scrubbed value and the number of strings replaced.
-
-    """
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        total = 0
-        for k, v in value.items():
-            out[k], n = scrub_json(v, k)
-            total += n
-        return out, total
-    if isinstance(value, list):
-        items = [scrub_json(v, key) for v in value]
-        return [v for v, _ in items], sum(n for _, n in items)
-    if isinstance(value, str) and value and value != ERASED:
-        if key in SAFE_KEYS or (key in ENUM_KEYS and value in ENUM_KEYS[key]):
-            return value, 0
-        return ERASED, 1
-    return value, 0
-
-
-def _scrub_text(text: str) -> tuple[str, int]:
-    """A stored text that may be JSON (an audit detail, a snapshot), scrubbed."""
-    if not text or text == ERASED:
-        return text, 0
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return ERASED, 1
-    if not isinstance(parsed, dict | list):
-        return ERASED, 1
-    scrubbed, n = scrub_json(parsed)
-    return (json.dumps(scrubbed, sort_keys=True), n) if n else (text, 0)
-
-
-def add_years(day: dt.date, years: int) -> dt.date:
-    """``day`` ``years`` later (29 February becomes 28 February in a common year)."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
-
-
-def ended_at(row: ComplaintRow) -> dt.datetime | None:
-    """When a case ended (closed, withdrawn, voided: ``closed_at``; declined: ``declined_at``)."""
-    return row.closed_at or row.declined_at or row.withdrawn_at
-
-
-def open_orders(session: Session, reference: str) -> bool:
-    """Whether an Ombudsman order or instruction on the case is not yet complied with."""
-    record = session.get(CaseRecordRow, reference)
-    if record is not None:
-        try:
-            orders = json.loads(record.case_json).get("orders") or []
-        except ValueError:
-            orders = []
-        if any(isinstance(o, dict) and o.get("complied_at") is None for o in orders):
-            return True
-    pending = session.exec(select(DeadlineRow.id).where(
-        DeadlineRow.reference == reference, DeadlineRow.kind == "ombudsman",
-        col(DeadlineRow.met_at).is_(None),
-        col(DeadlineRow.status).in_(("pending", "breached")))).first()
-    return pending is not None
-
-
-def erasable_refusal(session: Session, reference: str) -> str | None:
-    """Why a case's data may not be erased on request now (one line), or None.
-
-    The law lets a landlord keep what it needs to defend a complaint: nothing is erased
-    while the case is open, with the Ombudsman, or under an Ombudsman order not complied
-    with.
-    """
-    row = session.get(ComplaintRow, reference)
-    if row is None:
-        return (f"no complaint {reference} in this database: check the reference with "
-                "`complaints list`")
-    if row.state == "with_ombudsman":
-        return (f"{reference} is with the Housing Ombudsman: its data is kept for the "
-                "complaint's defence; erase it once the Ombudsman's part is over and the "
-                "case has ended")
-    if row.state not in ENDED_STATES or ended_at(row) is None:
-        return (f"{reference} is still open ({row.state}): its data is kept while the "
-                "complaint is handled; erase it once the case is closed, declined, "
-                "withdrawn or voided")
-    if open_orders(session, reference):
-        return (f"{reference} has an Ombudsman order not yet complied with: its data is "
-                "kept for the complaint's defence; erase it once every order is complied "
-                "with")
-    return None
 
 
 @dataclass(frozen=True)
@@ -646,124 +485,3 @@ def _heartbeat(detail: str) -> None:
     if activity.in_activity():
         activity.heartbeat(detail)
 
-
-def erase_service_request(request: ServiceRequestRow) -> int:
-    """Blank a service request's personal fields and stamp it; how many fields changed."""
-    fields = _blank(request, ("resident_name", "description", "resolution"))
-    fields += _blank(request, ("resident_address",), "")
-    fields += _blank(request, ("resident_email", "resident_phone"), None)
-    request.erased_at = request.erased_at or utcnow()
-    return fields
-
-
-def _blank(row: Any, names: Iterable[str], value: Any = ERASED) -> int:
-    """Replace each non-empty field of ``row`` named in ``names``; how many there were."""
-    count = 0
-    for name in names:
-        current = getattr(row, name)
-        if current not in (None, "", ERASED) and current != value:
-            setattr(row, name, value)
-            count += 1
-    return count
-
-
-def anonymise_case(session: Session, reference: str, today: dt.date,
-                   why: str) -> dict[str, int]:
-    """Replace every personal value of one case in the session (the caller commits).
-
-    Args:
-        session: A writing session (its transaction holds the whole case).
-        reference: The case.
-        today: The date the letters' tombstone gives.
-        why: ``retention`` or ``a request``, for the tombstone.
-
-    Returns:
-        ``fields`` (personal values replaced), ``letters`` and ``documents`` (tombstoned).
-
-    """
-    fields = letters = documents = 0
-
-    def rows(model: Any) -> list[Any]:
-        found: list[Any] = list(session.exec(select(model).where(
-            model.reference == reference)).all())
-        return found
-
-    complaint = session.get(ComplaintRow, reference)
-    if complaint is not None:
-        fields += _blank(complaint, ("description", "outcomes_sought"))
-        session.add(complaint)
-    for party in rows(PartyRow):
-        fields += _blank(party, ("name",)) + _blank(party, ("address",), "")
-        fields += _blank(party, ("email", "phone"), None)
-        session.add(party)
-    for adjustment in rows(AdjustmentRow):
-        fields += _blank(adjustment, ("description",))
-        session.add(adjustment)
-    text = (f"[erased on {today.isoformat()} under {why}: this letter's text is no longer "
-            "kept; its date, kind and stage are]")
-    letter_ids = []
-    for letter in rows(LetterRow):
-        letter_ids.append(letter.letter_id)
-        if letter.text != text and not letter.text.startswith("[erased on "):
-            letters += 1
-            letter.text, letter.html = text, _HTML_TOMBSTONE.format(text=text)
-            letter.pdf = letter.pdf_sha256 = None
-            session.add(letter)
-    if letter_ids:
-        for delivery in session.exec(select(DeliveryRow).where(
-                col(DeliveryRow.letter_id).in_(letter_ids),
-                DeliveryRow.channel != "outbox")).all():
-            fields += _blank(delivery, ("recipient",), f"erased-{delivery.id}")
-            session.add(delivery)
-    for extension in rows(ExtensionRow):
-        # ``reason`` is kept: the annual report lists the most frequent reasons.
-        fields += _blank(extension, ("good_reason",))
-        session.add(extension)
-    for given in rows(OmbudsmanDetailsRow):
-        fields += _blank(given, ("given_to",))
-        session.add(given)
-    for remedy in rows(RemedyRow):
-        fields += _blank(remedy, ("description",))
-        session.add(remedy)
-    for action in rows(ActionRow):
-        fields += _blank(action, ("description",))
-        session.add(action)
-    for entry in rows(AuditRow):
-        entry.detail, n = _scrub_text(entry.detail)
-        fields += n
-        session.add(entry)
-    record = session.get(CaseRecordRow, reference)
-    if record is not None:
-        record.case_json, n = _scrub_text(record.case_json)
-        fields += n
-        session.add(record)
-    for document in rows(DocumentRow):
-        if document.file_name != ERASED:
-            documents += 1
-        fields += _blank(document, ("file_name",)) + _blank(document, ("note",), None)
-        session.add(document)
-    for restriction in rows(RestrictionRow):
-        fields += _blank(restriction, ("reason", "evidence", "proportionality",
-                                       "contact_route"))
-        session.add(restriction)
-    for history in rows(RestrictionHistoryRow):
-        fields += _blank(history, ("note",), None)
-        history.snapshot_json, n = _scrub_text(history.snapshot_json)
-        fields += n
-        session.add(history)
-    for triage in rows(TriageRow):
-        fields += _blank(triage, ("note",), None)
-        session.add(triage)
-    for request in session.exec(select(ServiceRequestRow).where(
-            ServiceRequestRow.complaint_reference == reference,
-            col(ServiceRequestRow.resolved_on).is_not(None))).all():
-        # The same resident's data, on the request the complaint was raised from (1.5).
-        fields += erase_service_request(request)
-        session.add(request)
-    issued = session.get(ReferenceRow, reference)
-    if issued is not None and issued.fingerprint not in (None, ERASED_FINGERPRINT):
-        issued.fingerprint = ERASED_FINGERPRINT
-        fields += 1
-        session.add(issued)
-    session.flush()
-    return {"fields": fields, "letters": letters, "documents": documents}

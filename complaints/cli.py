@@ -27,7 +27,7 @@ from complaints.policies import (
     shipped_policy_names,
 )
 from complaints.staff import OneLine
-from complaints.staff import register as register_staff_commands
+from complaints.staff_cli import register as register_staff_commands
 from complaints.workdays import WorkingCalendar
 from models.policy import Nation
 

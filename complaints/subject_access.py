@@ -10,10 +10,11 @@ both call :func:`export`. A case is the person's when one of its parties matches
 
 The archive holds, for each case: ``record.json`` (the complaint as received and as it
 stands, its parties, the case file, deadlines, remedies, actions, responses, refusals,
-and who viewed it), the letters (``.txt``, and ``.pdf`` where one was stored),
-the documents on the case file, ``contact-notes.json`` (contacts recorded and any
-restriction on contact), ``triage.json``, ``adjustments.json`` and ``audit.json``; and at
-the top ``index.html`` and ``index.txt``: what is held, per case, with links to the files.
+the learning recorded on its responses, and who viewed it), the letters (``.txt``, and
+``.pdf`` where one was stored), the documents on the case file, ``contact-notes.json``
+(contacts recorded and any restriction on contact), ``triage.json``, ``adjustments.json``
+and ``audit.json``; and at the top ``index.html`` and ``index.txt``: what is held, per
+case, with links to the files.
 Other people on the same case (a representative, a group) appear in its record: review
 the archive before it is sent.
 
@@ -43,6 +44,7 @@ from sqlmodel import Session, SQLModel, col, select
 from activities.letters import outbox_paths
 from complaints.identity import Identity, record_view
 from models.access import CaseViewRow
+from models.learning import LearningRow, LearningTagRow
 from models.service_requests import ServiceRequestRow
 from models.tables import (
     ActionRow,
@@ -178,6 +180,18 @@ def _rows(session: Session, model: Any, reference: str, order: Any) -> list[Any]
                              .order_by(order)).all())
 
 
+def _learning(session: Session, reference: str) -> list[dict[str, Any]]:
+    """The learning recorded on the case's responses: lessons may name the person."""
+    found = []
+    for row in _rows(session, LearningRow, reference, LearningRow.stage):
+        tags = session.exec(select(LearningTagRow).where(
+            LearningTagRow.learning_id == row.id).order_by(col(LearningTagRow.value))).all()
+        found.append({**_plain(row),
+                      "themes": [t.value for t in tags if t.kind == "theme"],
+                      "root_causes": [t.value for t in tags if t.kind == "root_cause"]})
+    return found
+
+
 class _Archive:
     """The zip being written, and the index of what went in."""
 
@@ -218,6 +232,7 @@ def _case(archive: _Archive, session: Session, data_dir: Path,
         "remedies": [_plain(r) for r in _rows(session, RemedyRow, reference, RemedyRow.id)],
         "actions": [_plain(a) for a in _rows(session, ActionRow, reference, ActionRow.id)],
         "refusals": [_plain(r) for r in _rows(session, RefusalRow, reference, RefusalRow.id)],
+        "learning": _learning(session, reference),
         "viewed_by": [_plain(v) for v in session.exec(select(CaseViewRow).where(
             CaseViewRow.reference == reference).order_by(col(CaseViewRow.viewed_at))).all()],
     }

@@ -13,8 +13,10 @@ Learning from complaints (Code 8.1, 9) is recorded by the application layer
 - ``satisfaction_results``: customer satisfaction with complaint handling (Connexus
   policy 4.2), entered per period per landlord.
 
-None of it is personal data: themes, lessons and changes describe the service, and the
-people named are staff, by id.
+Themes, lessons and changes describe the service, and the people named are staff, by id;
+but ``lessons`` is free text a resident's name may be typed into, so erasing a case blanks
+its lessons (``activities.anonymise``) and subject access exports them
+(``complaints.subject_access``).
 """
 
 import datetime as dt

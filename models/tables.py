@@ -10,25 +10,31 @@ staff notifications, remedies and actions to completion, deadlines and the audit
 Every timestamp is timezone-aware and stored in UTC (``UTCDateTime``); every row that an
 activity may write more than once has a natural key with a unique constraint, so retried
 activities upsert rather than duplicate.
+
+The column types (``UTCDateTime``, ``utcnow``) are in :mod:`models.columns`; the case-file,
+staff directory and data protection tables in :mod:`models.case_files`,
+:mod:`models.directory` and :mod:`models.data_protection`. All are imported and
+re-exported here, so that importing this module puts every one of them on
+``SQLModel.metadata`` (the migrations and ``tests/test_db.py`` count on it).
 """
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
-    Dialect,
-    ForeignKey,
     Index,
     LargeBinary,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     false,
     text,
 )
 from sqlmodel import Field, SQLModel
+
+from models.case_files import DocumentRow, RestrictionHistoryRow, RestrictionRow, TriageRow
+from models.columns import UTCDateTime, reference_fk, utcnow
+from models.data_protection import ErasureRow, ErasureRunRow, SubjectAccessRow
+from models.directory import StaffRow
 
 __all__ = [
     "ActionRow",
@@ -59,69 +65,6 @@ __all__ = [
     "UTCDateTime",
     "utcnow",
 ]
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """An aware datetime stored as UTC, and read back as an aware UTC datetime.
-
-    The column is ``DateTime(timezone=True)``. PostgreSQL keeps the offset itself; SQLite
-    has no time zones, so values are converted to UTC before they are written and marked
-    as UTC when read. Naive datetimes are refused: their meaning is ambiguous.
-    """
-
-    impl = DateTime
-    cache_ok = True
-
-    def __init__(self) -> None:
-        super().__init__(timezone=True)
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
-        """Convert an aware datetime to UTC before it is stored.
-
-        Args:
-            value: The datetime to store, or None.
-            dialect: The database dialect (unused).
-
-        Returns:
-            The same instant in UTC, or None.
-
-        Raises:
-            ValueError: If ``value`` is naive.
-
-        """
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("naive datetimes are not stored: give a timezone-aware datetime")
-        return value.astimezone(dt.UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        """Return a stored datetime as an aware UTC datetime.
-
-        Args:
-            value: The value the driver returned, or None.
-            dialect: The database dialect (unused).
-
-        Returns:
-            The instant in UTC, or None.
-
-        """
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
-
-
-def utcnow() -> dt.datetime:
-    """Return the current time as an aware UTC datetime."""
-    return dt.datetime.now(dt.UTC)
-
-
-def _reference_fk(table: str) -> ForeignKey:
-    """Build a named foreign key from ``table.reference`` to the complaint."""
-    return ForeignKey("complaints.reference", name=f"fk_{table}_reference_complaints",
-                      ondelete="CASCADE")
 
 
 class ComplaintRow(SQLModel, table=True):
@@ -212,7 +155,7 @@ class PartyRow(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    reference: str = Field(sa_column_args=[_reference_fk("parties")])
+    reference: str = Field(sa_column_args=[reference_fk("parties")])
     position: int
     role: str
     name: str
@@ -230,7 +173,7 @@ class AdjustmentRow(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    reference: str = Field(sa_column_args=[_reference_fk("adjustments")])
+    reference: str = Field(sa_column_args=[reference_fk("adjustments")])
     position: int
     description: str = Field(sa_type=Text)
     disability_disclosed: bool = Field(default=False, sa_type=Boolean)
@@ -474,7 +417,7 @@ class ResponseRow(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    reference: str = Field(sa_column_args=[_reference_fk("responses")])
+    reference: str = Field(sa_column_args=[reference_fk("responses")])
     stage: int
     seq: int
     decision: str
@@ -510,7 +453,7 @@ class RefusalRow(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    reference: str = Field(sa_column_args=[_reference_fk("refusals")])
+    reference: str = Field(sa_column_args=[reference_fk("refusals")])
     kind: str
     ground: str
     decided_at: dt.datetime = Field(sa_type=UTCDateTime)
@@ -586,223 +529,3 @@ class CaseRecordRow(SQLModel, table=True):
     deadlines_json: str = Field(default="[]", sa_type=Text)  # type: ignore[call-overload]
     updated_at: dt.datetime = Field(default_factory=lambda: utcnow(),
                                     sa_type=UTCDateTime)  # type: ignore[call-overload]
-
-
-class DocumentRow(SQLModel, table=True):
-    """A document on a case file (5.12): a letter, email, report, photo or survey.
-
-    The file itself is kept under the data folder as ``documents/<reference>/<stored_name>``
-    (``<sha256>.<ext>``, ``0600`` in ``0700`` folders; ``complaints.casefiles``); this row
-    says what it is. The same bytes are attached to a case once: key (reference, sha256),
-    and ``document_id`` (the first 16 hex digits of the SHA-256) names it to staff.
-    """
-
-    __tablename__ = "case_documents"
-    __table_args__ = (
-        UniqueConstraint("reference", "sha256", name="uq_case_documents_reference_sha256"),
-        UniqueConstraint("reference", "document_id",
-                         name="uq_case_documents_reference_document_id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    reference: str = Field(sa_column_args=[_reference_fk("case_documents")])
-    document_id: str
-    sha256: str = Field(max_length=64)
-    #: The original file name, sanitised for display (never used as a path).
-    file_name: str
-    #: The file's name in the case's documents folder: ``<sha256>.<ext>``.
-    stored_name: str
-    media_type: str
-    size_bytes: int
-    kind: str  # letter | email | report | photo | survey | other
-    direction: str  # inbound | outbound
-    #: The day it was received (inbound) or sent (outbound), when known.
-    received_on: dt.date | None = None
-    added_by: str | None = None
-    added_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    note: str | None = Field(default=None, sa_type=Text)
-
-
-class RestrictionRow(SQLModel, table=True):
-    """A restriction on how a resident may contact the landlord (3.6), kept under review.
-
-    It limits the contact route only; the complaint itself carries on under the Code.
-    ``status`` is ``active`` until a review lifts it (``lifted``, ``review_on`` cleared).
-    Every change is appended to ``RestrictionHistoryRow``.
-    """
-
-    __tablename__ = "contact_restrictions"
-    __table_args__ = (
-        Index("ix_contact_restrictions_reference", "reference"),
-        Index("ix_contact_restrictions_status_review_on", "status", "review_on"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    reference: str = Field(sa_column_args=[_reference_fk("contact_restrictions")])
-    status: str = "active"
-    reason: str = Field(sa_type=Text)
-    evidence: str = Field(sa_type=Text)
-    proportionality: str = Field(sa_type=Text)
-    contact_route: str = Field(sa_type=Text)
-    #: The next review date (Europe/London); None once lifted.
-    review_on: dt.date | None = None
-    added_by: str
-    added_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    lifted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class RestrictionHistoryRow(SQLModel, table=True):
-    """One entry of a restriction's append-only history: who did what, and when.
-
-    ``action`` is ``added`` or ``reviewed`` (then ``outcome`` is ``continue``, ``lift`` or
-    ``change``); ``snapshot_json`` is the restriction as it stood after the entry.
-    """
-
-    __tablename__ = "contact_restriction_history"
-    __table_args__ = (
-        Index("ix_contact_restriction_history_restriction_id", "restriction_id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    restriction_id: int = Field(sa_column_args=[ForeignKey(
-        "contact_restrictions.id", name="fk_contact_restriction_history_restriction",
-        ondelete="CASCADE")])
-    reference: str = Field(sa_column_args=[_reference_fk("contact_restriction_history")])
-    action: str
-    outcome: str | None = None
-    note: str | None = Field(default=None, sa_type=Text)
-    next_review_on: dt.date | None = None
-    by: str
-    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    snapshot_json: str = Field(sa_type=Text)
-
-
-class TriageRow(SQLModel, table=True):
-    """A triage of a case (5.10, 6.1): complexity, vulnerability and risk.
-
-    Every triage is kept; the latest recorded (highest ``id``) is the case's current one.
-    """
-
-    __tablename__ = "case_triage"
-    __table_args__ = (
-        Index("ix_case_triage_reference_id", "reference", "id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    reference: str = Field(sa_column_args=[_reference_fk("case_triage")])
-    complexity: str  # low | medium | high
-    vulnerability: str  # none | some | high
-    risk: str  # low | medium | high
-    note: str | None = Field(default=None, sa_type=Text)
-    by: str
-    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-class StaffRow(SQLModel, table=True):
-    """A member of staff in the staff directory (``complaints.directory``).
-
-    ``staff_id`` is the id people type in commands (``mgr-1``), kept as first typed;
-    ``staff_key`` is its :func:`models.limits.staff_key` (case, compatibility forms and
-    invisible characters folded), unique, so ``MGR-1`` and ``mgr-1`` are one person.
-    ``roles`` is a comma-separated list from ``complaints.directory.ROLES``. A member of
-    staff who leaves is made inactive (``active`` false, with when and why), never deleted,
-    so the ids on past cases keep their meaning.
-    """
-
-    __tablename__ = "staff"
-    __table_args__ = (
-        UniqueConstraint("staff_key", name="uq_staff_staff_key"),
-        UniqueConstraint("subject", name="uq_staff_subject"),
-    )
-
-    staff_id: str = Field(primary_key=True, max_length=64)
-    staff_key: str = Field(max_length=256)
-    display_name: str = Field(max_length=200)
-    job_title: str = Field(max_length=200)
-    team: str = Field(max_length=200)
-    email: str = Field(max_length=254)
-    phone: str | None = Field(default=None, max_length=40)
-    roles: str = Field(max_length=200)
-    #: Their OpenID Connect subject (the ``sub``, or the claim ``OIDC_SUBJECT_CLAIM`` names,
-    #: e.g. Entra ID's ``oid``): who they are when they sign in. Unique when set.
-    subject: str | None = Field(default=None, max_length=255)
-    active: bool = Field(default=True, sa_type=Boolean)
-    deactivated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
-    deactivation_reason: str | None = Field(default=None, max_length=1000)
-    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-class ErasureRunRow(SQLModel, table=True):
-    """One run of the retention job (``activities.retention``): when, as of when, what.
-
-    ``run_key`` names the run once (the scheduled workflow's run id, or a fresh id for
-    ``complaints retention run``), so a retried activity finishes the same row. The counts
-    add up the run's ``erasures``; a dry run (``dry_run``) counts what it *would* erase and
-    erases nothing. ``skipped_json`` lists the cases passed over and why (references and
-    reasons only, the first 100).
-    """
-
-    __tablename__ = "erasure_runs"
-    __table_args__ = (UniqueConstraint("run_key", name="uq_erasure_runs_run_key"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    run_key: str = Field(max_length=200)
-    started_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    finished_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
-    as_of: dt.date
-    dry_run: bool = Field(default=False, sa_type=Boolean)
-    cases_erased: int = 0
-    cases_skipped: int = 0
-    fields: int = 0
-    letters: int = 0
-    documents: int = 0
-    files: int = 0
-    histories: int = 0
-    skipped_json: str = Field(default="[]", sa_type=Text)
-
-
-class ErasureRow(SQLModel, table=True):
-    """A case whose personal data was erased: once per case, by a run or on request.
-
-    ``reason`` is ``retention`` (``run_id`` names the run) or ``request`` (a resident's
-    erasure request: ``request_id``, who recorded it and their note). The counts say what
-    was erased: personal field values replaced, letters and documents tombstoned, files
-    deleted, Temporal histories (runs) deleted.
-    """
-
-    __tablename__ = "erasures"
-    __table_args__ = (UniqueConstraint("reference", name="uq_erasures_reference"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    reference: str = Field(max_length=32)
-    run_id: int | None = Field(default=None, index=True)
-    request_id: str | None = Field(default=None, max_length=36)
-    reason: str = Field(max_length=16)
-    requested_by: str | None = Field(default=None, max_length=64)
-    request_note: str | None = Field(default=None, sa_type=Text)
-    erased_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    fields: int = 0
-    letters: int = 0
-    documents: int = 0
-    files: int = 0
-    histories: int = 0
-
-
-class SubjectAccessRow(SQLModel, table=True):
-    """A subject access export: who made it, when, through which door, how much it held.
-
-    The search terms are personal data and are not kept: only the SHA-256 of the
-    normalised terms, so that a repeated request can be recognised.
-    """
-
-    __tablename__ = "subject_access_requests"
-
-    id: int | None = Field(default=None, primary_key=True)
-    staff_id: str = Field(max_length=64)
-    via: str = Field(max_length=16)
-    requested_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    cases: int = 0
-    files: int = 0
-    terms_sha256: str = Field(max_length=64)

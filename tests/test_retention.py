@@ -58,6 +58,7 @@ from models.case import (
     Remedy,
     RemedyKind,
 )
+from models.learning import LearningRow, LearningTagRow
 from models.retention import ErasureRequestInput, RetentionRunInput, RetentionRunResult
 from models.tables import (
     ActionRow,
@@ -74,6 +75,7 @@ from models.tables import (
     PartyRow,
     ReferenceRow,
     RemedyRow,
+    ResponseRow,
 )
 from tests.conftest import Stack, make_intake
 from workflows.retention import RetentionWorkflow
@@ -192,6 +194,27 @@ def seed_case(session: Session, data_dir: Path, outbox: Path, reference: str, *,
                               contact_route="Email to Periwinkle only",
                               review_on=at.date() + dt.timedelta(days=30), by=STAFF,
                               today=at.date())
+
+
+#: The lessons recorded on the seeded case's response: staff typed the resident's name in.
+LESSONS = f"Call {NAME} back the same day when damp is reported"
+
+
+def seed_learning(session: Session, reference: str) -> None:
+    """The seeded case's stage 1 response, filed under a theme and a root cause, with lessons."""
+    responded = CLOSED_AT - dt.timedelta(days=40)  # as ``seed_case`` responds
+    session.add(ResponseRow(reference=reference, stage=1, seq=1, decision="upheld",
+                            responded_at=responded, responded_on=responded.date(), by=STAFF,
+                            clock_start=responded.date(), due_base=responded.date(),
+                            due_final=responded.date(), working_days_taken=0))
+    learning = LearningRow(reference=reference, stage=1, lessons=LESSONS, recorded_by=STAFF)
+    session.add(learning)
+    session.flush()
+    assert learning.id is not None
+    session.add_all([LearningTagRow(learning_id=learning.id, kind="theme", value="damp_and_mould"),
+                     LearningTagRow(learning_id=learning.id, kind="root_cause",
+                                    value="missed_appointment")])
+    session.commit()
 
 
 class Place:
@@ -419,6 +442,38 @@ def test_anonymise_counts_nothing_on_an_erased_case(place: Place) -> None:
         session.commit()
         second = anonymise_case(session, reference, EXPIRED, "retention")
     assert first["fields"] > 0 and second == {"fields": 0, "letters": 0, "documents": 0}
+
+
+async def test_erased_case_loses_its_lessons_and_its_learning_still_counts(
+        place: Place) -> None:
+    """The lessons (they may name the resident) are erased; the learning report is unchanged."""
+    from complaints.policies import load_policy
+    from complaints.reports.figures import build_report
+    from complaints.reports.period import parse_year
+    from complaints.reports.queries import ReportOptions
+
+    reference = seeded(place)
+    with place.sessions() as session:
+        seed_learning(session, reference)
+    options = ReportOptions(parse_year("2019/20"), load_policy("connexus"), as_of=EXPIRED)
+
+    def learning() -> dict[str, Any]:
+        figures = build_report(place.engine, options).learning
+        assert figures is not None
+        return figures.model_dump(mode="json", include={"responses_with_learning", "themes",
+                                                        "root_causes"})
+
+    before = learning()
+    assert before == {"responses_with_learning": 1,
+                      "themes": [{"name": "damp_and_mould", "count": 1}],
+                      "root_causes": [{"name": "missed_appointment", "count": 1}]}
+    result = await place.activities().run(RetentionRunInput(as_of=EXPIRED))
+    assert result.cases_erased == 1
+    with place.sessions() as session:
+        row = session.exec(select(LearningRow)).one()
+        tags = len(session.exec(select(LearningTagRow)).all())
+    assert row.lessons == ERASED and tags == 2 and found(place) == []
+    assert learning() == before
 
 
 async def test_reports_give_the_same_figures_after_erasure(place: Place) -> None:

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from sqlmodel import Session, select
 
 from complaints import service_requests as sr
+from complaints.casefiles import london_today
 from complaints.cli import cli
 from complaints.db import make_engine, session_factory, upgrade
 from complaints.directory import add_staff
@@ -24,7 +25,9 @@ from tests.api_support import Api, running_api
 from tests.conftest import Stack
 from tests.test_web import browser_for, csrf_of, sign_in
 
-TODAY = dt.date.today()
+#: Today in London, as the commands take it; refreshed before each test (a run that
+#: crosses midnight must not compare with yesterday).
+TODAY = london_today()
 #: A request's fields as the API takes them (fictional people).
 BODY = {"channel": "phone", "category": "repairs",
         "target_date": (TODAY + dt.timedelta(days=10)).isoformat(),
@@ -60,8 +63,16 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(cli, ["service-requests", *args])
 
 
-def log_args(*extra: str, target: dt.date = TODAY + dt.timedelta(days=5)) -> list[str]:
+@pytest.fixture(autouse=True)
+def _today() -> None:
+    """Take today afresh for each test."""
+    global TODAY
+    TODAY = london_today()
+
+
+def log_args(*extra: str, target: dt.date | None = None) -> list[str]:
     """The options of ``log`` for a phone request about repairs, plus ``extra``."""
+    target = target or TODAY + dt.timedelta(days=5)
     return ["log", "--channel", "phone", "--category", "repairs", "--target",
             target.isoformat(), "--resident", "Jo Bloggs", "--address", "2 Test Row",
             "--description", "The kitchen tap drips.", "--by", "hdl-1", *extra]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from models.access import CaseViewRow
 from models.tables import ComplaintRow, LetterRow, PartyRow, SubjectAccessRow
 from tests.api_support import running_api
 from tests.conftest import Stack
-from tests.test_retention import ADDRESS, EMAIL, NAME, Place, seed_case
+from tests.test_retention import ADDRESS, EMAIL, LESSONS, NAME, Place, seed_case, seed_learning
 
 MINE = "CMP-2019-000001"
 THEIRS = "CMP-2019-000002"
@@ -99,6 +100,17 @@ def test_archive_holds_the_persons_cases_with_an_index(place: Place) -> None:
     assert (logged.cases, logged.files, logged.staff_id) == (1, made.files, "lead-1")
     assert logged.terms_sha256 == terms_digest(terms)
     assert "quillfeather" not in place.dump().split("subject_access_requests", 1)[1].lower()
+
+
+def test_archive_holds_the_learning_recorded_on_the_persons_case(place: Place) -> None:
+    """The case record carries its learning: the lessons (they may name them) and the tags."""
+    with place.sessions() as session:
+        seed_learning(session, MINE)
+        made = export(session, place.root, SubjectTerms(name=NAME, email=EMAIL), LEAD, "cli")
+    record = json.loads(members(made.data)[f"cases/{MINE}/record.json"])
+    assert [(r["reference"], r["stage"], r["lessons"], r["themes"], r["root_causes"])
+            for r in record["learning"]] == [
+        (MINE, 1, LESSONS, ["damp_and_mould"], ["missed_appointment"])]
 
 
 def test_matching_by_phone_or_name_and_address(place: Place) -> None:
