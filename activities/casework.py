@@ -33,6 +33,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.letters import LetterActivities
 from activities.notifications import NotificationActivities
+from activities.payments import payment_rows
 from activities.policy import PolicyActivities
 from activities.records import RecordActivities, table_of
 from complaints.directory import StaffContact, describe_staff
@@ -85,7 +86,14 @@ from models.messages import (
     SendLetterInput,
 )
 from models.policy import EscalationWindowStart, Policy
-from models.tables import AdjustmentRow, AuditRow, CaseRecordRow, ComplaintRow, PartyRow
+from models.tables import (
+    AdjustmentRow,
+    AuditRow,
+    CaseRecordRow,
+    ComplaintRow,
+    PartyRow,
+    RemedyPaymentRow,
+)
 
 __all__ = ["CaseworkActivities", "LetterSources", "calendar_data", "preview_letters"]
 
@@ -341,6 +349,9 @@ class CaseworkActivities:
                 "to_state": entry.to_state, "accepted": entry.accepted, "detail": detail})
         if rows:
             connection.execute(_INSERT_AUDIT, rows)
+            payments = payment_rows(event.reference, rows)
+            if payments:
+                connection.execute(insert(table_of(RemedyPaymentRow)), payments)
 
     @staticmethod
     def _amend_intake(connection: Connection, event: CaseEvent) -> None:

@@ -36,6 +36,7 @@ from activities.measures import (
     measure_responses,
     policy_and_calendar,
 )
+from activities.payments import payment_rows
 from activities.upsert import Upsert, table_of
 from models.case import CaseFile
 from models.messages import (
@@ -56,6 +57,7 @@ from models.tables import (
     OmbudsmanDetailsRow,
     PartyRow,
     RefusalRow,
+    RemedyPaymentRow,
     RemedyRow,
     ResponseRow,
 )
@@ -381,16 +383,20 @@ class RecordActivities:
                 stored = set(session.exec(
                     select(AuditRow.seq).where(AuditRow.reference == input.reference,
                                                col(AuditRow.seq).in_(seqs))))
-                inserted = 0
+                added = []
                 for event in input.events:
                     if event.seq in stored:
                         continue
                     stored.add(event.seq)
-                    session.add(AuditRow(
+                    row = AuditRow(
                         reference=input.reference, seq=event.seq, at=event.at,
                         action=event.action, by=event.by, from_state=event.from_state,
-                        to_state=event.to_state, accepted=event.accepted, detail=event.detail))
-                    inserted += 1
+                        to_state=event.to_state, accepted=event.accepted, detail=event.detail)
+                    session.add(row)
+                    added.append(row.model_dump())
+                for payment in payment_rows(input.reference, added):
+                    session.add(RemedyPaymentRow(**payment))
+                inserted = len(added)
                 session.commit()
             log.info("audit_recorded", received=len(input.events), inserted=inserted)
             return inserted

@@ -49,6 +49,7 @@ from models.tables import (
     OmbudsmanDetailsRow,
     PartyRow,
     RefusalRow,
+    RemedyPaymentRow,
     RemedyRow,
     ResponseRow,
 )
@@ -63,7 +64,7 @@ class SyntheticError(Exception):
 #: Tables cleared by ``--replace`` (everything keyed by reference), children first.
 _CHILDREN: tuple[Any, ...] = (ResponseRow, RefusalRow, ExtensionRow, OmbudsmanDetailsRow,
                               RemedyRow, ActionRow, LetterRow, DeadlineRow, NotificationRow,
-                              AuditRow, PartyRow, AdjustmentRow)
+                              AuditRow, RemedyPaymentRow, PartyRow, AdjustmentRow)
 
 
 def _existing(engine: Engine, pattern: str) -> int:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Table
 
+from activities.payments import payment_rows
 from complaints.reports.period import Period
 from complaints.synthetic_rates import (
     ACK_LAG,
@@ -73,6 +74,7 @@ from models.tables import (
     LetterRow,
     OmbudsmanDetailsRow,
     RefusalRow,
+    RemedyPaymentRow,
     RemedyRow,
     ResponseRow,
 )
@@ -153,7 +155,8 @@ TABLES: dict[str, Table] = {
     "refusals": table_of(RefusalRow), "extensions": table_of(ExtensionRow),
     "ombudsman_details": table_of(OmbudsmanDetailsRow), "remedies": table_of(RemedyRow),
     "actions": table_of(ActionRow), "letters": table_of(LetterRow),
-    "audit_events": table_of(AuditRow), "deadlines": table_of(DeadlineRow),
+    "audit_events": table_of(AuditRow), "remedy_payments": table_of(RemedyPaymentRow),
+    "deadlines": table_of(DeadlineRow),
 }
 
 
@@ -529,11 +532,13 @@ class Builder:
                            amount=Decimal(pence).scaleb(-2), method="bank transfer")
         state = f"stage{stage}_responded"
         # The only audit entries written: at most one payment per stage, numbered by it.
-        self.rows["audit_events"].append({
+        entry = {
             "reference": reference, "seq": stage, "at": _at(paid_on, rng),
             "action": action.trigger, "by": by, "from_state": state, "to_state": state,
             "accepted": True, "detail": json.dumps(
-                action.model_dump(mode="json") | {"trigger": action.trigger}, sort_keys=True)})
+                action.model_dump(mode="json") | {"trigger": action.trigger}, sort_keys=True)}
+        self.rows["audit_events"].append(entry)
+        self.rows["remedy_payments"] += payment_rows(reference, [entry])
         if self.in_year(responded):
             self.summary.financial_paid += 1
             self.summary.financial_paid_late += paid_on > due_by

@@ -55,6 +55,7 @@ __all__ = [
     "PartyRow",
     "ReferenceRow",
     "RefusalRow",
+    "RemedyPaymentRow",
     "RemedyRow",
     "ResponseRow",
     "RestrictionHistoryRow",
@@ -331,6 +332,31 @@ class RemedyRow(SQLModel, table=True):
     decision: str
     offered_by: str
     offered_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class RemedyPaymentRow(SQLModel, table=True):
+    """A financial remedy paid, as ``pay_remedy`` recorded it (7.1-7.3); key (reference, seq).
+
+    Written beside the audit entry of the accepted action (``seq`` is the entry's), from
+    what staff submitted: the response's stage, the remedy's number in it, the day paid
+    and the amount. The report counts payments from these columns (revision 0017; before
+    it read each entry's JSON).
+    """
+
+    __tablename__ = "remedy_payments"
+    __table_args__ = (
+        UniqueConstraint("reference", "seq", name="uq_remedy_payments_reference_seq"),
+        Index("ix_remedy_payments_reference_stage_position", "reference", "stage",
+              "position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str
+    seq: int
+    stage: int
+    position: int
+    paid_on: dt.date
+    amount_pence: int
 
 
 class ActionRow(SQLModel, table=True):

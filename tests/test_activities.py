@@ -93,6 +93,7 @@ from models.tables import (
     NotificationRow,
     OmbudsmanDetailsRow,
     PartyRow,
+    RemedyPaymentRow,
     RemedyRow,
 )
 
@@ -795,6 +796,27 @@ def test_record_audit_is_idempotent(env: ActivityEnvironment,
     assert [(r.seq, r.accepted, r.detail) for r in rows] == [
         (1, True, "event 1"), (2, False, "event 2"), (3, True, "event 3")]
     assert rows[0].at == AT + dt.timedelta(minutes=1)
+
+
+def test_record_audit_writes_each_accepted_payment_once(
+        env: ActivityEnvironment, sessions: Callable[[], Session]) -> None:
+    """An accepted pay_remedy entry adds its payment row, once; a refused one adds none."""
+    records = RecordActivities(sessions)
+    detail = json.dumps({"trigger": "pay_remedy", "by": "mgr-7", "stage": 1, "remedy": 2,
+                         "paid_on": "2026-12-21", "amount": "150.50", "method": None})
+
+    def event(seq: int, accepted: bool) -> AuditEvent:
+        return AuditEvent(seq=seq, at=AT + dt.timedelta(minutes=seq), action="pay_remedy",
+                          by="mgr-7", from_state="closed", to_state="closed",
+                          accepted=accepted, detail=detail)
+
+    batch = AuditBatch(reference=REFERENCE, events=(event(1, True), event(2, False)))
+    assert env.run(records.record_audit, batch) == 2
+    assert env.run(records.record_audit, batch) == 0
+    with sessions() as session:
+        rows = session.exec(select(RemedyPaymentRow)).all()
+    assert [(r.reference, r.seq, r.stage, r.position, r.paid_on, r.amount_pence)
+            for r in rows] == [(REFERENCE, 1, 1, 2, dt.date(2026, 12, 21), 15_050)]
 
 
 def test_record_ombudsman_details_once_and_as_given(env: ActivityEnvironment,

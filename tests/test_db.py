@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -33,7 +34,8 @@ from models.tables import AuditRow, ComplaintRow
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"complaints", "parties", "adjustments", "letters", "deliveries", "extensions",
-          "ombudsman_details", "notifications", "remedies", "actions", "deadlines",
+          "ombudsman_details", "notifications", "remedies", "remedy_payments", "actions",
+          "deadlines",
           "audit_events", "references", "responses", "refusals", "notification_deliveries",
           "case_records", "case_documents", "contact_restrictions",
           "contact_restriction_history", "case_triage", "staff", "service_tokens",
@@ -89,7 +91,7 @@ def test_upgrade_is_repeatable_and_keeps_data(db_url: str) -> None:
     with session_factory(engine)() as session:
         rows = session.exec(select(ComplaintRow)).all()
     engine.dispose()
-    assert current_revision(db_url) == head_revision() == "0016"
+    assert current_revision(db_url) == head_revision() == "0017"
     assert [r.reference for r in rows] == ["CMP-2026-000001"]
 
 
@@ -117,6 +119,35 @@ def test_downgrade_and_upgrade_round_trip(db_url: str) -> None:
     engine.dispose()
     assert after_downgrade == {"alembic_version"}
     assert after_upgrade == TABLES | {"alembic_version"}
+
+
+def test_revision_0017_fills_the_payments_from_the_audit_trail(db_url: str) -> None:
+    """Upgrading a database at 0016 makes one payment row per readable accepted payment."""
+    upgrade(db_url, "0016")
+    engine = make_engine(db_url)
+    paid = json.dumps({"trigger": "pay_remedy", "stage": 2, "remedy": 1,
+                       "paid_on": "2026-01-09", "amount": "75.25"})
+    with engine.begin() as db:
+        db.execute(text(
+            "INSERT INTO audit_events (reference, seq, at, action, by, from_state, "
+            "to_state, accepted, detail) VALUES (:r, :seq, :at, :action, 'mgr-7', 'closed', "
+            "'closed', :accepted, :detail)"), [
+                {"r": "CMP-2026-000001", "seq": 1, "at": "2026-01-09 10:00:00",
+                 "action": "pay_remedy", "accepted": True, "detail": paid},
+                {"r": "CMP-2026-000001", "seq": 2, "at": "2026-01-09 10:00:00",
+                 "action": "pay_remedy", "accepted": False, "detail": paid},
+                {"r": "CMP-2026-000002", "seq": 1, "at": "2026-01-09 10:00:00",
+                 "action": "pay_remedy", "accepted": True, "detail": "Paid by cheque"},
+                {"r": "CMP-2026-000003", "seq": 1, "at": "2026-01-09 10:00:00",
+                 "action": "acknowledge", "accepted": True, "detail": paid}])
+    engine.dispose()
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    with engine.connect() as db:
+        rows = db.execute(text("SELECT reference, seq, stage, position, paid_on, "
+                               "amount_pence FROM remedy_payments")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("CMP-2026-000001", 1, 2, 1, "2026-01-09", 7525)]
 
 
 def test_make_engine_creates_folder_and_sets_pragmas(db_url: str, tmp_path: Path) -> None:

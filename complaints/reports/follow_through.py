@@ -6,13 +6,12 @@ Both come from what the workflow's activities already record, with no table of t
   key ``order:<id>``), planned when a determination's orders or an instruction with a date
   are recorded, and met when ``comply-order`` records compliance (``met_at``). The label
   says which: ``Ombudsman instruction instruction-N`` or ``Ombudsman <finding> <id>``.
-- **Remedy payments** are the accepted ``pay_remedy`` entries of the audit trail, whose
-  ``detail`` holds the action as staff submitted it (stage, remedy number, amount, paid-on
-  date), matched to the remedy offered (``remedies``: stage and position).
+- **Remedy payments** are ``remedy_payments`` rows, written beside each accepted
+  ``pay_remedy`` entry of the audit trail from the action as staff submitted it (stage,
+  remedy number, amount, paid-on date; :mod:`activities.payments`), matched to the remedy
+  offered (``remedies``: stage and position).
 
-Every figure is one SQL aggregate on SQLite and PostgreSQL; the JSON of an audit entry is
-read only for ``pay_remedy`` entries (a ``CASE`` guards it, as other entries' detail is
-plain text), once per entry.
+Every figure is one SQL aggregate on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,21 +20,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
     Connection,
-    Date,
-    Integer,
-    Numeric,
     and_,
-    case,
-    cast,
     func,
     select,
-    true,
-    type_coerce,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
 from complaints.reports.model import (
     OrderException,
@@ -45,56 +34,32 @@ from complaints.reports.model import (
 )
 from complaints.reports.period import Period
 from complaints.reports.queries import REMEDIES, M, ReportOptions, count_if, instant_in, scoped
-from models.tables import AuditRow, DeadlineRow
+from models.tables import DeadlineRow, RemedyPaymentRow
 
 __all__ = ["ORDER_LABEL_INSTRUCTION", "ombudsman_orders", "remedy_payments"]
 
 DEADLINES = DeadlineRow.__table__  # type: ignore[attr-defined]
-AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
+PAYMENTS = RemedyPaymentRow.__table__  # type: ignore[attr-defined]
 DL = DEADLINES.c
-AU = AUDIT.c
+P = PAYMENTS.c
 
 #: How the case book labels an instruction's deadline (``domain.casebook``).
 ORDER_LABEL_INSTRUCTION = "Ombudsman instruction "
-#: The audit action of a payment recorded (``models.actions.PayRemedy.trigger``).
-_PAY_REMEDY = "pay_remedy"
-
 
 def _payments(db: Connection, options: ReportOptions) -> Any:
     """Each payment of a financial remedy offered in the period, beside the remedy.
 
     Columns: the remedy's ``remedy_id``, ``reference`` and ``due_by``, and the payment's
-    ``paid_on`` and ``amount_pence``. The JSON of each ``pay_remedy`` entry is parsed once
-    (PostgreSQL: to ``jsonb`` in a materialised CTE, which then gives each field cheaply;
-    SQLite's ``json_extract`` reads the text), and only for the cases with such a remedy
-    in the period. A ``CASE`` keeps other entries' plain-text detail from being parsed.
+    ``paid_on`` and ``amount_pence``: ``remedy_payments`` (one row per accepted
+    ``pay_remedy`` entry, written beside it) joined to the remedy by stage and number.
     """
+    del db  # the statement is the same on every database
     financial = and_(M.kind == "financial", instant_in(M.offered_at, options.period))
-    is_payment = and_(AU.action == _PAY_REMEDY, AU.accepted == true())
-    postgres = db.dialect.name == "postgresql"
-    detail: ColumnElement[Any] = cast(AU.detail, JSONB) if postgres else AU.detail
-    docs = (select(AU.reference.label("reference"), case((is_payment, detail)).label("doc"))
-            .where(is_payment, AU.reference.in_(select(M.reference).where(financial)))
-            .cte("payment_docs").prefix_with("MATERIALIZED", dialect="postgresql"))
-
-    def field(key: str, kind: str) -> ColumnElement[Any]:
-        if postgres:
-            text: ColumnElement[Any] = docs.c.doc[key].astext
-        else:
-            text = func.json_extract(docs.c.doc, f"$.{key}")
-        if kind == "int":
-            return cast(text, Integer)
-        if kind == "date":
-            # SQLite keeps dates as ISO text (a CAST to DATE would make it a number).
-            return cast(text, Date) if postgres else type_coerce(text, Date)
-        return cast(func.round(cast(text, Numeric(14, 2)) * 100), BigInteger)
-
     return (select(M.id.label("remedy_id"), M.reference.label("reference"),
-                   M.due_by.label("due_by"), field("paid_on", "date").label("paid_on"),
-                   field("amount", "pence").label("amount_pence"))
-            .select_from(docs.join(REMEDIES, and_(
-                docs.c.reference == M.reference, field("stage", "int") == M.stage,
-                field("remedy", "int") == M.position)))
+                   M.due_by.label("due_by"), P.paid_on.label("paid_on"),
+                   P.amount_pence.label("amount_pence"))
+            .select_from(PAYMENTS.join(REMEDIES, and_(
+                P.reference == M.reference, P.stage == M.stage, P.position == M.position)))
             .where(financial).subquery("paid"))
 
 
@@ -107,8 +72,7 @@ def remedy_payments(db: Connection, options: ReportOptions) -> PaymentFigures:
     due, or promised with no date (responses before casework revision 2).
 
     The remedies and their payments are counted apart and the unpaid worked out as the
-    difference (a remedy is paid at most once): an outer join of the two would leave the
-    planner a payment-join estimate it cannot make (its keys are JSON fields).
+    difference (a remedy is paid at most once).
     """
     as_of = options.as_of
     financial = (M.kind == "financial", instant_in(M.offered_at, options.period))
