@@ -114,12 +114,22 @@ async def timed(http: httpx.AsyncClient, method: str, url: str, expect: int,
     return elapsed, response
 
 
-async def take_cases(base: str, token: str, handler: str, cases: int, run: str,
+def staff_client(base: str, token: str) -> httpx.AsyncClient:
+    """One member of staff's HTTP client, with their service token.
+
+    Made before any timing starts: making a client loads the CA bundle for its TLS
+    context (tens of milliseconds, on this process's event loop), which would otherwise
+    stall the health probe running beside twenty of them.
+    """
+    return httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_S,
+                             headers={"Authorization": f"Bearer {token}"})
+
+
+async def take_cases(client: httpx.AsyncClient, handler: str, cases: int, run: str,
                      lodges: list[float], actions: dict[str, list[float]],
                      progress: Progress | None, think: float = 0.0) -> None:
     """One member of staff: lodge ``cases`` cases and take each through stage 1."""
-    async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_S,
-                                 headers={"Authorization": f"Bearer {token}"}) as http:
+    async with client as http:
         for number in range(cases):
             key = f"{run}-{handler}-{number}"
             if think:  # filling in the lodging form takes a person a while too
@@ -220,8 +230,9 @@ async def warm_up(base: str, token: str, handler: str, run: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            await take_cases(base, token, handler, 1, f"{run}-warm-{uuid.uuid4().hex[:4]}",
-                             [], {"acknowledge": [], "extend": [], "respond": []}, None)
+            await take_cases(staff_client(base, token), handler, 1,
+                             f"{run}-warm-{uuid.uuid4().hex[:4]}", [],
+                             {"acknowledge": [], "extend": [], "respond": []}, None)
             return
         except RuntimeError:  # the worker still starting: the case not yet recorded
             if time.monotonic() > deadline:
@@ -285,11 +296,12 @@ async def main(staff: int, cases_each: int, open_cases: int, repeat: int,
                                                "respond": []}
             progress = Progress(staff * cases_each)
             stop = asyncio.Event()
+            staff_clients = {h: staff_client(base, tokens[h]) for h in handlers}
             probing = asyncio.create_task(probe(base, stop))
             wall = time.perf_counter()
             try:
                 await asyncio.gather(*(
-                    take_cases(base, tokens[h], h, cases_each, run, lodges, actions,
+                    take_cases(staff_clients[h], h, cases_each, run, lodges, actions,
                                progress, think) for h in handlers))
             finally:
                 wall = time.perf_counter() - wall
