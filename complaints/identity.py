@@ -50,7 +50,9 @@ __all__ = [
     "record_view",
     "relation_to",
     "revoke_token",
+    "check_token",
     "token_identity",
+    "touch_token",
 ]
 
 log = structlog.wrap_logger(logging.getLogger(__name__))
@@ -228,8 +230,20 @@ def list_tokens(session: Session) -> list[ServiceTokenRow]:
                              .order_by(ServiceTokenRow.created_at.desc())))  # type: ignore[attr-defined]
 
 
-def token_identity(session: Session, token: str) -> Identity:
-    """The identity a service token acts as.
+#: How stale a service token's ``last_used_at`` may get before a use writes it again.
+TOKEN_TOUCH_EVERY = dt.timedelta(minutes=5)
+
+
+def check_token(session: Session, token: str) -> tuple[Identity, bool]:
+    """The identity a service token acts as, read only; and whether its use is due a stamp.
+
+    Args:
+        session: A session (a reading one will do: nothing is written).
+        token: The bearer token.
+
+    Returns:
+        The identity, and True when ``last_used_at`` is older than
+        :data:`TOKEN_TOUCH_EVERY` (see :func:`touch_token`).
 
     Raises:
         AccessDenied: 401 for a malformed, unknown, revoked or expired token; 403 when
@@ -250,13 +264,33 @@ def token_identity(session: Session, token: str) -> Identity:
                                 "for a new one")
     person = identity_of(find_staff(session, row.staff_id), via="token",
                          shown=f"staff id '{row.staff_id}'")
-    if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=5):
-        row.last_used_at = now  # Coarse, so that a busy integration does not write per call.
+    due = row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_EVERY
+    return (Identity(staff_id=person.staff_id, display_name=person.display_name,
+                     team=person.team, roles=person.roles, via="token",
+                     scopes=frozenset(filter(None, row.scopes.split(","))),
+                     token_id=token_id), due)
+
+
+def touch_token(session: Session, token_id: str) -> None:
+    """Stamp a service token's ``last_used_at`` (coarse: a busy integration writes rarely)."""
+    row = session.get(ServiceTokenRow, token_id)
+    if row is not None:
+        row.last_used_at = utcnow()
         session.add(row)
         session.commit()
-    return Identity(staff_id=person.staff_id, display_name=person.display_name,
-                    team=person.team, roles=person.roles, via="token",
-                    scopes=frozenset(filter(None, row.scopes.split(","))), token_id=token_id)
+
+
+def token_identity(session: Session, token: str) -> Identity:
+    """The identity a service token acts as, stamping its use when due (a writing session).
+
+    Raises:
+        AccessDenied: As :func:`check_token`.
+
+    """
+    identity, due = check_token(session, token)
+    if due and identity.token_id is not None:
+        touch_token(session, identity.token_id)
+    return identity
 
 
 # --- OpenID Connect access tokens -----------------------------------------------------
@@ -364,7 +398,14 @@ async def bearer_identity(context: Any, session: Session, token: str) -> Identit
 
     """
     if token.startswith(TOKEN_PREFIX):
-        return await context.write(lambda writer: token_identity(writer, token))  # type: ignore[no-any-return]
+        # Checked on the reading session, off the event loop: a write session would take
+        # SQLite's write lock on every request, queueing each one behind the worker's
+        # recording. Only the coarse last-used stamp writes, every few minutes per token.
+        identity, due = await asyncio.to_thread(check_token, session, token)
+        if due and identity.token_id is not None:
+            token_id = identity.token_id
+            await context.write(lambda writer: touch_token(writer, token_id))
+        return identity
     verifier: OidcVerifier | None = context.verifier
     if verifier is None:
         raise AccessDenied(401, "this deployment takes service tokens only (OIDC_ISSUER "

@@ -17,8 +17,9 @@ from sqlmodel import Session
 from complaints import directory
 from complaints.cli import cli
 from complaints.db import make_engine, session_factory, upgrade
-from complaints.identity import AccessDenied, token_identity
+from complaints.identity import AccessDenied, check_token, token_identity, touch_token
 from domain.permissions import load_matrix
+from models.access import ServiceTokenRow
 
 #: Staff of the tests: id, role, team.
 STAFF = (("adm-1", "admin", "IT"), ("hdl-1", "handler", "North"),
@@ -87,6 +88,20 @@ def test_create_prints_the_token_once_and_it_works(session: Session) -> None:
     listed = run("staff", "token", "list", "--json")
     [row] = json.loads(listed.stdout)
     assert row["expires_at"] is not None and row["created_by"] == "adm-1"
+
+
+def test_checking_a_token_writes_nothing_and_its_use_is_stamped_coarsely(
+        session: Session) -> None:
+    """check_token only reads (saying a stamp is due); once stamped, none is due for a while."""
+    [token] = create("--scope", "lodge").stdout.strip().splitlines()
+    who, due = check_token(session, token)
+    session.rollback()
+    assert due and who.token_id is not None
+    assert session.get(ServiceTokenRow, who.token_id).last_used_at is None  # type: ignore[union-attr]
+    session.rollback()
+    touch_token(session, who.token_id)
+    assert check_token(session, token)[1] is False
+    session.rollback()
 
 
 def test_scope_all_is_everything_the_holders_roles_allow(session: Session) -> None:
