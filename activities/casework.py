@@ -107,6 +107,7 @@ _CASE_RECORD = select(
 _UPDATE_CASE_RECORD = update(_CASE_RECORDS).where(
     _CASE_RECORDS.c.reference == bindparam("match_reference"))
 _AUDIT = table_of(AuditRow)
+_INSERT_PAYMENTS = insert(table_of(RemedyPaymentRow))
 _AUDIT_STORED = select(_AUDIT.c.seq).where(
     _AUDIT.c.reference == bindparam("reference"),
     _AUDIT.c.seq.in_(bindparam("seqs", expanding=True)))
@@ -351,7 +352,7 @@ class CaseworkActivities:
             connection.execute(_INSERT_AUDIT, rows)
             payments = payment_rows(event.reference, rows)
             if payments:
-                connection.execute(insert(table_of(RemedyPaymentRow)), payments)
+                connection.execute(_INSERT_PAYMENTS, payments)
 
     @staticmethod
     def _amend_intake(connection: Connection, event: CaseEvent) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -15,10 +15,23 @@ from complaints.api.problems import Problem
 from domain.permissions import Permission
 from models.access import CaseViewRow
 
+if TYPE_CHECKING:
+    from complaints.reports.period import Period
+
 router = APIRouter(tags=["reports"])
 
 _MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8",
           "html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8"}
+
+
+def _year(year: str) -> Period:
+    """The reporting year ``year`` names (``2025/26``); 422 with the reason when it names none."""
+    from complaints.reports.period import parse_year
+
+    try:
+        return parse_year(year)
+    except ValueError as exc:
+        raise Problem(422, str(exc)) from None
 
 
 @router.get("/reports/annual", summary="The annual complaints report",
@@ -32,14 +45,10 @@ def annual_report(context: ContextDep, who: CurrentUser,
                   = "json") -> Response:
     """The annual report for a reporting year, in the format asked for."""
     from complaints.reports.annual import annual_report_text
-    from complaints.reports.period import parse_year
 
     require(context, who, Permission.READ_REPORTS)
-    try:
-        period = parse_year(year)
-    except ValueError as exc:
-        raise Problem(422, str(exc)) from None
-    return Response(annual_report_text(context, period, format), media_type=_MEDIA[format])
+    return Response(annual_report_text(context, _year(year), format),
+                    media_type=_MEDIA[format])
 
 
 @router.get("/reports/submission", summary="The Housing Ombudsman's annual submission",
@@ -52,15 +61,11 @@ def ombudsman_submission(context: ContextDep, who: CurrentUser,
                                            Query(description="json, or csv (field,value)")]
                          = "json") -> Response:
     """The data of the annual submission to the Ombudsman for a reporting year (Code 8)."""
-    from complaints.reports.period import parse_year
     from complaints.reports.submission import SubmissionError
     from complaints.reports.submission_render import submission_text
 
     require(context, who, Permission.READ_REPORTS)
-    try:
-        period = parse_year(year)
-    except ValueError as exc:
-        raise Problem(422, str(exc)) from None
+    period = _year(year)
     try:
         text = submission_text(context, period, format)
     except SubmissionError as exc:

@@ -46,14 +46,13 @@ P = PAYMENTS.c
 #: How the case book labels an instruction's deadline (``domain.casebook``).
 ORDER_LABEL_INSTRUCTION = "Ombudsman instruction "
 
-def _payments(db: Connection, options: ReportOptions) -> Any:
+def _payments(options: ReportOptions) -> Any:
     """Each payment of a financial remedy offered in the period, beside the remedy.
 
     Columns: the remedy's ``remedy_id``, ``reference`` and ``due_by``, and the payment's
     ``paid_on`` and ``amount_pence``: ``remedy_payments`` (one row per accepted
     ``pay_remedy`` entry, written beside it) joined to the remedy by stage and number.
     """
-    del db  # the statement is the same on every database
     financial = and_(M.kind == "financial", instant_in(M.offered_at, options.period))
     return (select(M.id.label("remedy_id"), M.reference.label("reference"),
                    M.due_by.label("due_by"), P.paid_on.label("paid_on"),
@@ -81,7 +80,7 @@ def remedy_payments(db: Connection, options: ReportOptions) -> PaymentFigures:
         options, REMEDIES, M.reference, func.count(),
         func.coalesce(func.sum(M.amount_pence), 0),
         *(count_if(condition) for condition in due.values())).where(*financial)).one()
-    paid = _payments(db, options)
+    paid = _payments(options)
     by_as_of = paid.c.paid_on <= as_of
     paid_due = {"past": paid.c.due_by < as_of, "ahead": paid.c.due_by >= as_of,
                 "none": paid.c.due_by.is_(None)}

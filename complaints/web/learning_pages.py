@@ -210,6 +210,13 @@ def _landlord_needed(session: Session, form: dict[str, str]) -> None:
                                "complaints yet)")
 
 
+def _required(form: Any, *fields: tuple[str, str]) -> None:
+    """Refuse with the first empty field's words (``(name, what to do)`` pairs, in order)."""
+    for name, what in fields:
+        if not form.get(name):
+            raise ln.LearningError(what)
+
+
 @router.post("/service-changes")
 async def add_change(request: Request, context: ContextDep, session: SessionDep,
                      user: WebUser) -> Response:
@@ -217,11 +224,9 @@ async def add_change(request: Request, context: ContextDep, session: SessionDep,
     form = await _posted(request)
     _refuse_unless(context, user, Permission.MANAGE_SERVICE_CHANGES)
     try:
-        for name, what in (("description", "describe the change"),
-                           ("owner", "choose who owns the change"),
-                           ("due_on", "give the date the change is due")):
-            if not form.get(name):
-                raise ln.LearningError(what)
+        _required(form, ("description", "describe the change"),
+                  ("owner", "choose who owns the change"),
+                  ("due_on", "give the date the change is due"))
         # A change from a case is that case's landlord's: the landlord is asked otherwise.
         where = "reference" if form.get("reference") else "landlord"
         if where == "landlord":
@@ -273,12 +278,10 @@ async def record_satisfaction(request: Request, context: ContextDep, session: Se
     form = await _posted(request)
     _refuse_unless(context, user, Permission.RECORD_SATISFACTION)
     try:
-        for name, what in (("period_start", "give the day the period starts"),
-                           ("period_end", "give the day the period ends"),
-                           ("surveyed", "give how many residents were surveyed"),
-                           ("satisfied", "give how many were satisfied")):
-            if not form.get(name):
-                raise ln.LearningError(what)
+        _required(form, ("period_start", "give the day the period starts"),
+                  ("period_end", "give the day the period ends"),
+                  ("surveyed", "give how many residents were surveyed"),
+                  ("satisfied", "give how many were satisfied"))
         for name in ("surveyed", "satisfied"):
             if not form[name].isascii() or not form[name].isdigit():
                 raise ln.LearningError(f"{name}: give a whole number, such as 40")
