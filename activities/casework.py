@@ -31,7 +31,7 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.letters import LetterActivities
+from activities.letters import LetterActivities, StoredLetter
 from activities.notifications import NotificationActivities
 from activities.payments import payment_rows
 from activities.policy import PolicyActivities
@@ -257,19 +257,39 @@ class CaseworkActivities:
         reaches a resident or a member of staff twice.
         """
         with structlog.contextvars.bound_contextvars(reference=event.reference):
+            refused: ApplicationError | None = None
+            stored: list[tuple[LetterSpec, SendLetterInput, StoredLetter,
+                               dict[tuple[str, str], str]]] = []
             with self.session_factory() as session:
-                # One transaction: the record, then what its letters need to be written.
+                # One transaction: the record and, when sending, its letters, so that a
+                # recording takes the database's write lock once for what it decides.
                 connection = session.connection()
                 case, policy, fresh = self._apply_record(session, connection, event)
                 sources = _letter_sources(session, event, case)
-                if fresh:
+                requests = [(spec, _request(spec, event, _letter(
+                    spec, event, case, policy, *sources), policy)) for spec in event.letters]
+                for spec, request in requests if deliver else ():
+                    try:
+                        rendered = self.letters.render_checked(request)
+                    except ApplicationError as exc:
+                        # The record and the letters before it are kept; this one and
+                        # those after it are refused, as a person must mend the template.
+                        refused = exc
+                        break
+                    stored.append((spec, request, *self.letters.store_on(
+                        connection, request, rendered)))
+                if fresh or stored:
                     session.commit()
-            letters = []
-            for spec in event.letters:
-                letter = _letter(spec, event, case, policy, *sources)
-                letters.append(self._send(spec, event, letter, policy, deliver, recorded))
+            letters = [self._deliver(spec, event, request, row, deliveries)
+                       for spec, request, row, deliveries in stored]
+            if not deliver:
+                letters = [self._restore(spec, event, request, recorded)
+                           for spec, request in requests]
+            for spec, _ in requests[:len(letters)]:
                 if event.ombudsman_details and spec.kind is LetterKind.EXTENSION:
                     self._record_ombudsman(spec, event, case, policy, sources.parties)
+            if refused is not None:
+                raise refused
             if deliver:
                 for notice in event.notifications:
                     self.notifications.notify(notice)
@@ -397,16 +417,15 @@ class CaseworkActivities:
 
     # -- letters and records after the transaction ----------------------------------------
 
-    def _send(self, spec: LetterSpec, event: CaseEvent, letter: Letter, policy: Policy,
-              deliver: bool, recorded: Recorded | None) -> LetterRecord:
-        request = SendLetterInput(letter_id=spec.letter_id, reference=event.reference,
-                                  stage=spec.stage, seq=spec.seq, template_set=policy.name,
-                                  letter=letter)
-        if deliver:
-            receipt = self.letters.send_letter(request)
-            return LetterRecord(letter_id=spec.letter_id, kind=spec.kind, stage=spec.stage,
-                                seq=spec.seq, subject=receipt.subject, sent_at=event.at,
-                                delivered_to=receipt.delivered_to, sha256=receipt.sha256)
+    def _deliver(self, spec: LetterSpec, event: CaseEvent, request: SendLetterInput,
+                 row: StoredLetter, deliveries: dict[tuple[str, str], str]) -> LetterRecord:
+        receipt = self.letters.deliver(request, row, deliveries)
+        return LetterRecord(letter_id=spec.letter_id, kind=spec.kind, stage=spec.stage,
+                            seq=spec.seq, subject=receipt.subject, sent_at=event.at,
+                            delivered_to=receipt.delivered_to, sha256=receipt.sha256)
+
+    def _restore(self, spec: LetterSpec, event: CaseEvent, request: SendLetterInput,
+                 recorded: Recorded | None) -> LetterRecord:
         sent = next((r for r in (recorded.letters if recorded else ())
                      if r.letter_id == spec.letter_id), None)
         row = self.letters.restore_letter(
@@ -518,6 +537,14 @@ def _reach(staff_id: str, staff: dict[str, StaffContact]) -> str | None:
     if contact is None:
         return None
     return ", ".join(x for x in (contact.email, contact.phone) if x) or None
+
+
+def _request(spec: LetterSpec, event: CaseEvent, letter: Letter,
+             policy: Policy) -> SendLetterInput:
+    """What sends the letter ``spec`` names: its id, case, stage and the case's templates."""
+    return SendLetterInput(letter_id=spec.letter_id, reference=event.reference,
+                           stage=spec.stage, seq=spec.seq, template_set=policy.name,
+                           letter=letter)
 
 
 def _letter(spec: LetterSpec, event: CaseEvent, case: CaseFile, policy: Policy,

@@ -46,11 +46,12 @@ from sqlmodel import Session, SQLModel, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeats import heartbeat
 from activities.mail import DeliveryUncertain, Mailer
 from complaints.files import PRIVATE_FILE, make_private_dir
 
 __all__ = ["DELIVERED", "HANDED_OVER_MARKERS", "RECORD_RETRY_SECONDS", "RESENT", "SENDING",
-           "SENT", "SMTP", "UNCONFIRMED", "OnceEmailer", "handed_over_marker", "heartbeat",
+           "SENT", "SMTP", "UNCONFIRMED", "OnceEmailer", "handed_over_marker",
            "retry_write"]
 
 log = structlog.get_logger(__name__)
@@ -100,12 +101,6 @@ def handed_over_marker(outbox_dir: Path, key: str, recipient: str) -> Path:
     """
     digest = hashlib.sha256(f"{key}\0{recipient.casefold()}".encode()).hexdigest()
     return outbox_dir / HANDED_OVER_MARKERS / digest
-
-
-def heartbeat(*details: object) -> None:
-    """Heartbeat when running as an activity (no-op when called directly)."""
-    if activity.in_activity():
-        activity.heartbeat(*details)
 
 
 def _seconds_left(budget: float) -> float:

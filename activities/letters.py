@@ -52,7 +52,7 @@ from activities.email_once import (
     handed_over_marker,
     retry_write,
 )
-from activities.email_once import heartbeat as _heartbeat
+from activities.heartbeats import heartbeat as _heartbeat
 from activities.mail import Mailer, message_id_for
 from activities.records import table_of
 from complaints.files import PRIVATE_FILE, make_private_dir
@@ -251,32 +251,64 @@ class LetterActivities:
         """
         with structlog.contextvars.bound_contextvars(reference=input.reference,
                                                      letter_id=input.letter_id):
-            if input.letter.reference != input.reference:
-                raise ApplicationError(
-                    f"letter {input.letter_id!r} is addressed for another complaint",
-                    type="LetterMismatch", non_retryable=True)
-            template_set = self._template_set(input.template_set)
-            rendered = render_letter(input.letter, template_set)
-            try:
-                check_complete(input.letter, rendered, template_set)
-            except LetterIncomplete as exc:
-                log.error("letter_incomplete", kind=exc.kind, template_set=template_set,
-                          missing=sorted(exc.missing))
-                raise ApplicationError(str(exc), type="LetterIncomplete",
-                                       non_retryable=True) from None
+            rendered = self.render_checked(input)
             row, deliveries = self._store(input, rendered)
-            _heartbeat("stored")
-            delivered = [self._deliver_to_outbox(input, row, deliveries)]
-            _heartbeat("outbox")
-            if self.mailer is not None:
-                sent = self._deliver_by_email(input, row, self.mailer)
-                if sent:
-                    delivered.append(f"{SMTP}:{sent}")
-            self._warn_if_email_not_possible(input.letter)
-            log.info("letter_sent", kind=input.letter.kind.value, stage=input.stage,
-                     seq=input.seq, channels=delivered)
-            return LetterReceipt(letter_id=row.letter_id, subject=row.subject,
-                                 delivered_to=tuple(delivered), sha256=row.sha256)
+            return self.deliver(input, row, deliveries)
+
+    def render_checked(self, input: SendLetterInput) -> RenderedLetter:
+        """Render a letter to be sent, refusing one the Code's required elements miss.
+
+        Raises:
+            ApplicationError: Non-retryable: ``LetterMismatch`` or ``LetterIncomplete``
+                (see :meth:`send_letter`).
+
+        """
+        if input.letter.reference != input.reference:
+            raise ApplicationError(
+                f"letter {input.letter_id!r} is addressed for another complaint",
+                type="LetterMismatch", non_retryable=True)
+        template_set = self._template_set(input.template_set)
+        rendered = render_letter(input.letter, template_set)
+        try:
+            check_complete(input.letter, rendered, template_set)
+        except LetterIncomplete as exc:
+            log.error("letter_incomplete", kind=exc.kind, template_set=template_set,
+                      missing=sorted(exc.missing))
+            raise ApplicationError(str(exc), type="LetterIncomplete",
+                                   non_retryable=True) from None
+        return rendered
+
+    def deliver(self, input: SendLetterInput, row: StoredLetter,
+                deliveries: Mapping[tuple[str, str], str]) -> LetterReceipt:
+        """Deliver a stored letter once per channel: outbox, then email.
+
+        Printed first (outside any transaction) when the resident's adjustments call for it.
+
+        Args:
+            input: The letter's input.
+            row: The letter as stored (committed).
+            deliveries: Its deliveries as read with it in that transaction.
+
+        Returns:
+            The receipt (see :meth:`send_letter`).
+
+        """
+        if row.pdf is None and not deliveries and _print_now(input.letter):
+            # Printed outside any transaction: about 200 ms of CPU.
+            row = self._add_pdf(row)
+            _heartbeat("printed")
+        _heartbeat("stored")
+        delivered = [self._deliver_to_outbox(input, row, deliveries)]
+        _heartbeat("outbox")
+        if self.mailer is not None:
+            sent = self._deliver_by_email(input, row, self.mailer)
+            if sent:
+                delivered.append(f"{SMTP}:{sent}")
+        self._warn_if_email_not_possible(input.letter)
+        log.info("letter_sent", kind=input.letter.kind.value, stage=input.stage,
+                 seq=input.seq, channels=delivered)
+        return LetterReceipt(letter_id=row.letter_id, subject=row.subject,
+                             delivered_to=tuple(delivered), sha256=row.sha256)
 
     def _warn_if_email_not_possible(self, letter: Letter) -> None:
         """Say (counts only) when someone who prefers email could not be emailed.
@@ -375,12 +407,23 @@ class LetterActivities:
     def _store(self, input: SendLetterInput, rendered: RenderedLetter,
                created_at: dt.datetime | None = None,
                ) -> tuple[StoredLetter, dict[tuple[str, str], str]]:
-        """Store the letter once; on a repeat return what was stored (and sent) before.
+        """Store the letter once in a transaction of its own (see :meth:`store_on`)."""
+        with self.session_factory() as session:
+            row, deliveries = self.store_on(session.connection(), input, rendered, created_at)
+            session.commit()
+        return row, deliveries
+
+    def store_on(self, connection: Connection, input: SendLetterInput,
+                 rendered: RenderedLetter, created_at: dt.datetime | None = None,
+                 ) -> tuple[StoredLetter, dict[tuple[str, str], str]]:
+        """Store the letter once in the caller's transaction; on a repeat, what was before.
 
         Core statements (the ORM's unit of work costs more than the two statements): read
-        the letter and its deliveries; print the PDF, outside any transaction, only when
-        the letter is new or changed and not delivered; then insert or re-render. A letter
-        delivered before is returned as stored, whatever the templates make of it now.
+        the letter and its deliveries, then insert or re-render it, without its PDF (that
+        is printed after the commit, outside any transaction, when the letter must be).
+        A letter delivered before is returned as stored, whatever the templates make of
+        it now. The caller commits: ``record_case_event`` stores an event's letters in
+        the event's own transaction.
 
         Returns:
             The stored letter and its deliveries as read then, by (channel, recipient):
@@ -389,63 +432,46 @@ class LetterActivities:
 
         """
         digest = _sha256(rendered.text)
-        with self.session_factory() as session:
-            row, deliveries = self._stored(session.connection(), input.letter_id)
+        row, deliveries = self._stored(connection, input.letter_id)
         if row is not None and deliveries:
             if row.sha256 != digest:
                 # Keep the record identical to what the resident already received.
                 log.warning("letter_render_changed_after_delivery",
                             stored_sha256=row.sha256, new_sha256=digest)
             return row, deliveries
-        printed = _print_now(input.letter)
         if row is not None and row.sha256 == digest:
-            if row.pdf is None and printed:
-                # Stored without its PDF and not delivered yet: print it now.
-                row = self._add_pdf(row)
             return row, deliveries
-        pdf = render_pdf(rendered) if printed else None
-        if printed:
-            _heartbeat("printed")
-        pdf_digest = _sha256(pdf) if pdf is not None else None
-        with self.session_factory() as session:
-            connection = session.connection()
-            if row is not None:
-                updated = connection.execute(_RERENDER_LETTER, {
-                    "match_letter_id": input.letter_id, "match_sha256": row.sha256,
-                    "subject": rendered.subject, "text": rendered.text,
-                    "html": rendered.html, "sha256": digest, "pdf": pdf,
-                    "pdf_sha256": pdf_digest})
-                session.commit()
-                if updated.rowcount != 1:
-                    # Delivered or re-rendered meanwhile by another attempt: keep that.
-                    stored, deliveries = self._stored(session.connection(), input.letter_id)
-                    if stored is None:
-                        raise RuntimeError("letter vanished while being re-rendered")
-                    return stored, deliveries
-                log.info("letter_rerendered", sha256=digest)
-                return replace(row, subject=rendered.subject, text=rendered.text,
-                               html=rendered.html, sha256=digest, pdf=pdf,
-                               pdf_sha256=pdf_digest), deliveries
-            row = StoredLetter(
-                letter_id=input.letter_id, reference=input.reference,
-                kind=input.letter.kind.value, stage=input.stage, seq=input.seq,
-                subject=rendered.subject, text=rendered.text, html=rendered.html,
-                sha256=digest, created_at=created_at or dt.datetime.now(dt.UTC),
-                pdf=pdf, pdf_sha256=pdf_digest,
-            )
-            try:
+        if row is not None:
+            updated = connection.execute(_RERENDER_LETTER, {
+                "match_letter_id": input.letter_id, "match_sha256": row.sha256,
+                "subject": rendered.subject, "text": rendered.text, "html": rendered.html,
+                "sha256": digest, "pdf": None, "pdf_sha256": None})
+            if updated.rowcount != 1:
+                # Delivered or re-rendered meanwhile by another attempt: keep that.
+                stored, deliveries = self._stored(connection, input.letter_id)
+                if stored is None:
+                    raise RuntimeError("letter vanished while being re-rendered")
+                return stored, deliveries
+            log.info("letter_rerendered", sha256=digest)
+            return replace(row, subject=rendered.subject, text=rendered.text,
+                           html=rendered.html, sha256=digest, pdf=None,
+                           pdf_sha256=None), deliveries
+        row = StoredLetter(
+            letter_id=input.letter_id, reference=input.reference,
+            kind=input.letter.kind.value, stage=input.stage, seq=input.seq,
+            subject=rendered.subject, text=rendered.text, html=rendered.html,
+            sha256=digest, created_at=created_at or dt.datetime.now(dt.UTC))
+        try:
+            # A savepoint: a concurrent attempt's row must not undo the caller's work.
+            with connection.begin_nested():
                 connection.execute(_INSERT_LETTER, asdict(row))
-                session.commit()
-            except IntegrityError:
-                # Another attempt stored it first: use that one.
-                session.rollback()
-                existing, deliveries = self._stored(session.connection(), input.letter_id)
-                if existing is None:
-                    raise
-                return existing, deliveries
-            log.info("letter_stored", kind=row.kind, sha256=digest,
-                     pdf_bytes=len(pdf) if pdf is not None else 0)
-            return row, {}
+        except IntegrityError:
+            existing, deliveries = self._stored(connection, input.letter_id)
+            if existing is None:
+                raise
+            return existing, deliveries
+        log.info("letter_stored", kind=row.kind, sha256=digest)
+        return row, {}
 
     def print_letter(self, letter_id: str) -> StoredLetter:
         """The stored letter with its PDF, printed now (and kept) if it has none yet.

@@ -67,6 +67,7 @@ from activities.erasable import (
     erasable_refusal,
     open_orders,
 )
+from activities.heartbeats import heartbeat as _heartbeat
 from activities.letters import outbox_paths
 from domain.casebook import RETENTION
 from domain.deadlines import london_date
@@ -480,8 +481,4 @@ def _erased_of(row: ErasureRow) -> CaseErased:
     return CaseErased(reference=row.reference,
                       **{kind: getattr(row, kind) for kind in _COUNTS})
 
-
-def _heartbeat(detail: str) -> None:
-    if activity.in_activity():
-        activity.heartbeat(detail)
 

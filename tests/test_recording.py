@@ -1,0 +1,162 @@
+"""Recording an event: the record and its letters in one transaction (issue 8, section 7).
+
+Run in Temporal's ActivityEnvironment against real SQLite. ``record_case_event`` writes
+the audit, the read model and the event's letters in one write transaction, then writes
+the outbox files and records their delivery in a second: two takings of the database's
+write lock per event with a letter, where there were four. A letter whose template lacks
+what the Code requires is refused without losing the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, func
+from sqlmodel import Session, select
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+import complaints.letters as letters_module
+from activities import (
+    CaseworkActivities,
+    LetterActivities,
+    NotificationActivities,
+    PolicyActivities,
+    RecordActivities,
+)
+from activities import heartbeats as beats
+from activities.letters import outbox_paths
+from complaints.db import make_engine, session_factory, upgrade
+from domain.casebook import CaseBook
+from domain.deadlines import london_time
+from models.actions import Acknowledge
+from models.events import CaseEvent, OpenCaseInput
+from models.tables import AuditRow, DeliveryRow, LetterRow
+from tests.cases import DEFINITION, STAGE1_HANDLER, Clock
+from tests.conftest import make_intake
+from tests.test_activities import _broken_connexus
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a migrated SQLite database that counts its write transactions."""
+    url = f"sqlite:///{(tmp_path / 'db' / 'complaints.db').as_posix()}"
+    upgrade(url)
+    engine = make_engine(url)
+    engine.info = {"begins": 0}  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "begin")
+    def _count(_connection: Any) -> None:
+        engine.info["begins"] += 1  # type: ignore[attr-defined]
+
+    yield engine
+    engine.dispose()
+
+
+def _acknowledged(engine: Engine, outbox: Path) -> tuple[CaseworkActivities, CaseEvent]:
+    """Casework activities and the event acknowledging a new case, earlier ones recorded."""
+    sessions = session_factory(engine)
+    casework = CaseworkActivities(sessions, PolicyActivities(), RecordActivities(sessions),
+                                  LetterActivities(sessions, outbox),
+                                  NotificationActivities(sessions))
+    received = dt.date(2026, 3, 2)
+    intake = make_intake(received)
+    book = CaseBook(intake, None, Clock(london_time(received, dt.time(10))), casework=2)
+    book.opened(ActivityEnvironment().run(casework.open_case, OpenCaseInput(
+        intake=intake, first_year=2026, last_year=2032)))
+    book.accept(Acknowledge(by=STAGE1_HANDLER, handler_id=STAGE1_HANDLER,
+                            definition=DEFINITION))
+    *before, acknowledgement = book.queue
+    assert acknowledgement.letters and not any(e.letters for e in before)
+    for earlier in before:
+        ActivityEnvironment().run(casework.record_case_event, earlier)
+    return casework, acknowledgement
+
+
+def _count(engine: Engine, table: Any, reference: str) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(table).where(
+            table.reference == reference)).one()
+
+
+def test_an_event_with_a_letter_takes_the_write_lock_twice(engine: Engine,
+                                                          tmp_path: Path) -> None:
+    """The record and its letter are one transaction, the outbox delivery a second."""
+    casework, acknowledgement = _acknowledged(engine, tmp_path / "outbox")
+    before = engine.info["begins"]  # type: ignore[attr-defined]
+    recorded = ActivityEnvironment().run(casework.record_case_event, acknowledgement)
+    assert engine.info["begins"] - before == 2  # type: ignore[attr-defined]
+    (letter,) = recorded.letters
+    assert letter.delivered_to == ("outbox",)
+    assert all(p.exists() for p in outbox_paths(tmp_path / "outbox",
+                                                acknowledgement.reference, letter.letter_id))
+
+
+def test_a_repeated_event_stores_and_delivers_nothing_again(engine: Engine,
+                                                           tmp_path: Path) -> None:
+    """Recording the same event twice leaves one letter, one delivery and one audit set."""
+    casework, acknowledgement = _acknowledged(engine, tmp_path / "outbox")
+    env = ActivityEnvironment()
+    first = env.run(casework.record_case_event, acknowledgement)
+    audit = _count(engine, AuditRow, acknowledgement.reference)
+    second = env.run(casework.record_case_event, acknowledgement)
+    assert second.letters[0].sha256 == first.letters[0].sha256
+    assert _count(engine, LetterRow, acknowledgement.reference) == 1
+    assert _count(engine, AuditRow, acknowledgement.reference) == audit
+    with Session(engine) as session:
+        deliveries = session.exec(select(DeliveryRow).where(
+            DeliveryRow.letter_id == first.letters[0].letter_id)).all()
+    assert [(d.channel, d.status) for d in deliveries] == [("outbox", "sent")]
+
+
+def test_an_incomplete_letter_is_refused_and_the_record_kept(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template lacking Code elements keeps the record, refuses the letter; mended, sends."""
+    casework, acknowledgement = _acknowledged(engine, tmp_path / "outbox")
+    proper = letters_module.TEMPLATES_DIR
+    monkeypatch.setattr(letters_module, "TEMPLATES_DIR", _broken_connexus(tmp_path))
+    with pytest.raises(ApplicationError) as caught:
+        ActivityEnvironment().run(casework.record_case_event, acknowledgement)
+    assert caught.value.type == "LetterIncomplete"
+    assert caught.value.non_retryable is True
+    assert acknowledgement.audit  # so that the count below says the record was kept
+    assert _count(engine, AuditRow, acknowledgement.reference) == len(acknowledgement.audit)
+    assert _count(engine, LetterRow, acknowledgement.reference) == 0
+    assert not (tmp_path / "outbox").exists()
+    monkeypatch.setattr(letters_module, "TEMPLATES_DIR", proper)
+    recorded = ActivityEnvironment().run(casework.record_case_event, acknowledgement)
+    assert [r.delivered_to for r in recorded.letters] == [("outbox",)]
+    assert _count(engine, LetterRow, acknowledgement.reference) == 1
+
+
+def test_heartbeats_go_out_only_as_often_as_the_timeout_needs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 40 s heartbeat timeout beats once per 10 s of an attempt; no timeout, never."""
+    now = [1000.0]
+    monkeypatch.setattr(beats.time, "monotonic", lambda: now[0])
+    sent: list[tuple[object, ...]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: sent.append(details)
+
+    def attempt(token: bytes, timeout: dt.timedelta | None, *steps: float) -> None:
+        env.info = dataclasses.replace(env.info, task_token=token, heartbeat_timeout=timeout,
+                                       started_time=dt.datetime.now(dt.UTC))
+
+        def run() -> None:
+            for step in steps:
+                now[0] += step
+                beats.heartbeat(step)
+
+        env.run(run)
+
+    attempt(b"first", dt.timedelta(seconds=40), 0.01, 0.01, 11.0, 2.0, 9.0)
+    assert sent == [(11.0,), (9.0,)]
+    attempt(b"second", dt.timedelta(seconds=40), 0.01)
+    assert sent == [(11.0,), (9.0,)]
+    attempt(b"third", None, 60.0)
+    assert len(sent) == 2
