@@ -29,6 +29,9 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    # Typeshed's name for what smtplib.SMTP.data/send accept; exists only for type checkers.
+    from _typeshed import ReadableBuffer
+
     from complaints.settings import Settings
 
 __all__ = ["DeliveryUncertain", "Mailer", "SmtpMailer", "SmtpRecipientRefused", "SmtpRefused",
@@ -146,14 +149,14 @@ class _TrackingSMTP(smtplib.SMTP):
         self._on_handed_over = on_handed_over
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
-    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
         self._in_data = True
         try:
             return super().data(msg)
         finally:
             self._in_data = False
 
-    def send(self, s: bytes | str) -> None:
+    def send(self, s: ReadableBuffer | str) -> None:
         # Within DATA, smtplib sends the "DATA" command as str and then the message with
         # its final "." as one bytes payload: once that is written, the server has it all.
         super().send(s)

@@ -235,7 +235,8 @@ def normalise_staff_ids(data: Any) -> Any:
 
 # -- the walk ----------------------------------------------------------------------------
 
-_TEXT_CONSTRAINTS = Text.__metadata__[0]
+# get_args(Annotated[str, c]) is (str, c); mypy sees ``Text`` as plain str, with no __metadata__.
+_TEXT_CONSTRAINTS: StringConstraints = typing.get_args(Text)[1]
 
 
 def _string_constraints(annotation: Any) -> list[StringConstraints]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 from domain.guards import Limits
 from domain.lifecycle import ComplaintState
@@ -116,7 +118,7 @@ def without_money(response: Respond) -> Respond:
 
 
 #: How to reach each state from `received`: a list of action builders.
-def path_to(state: ComplaintState) -> list:  # type: ignore[type-arg]
+def path_to(state: ComplaintState) -> list[Callable[[Any], Any]]:
     """Builders (case -> action) that take a new case to ``state``."""
     S = ComplaintState
     ack = lambda c: Acknowledge(by=STAGE1_HANDLER, handler_id=STAGE1_HANDLER,  # noqa: E731
@@ -132,7 +134,7 @@ def path_to(state: ComplaintState) -> list:  # type: ignore[type-arg]
                             reason="Waiting for the contractor's report")
     resp2 = lambda c: respond_to(c, STAGE2_HANDLER, action_id="A2")  # noqa: E731
     refer = lambda c: ReferOmbudsman(by="staff-900")  # noqa: E731
-    paths = {
+    paths: dict[ComplaintState, list[Callable[[Any], Any]]] = {
         S.RECEIVED: [],
         S.DECLINED: [lambda c: Decline(by="staff-900",
                                        grounds=(ExclusionGround.LEGAL_PROCEEDINGS,),

@@ -27,6 +27,7 @@ import pytest
 import pytest_asyncio
 from sqlmodel import Session
 from temporalio.client import WorkflowHandle
+from temporalio.common import SearchAttributeKey
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -55,7 +56,8 @@ os.environ.setdefault("PAYLOAD_KEYS", "test:" + new_key_line().split()[1])
 RUN_PAYLOAD_KEYS = os.environ["PAYLOAD_KEYS"]
 #: The engine's own converter (pydantic, AES-GCM encrypted) with the run's key.
 CONVERTER = data_converter(keys_for(Settings(_env_file=None)))
-SEARCH_KEYS = [SA_STATE, SA_STAGE, SA_NEXT_DEADLINE, SA_LANDLORD, SA_HANDLER, SA_OVERDUE]
+SEARCH_KEYS: list[SearchAttributeKey[Any]] = [
+    SA_STATE, SA_STAGE, SA_NEXT_DEADLINE, SA_LANDLORD, SA_HANDLER, SA_OVERDUE]
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -620,7 +620,7 @@ def verify(views: dict[str, CaseView], intakes: dict[str, Intake], database_url:
     # Deliveries recorded: the outbox once, each recipient once, all delivered.
     recipients = {ref: sorted({str(p.email) for p in intakes[ref].parties if p.email})
                   for ref in views}
-    expected_deliveries = Counter()
+    expected_deliveries: Counter[tuple[str, str, str]] = Counter()
     for letter_id, reference in expected_letters.items():
         expected_deliveries[(letter_id, OUTBOX, "file")] += 1
         if sink is not None:
@@ -734,17 +734,18 @@ def verify(views: dict[str, CaseView], intakes: dict[str, Intake], database_url:
 
     # The read model against the query.
     deadlines: dict[str, dict[str, str]] = {}
-    for row in deadline_rows:
-        deadlines.setdefault(row.reference, {})[row.key] = row.status
+    for deadline_row in deadline_rows:
+        deadlines.setdefault(deadline_row.reference, {})[deadline_row.key] = deadline_row.status
     for reference, view in views.items():
-        row = complaints.get(reference)
-        if row is None:
+        complaint_row = complaints.get(reference)
+        if complaint_row is None:
             problems.append(f"{reference}: no ComplaintRow")
             continue
-        ours = (row.state, row.stage, row.overdue, _utc(row.next_deadline))
-        theirs = (view.state, view.stage, view.overdue, view.next_deadline)
-        if ours != theirs:
-            problems.append(f"{reference}: read model {ours}, workflow {theirs}")
+        read_model = (complaint_row.state, complaint_row.stage, complaint_row.overdue,
+                      _utc(complaint_row.next_deadline))
+        queried = (view.state, view.stage, view.overdue, view.next_deadline)
+        if read_model != queried:
+            problems.append(f"{reference}: read model {read_model}, workflow {queried}")
         want = {d.key: d.status.value for d in view.deadlines}
         if deadlines.get(reference, {}) != want:
             problems.append(f"{reference}: deadlines {deadlines.get(reference)}, workflow "

@@ -604,6 +604,7 @@ def test_send_letter_refuses_an_incomplete_letter(env: ActivityEnvironment,
     assert "recipient 1 name" not in message  # the layout still prints the header
     assert "\n" not in message  # the workflow passes on its first line
     for value in (*PERSONAL, "Monday 7 December 2026", "Sam Jones"):
+        assert value is not None  # PERSONAL's emails and phone are optional fields, set here
         assert value not in message
     assert _count(sessions, LetterRow) == 0
     assert _count(sessions, DeliveryRow) == 0

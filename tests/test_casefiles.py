@@ -15,6 +15,7 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -96,11 +97,11 @@ def attach(path: Path, *extra: str, reference: str = REFERENCE) -> Result:
                *extra)
 
 
-def listed(reference: str = REFERENCE) -> list[dict[str, object]]:
+def listed(reference: str = REFERENCE) -> list[dict[str, Any]]:
     """The documents of a case as ``complaints documents --json`` prints them."""
     result = run("documents", reference, "--json")
     assert result.exit_code == 0, result.output
-    loaded: list[dict[str, object]] = json.loads(result.stdout)
+    loaded: list[dict[str, Any]] = json.loads(result.stdout)
     return loaded
 
 

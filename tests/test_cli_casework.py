@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ def ok(dev: Dev, *args: str) -> str:
     return result.stdout
 
 
-def status(dev: Dev, ref: str) -> dict[str, object]:
+def status(dev: Dev, ref: str) -> dict[str, Any]:
     """`complaints status --json` as data."""
     return json.loads(ok(dev, "status", ref, "--json"))  # type: ignore[no-any-return]
 
@@ -57,7 +58,7 @@ def test_casework_commands_from_contact_to_closure(dev: Dev) -> None:
        "--point", "Mould reported in September was not treated", "--outcome", "Treat it")
     ok(dev, "early-contact", ref, "--by", "h-1", "--channel", "phone",
        "--summary", "Called to book a survey", "--with", "Sam Example")
-    early = [d for d in status(dev, ref)["deadlines"]  # type: ignore[union-attr]
+    early = [d for d in status(dev, ref)["deadlines"]
              if d["kind"] == "early_contact"]
     assert [d["status"] for d in early] == ["met"]
     ok(dev, "record-contact", ref, "--by", "h-1", "--direction", "inbound",
@@ -112,7 +113,7 @@ def test_reassign_void_and_merge(dev: Dev) -> None:
     review_on = (dt.date.fromisoformat(london_today()) + dt.timedelta(days=90)).isoformat()
     ok(dev, "adjustments", first, "--by", "mgr-1", "--adjustment", "Large print letters",
        "--review-on", review_on, "--reason", "Agreed on the phone")
-    reviews = [d for d in status(dev, first)["deadlines"]  # type: ignore[union-attr]
+    reviews = [d for d in status(dev, first)["deadlines"]
                if d["kind"] == "review"]
     assert [(d["due"], d["status"]) for d in reviews] == [(review_on, "pending")]
     refused = dev.cli("add-representative", first, "--by", "mgr-1", "--name", "X",

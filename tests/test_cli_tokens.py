@@ -110,6 +110,7 @@ def test_scope_all_is_everything_the_holders_roles_allow(session: Session) -> No
     assert result.exit_code == 0, result.output
     who = token_identity(session, result.stdout.strip())
     matrix = load_matrix()
+    assert who.scopes is not None
     assert "acknowledge" in who.scopes and "decline" not in who.scopes
     assert all(matrix.allowed(("handler",), name) for name in who.scopes)
 

@@ -26,6 +26,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.email_once import HANDED_OVER_MARKERS
 from activities.letters import LetterActivities, outbox_paths
+from activities.mail import Mailer
 from complaints.db import make_engine, session_factory, upgrade
 from complaints.dev import DevServer
 from complaints.files import make_private_dir, secure_data_files
@@ -120,7 +121,7 @@ def test_make_private_dir_makes_every_missing_level_private(tmp_path: Path) -> N
     assert mode(tmp_path) == 0o755
 
 
-class _HandingOver:
+class _HandingOver(Mailer):
     """A mailer that hands every message over at once (so the marker folder is made)."""
 
     def __init__(self) -> None:

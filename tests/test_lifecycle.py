@@ -98,6 +98,7 @@ EXPECTED: dict[ComplaintState, dict[str, str]] = {
 #: The Ombudsman's contact, determinations and orders: wherever a case is live or answered.
 _OMBUDSMAN = {"ombudsman_contact": SAME, "ombudsman_determination": SAME,
               "comply_order": "refused: no open Ombudsman order"}
+_state: ComplaintState  # Both loops below reuse it over different subsets of the states.
 for _state in (*(s for s in S if s not in (S.WITHDRAWN, S.VOIDED, S.WITH_OMBUDSMAN)),):
     EXPECTED[_state] |= _OMBUDSMAN
 # Who the complaint is from and what they need can be corrected while it is live.

@@ -13,7 +13,7 @@ import pytest
 import structlog
 from alembic import command
 from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from structlog.testing import capture_logs
 
 from activities.records import RecordActivities, policy_and_calendar
@@ -268,7 +268,7 @@ def test_migration_0003_backfills_existing_rows(backend: str, tmp_path: Path,
     upgrade(url)
     with Session(engine) as session:
         numbered = [(e.extension_seq, e.stage, e.stage_seq)
-                    for e in session.exec(select(ExtensionRow).order_by(ExtensionRow.id))]
+                    for e in session.exec(select(ExtensionRow).order_by(col(ExtensionRow.id)))]
         done = {a.action_id: a.completed_on for a in session.exec(select(ActionRow))}
     engine.dispose()
     assert numbered == [(1, 1, 1), (2, 1, 2), (3, 2, 1)]

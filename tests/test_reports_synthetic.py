@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from complaints.db import make_engine, upgrade
 from complaints.policies import load_compliant_policy
@@ -132,7 +132,7 @@ def test_sqlite_and_postgresql_hold_the_same_synthetic_year(
         with Session(engine) as session:
             rows = session.exec(select(ComplaintRow).order_by(ComplaintRow.reference)).all()
             responses = session.exec(select(ResponseRow).order_by(
-                ResponseRow.reference, ResponseRow.stage)).all()
+                ResponseRow.reference, col(ResponseRow.stage))).all()
             complaints = [r.model_dump() for r in rows]
             answered = [r.model_dump(exclude={"id"}) for r in responses]
         report = build_report(engine, ReportOptions(YEAR, POLICY, as_of=AS_OF), evidence=True)

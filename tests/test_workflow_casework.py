@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
@@ -60,7 +60,7 @@ def letter_kinds(stack: Stack, reference: str) -> list[str]:
     """The kinds of letter stored for a case, in order."""
     with stack.session() as session:
         rows = session.exec(select(LetterRow).where(LetterRow.reference == reference)
-                            .order_by(LetterRow.created_at)).all()
+                            .order_by(col(LetterRow.created_at))).all()
     return [r.kind for r in rows]
 
 
@@ -180,7 +180,7 @@ async def test_an_added_representative_receives_the_next_letter(stack: Stack) ->
         assert task_failures(await handle.fetch_history()) == 0
     with stack.session() as session:
         names = session.exec(select(PartyRow.name).where(PartyRow.reference == handle.id)
-                             .order_by(PartyRow.position)).all()
+                             .order_by(col(PartyRow.position))).all()
         letter = session.exec(select(LetterRow).where(LetterRow.reference == handle.id,
                                                       LetterRow.kind == "extension")).one()
     assert list(names) == ["Jo Bloggs", "Ann Bloggs"]

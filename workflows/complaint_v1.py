@@ -414,6 +414,7 @@ class ComplaintWorkflowV1:
                                 f"{trigger} could not be processed ({type(exc).__name__})")
 
     def _signalled_unchecked(self, trigger: str, payload: Any) -> None:
+        reason: str | None  # A malformed payload's reason, else the refusal (None: accepted).
         try:
             action = ACTION_BY_TRIGGER[trigger].model_validate(payload)
         except ValidationError as exc:
@@ -584,8 +585,9 @@ class ComplaintWorkflowV1:
         lengths = {EscalationWindowUnit.WORKING_DAYS: "working_days",
                    EscalationWindowUnit.CALENDAR_DAYS: "calendar_days",
                    EscalationWindowUnit.CALENDAR_MONTHS: "calendar_months"}
+        # The key is always one of _plan's int lengths; mypy cannot see that through **.
         await self._plan(DeadlineKind.ESCALATION_WINDOW, 1, today,
-                         **{lengths[window.unit]: window.length})
+                         **{lengths[window.unit]: window.length})  # type: ignore[arg-type]
 
     async def _complete(self, action: CompleteAction, today: dt.date) -> None:
         key = f"action:{action.action_id}"

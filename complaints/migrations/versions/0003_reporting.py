@@ -25,6 +25,7 @@ columns and tables fill in from each case's next snapshot.
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -39,7 +40,7 @@ _UTC = sa.DateTime(timezone=True)
 _LONDON = ZoneInfo("Europe/London")
 
 #: The new complaints columns, in model order.
-_COMPLAINT_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[object]], ...] = (
+_COMPLAINT_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (
     ("stage1_handler", sa.String()),
     ("stage2_handler", sa.String()),
     ("acknowledged_on", sa.Date()),
