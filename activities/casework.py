@@ -257,7 +257,7 @@ class CaseworkActivities:
         reaches a resident or a member of staff twice.
         """
         with structlog.contextvars.bound_contextvars(reference=event.reference):
-            refused: ApplicationError | None = None
+            refused: Exception | None = None
             stored: list[tuple[LetterSpec, SendLetterInput, StoredLetter,
                                dict[tuple[str, str], str]]] = []
             with self.session_factory() as session:
@@ -271,9 +271,10 @@ class CaseworkActivities:
                 for spec, request in requests if deliver else ():
                     try:
                         rendered = self.letters.render_checked(request)
-                    except ApplicationError as exc:
-                        # The record and the letters before it are kept; this one and
-                        # those after it are refused, as a person must mend the template.
+                    except Exception as exc:  # noqa: BLE001 - raised again after the commit
+                        # The record and the letters before it are kept; this one and those
+                        # after it wait: refused (a person must mend the template), or tried
+                        # again with the activity (the record is then applied already).
                         refused = exc
                         break
                     stored.append((spec, request, *self.letters.store_on(

@@ -160,3 +160,26 @@ def test_heartbeats_go_out_only_as_often_as_the_timeout_needs(
     assert sent == [(11.0,), (9.0,)]
     attempt(b"third", None, 60.0)
     assert len(sent) == 2
+
+
+def test_a_template_error_keeps_the_record_and_the_retry_sends(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template that fails to render keeps the record; the activity's retry sends."""
+    casework, acknowledgement = _acknowledged(engine, tmp_path / "outbox")
+    proper = letters_module.TEMPLATES_DIR
+    root = tmp_path / "broken"
+    (root / "connexus").mkdir(parents=True)
+    (root / "default").symlink_to(proper / "default")
+    for suffix in ("txt", "html"):
+        (root / "connexus" / f"stage1_acknowledgement.{suffix}.j2").write_text(
+            "{% if %}\n")  # a syntax error: jinja2 raises, not the completeness check
+    monkeypatch.setattr(letters_module, "TEMPLATES_DIR", root)
+    with pytest.raises(Exception) as caught:
+        ActivityEnvironment().run(casework.record_case_event, acknowledgement)
+    assert not isinstance(caught.value, ApplicationError)
+    assert _count(engine, AuditRow, acknowledgement.reference) == len(acknowledgement.audit)
+    assert _count(engine, LetterRow, acknowledgement.reference) == 0
+    monkeypatch.setattr(letters_module, "TEMPLATES_DIR", proper)
+    recorded = ActivityEnvironment().run(casework.record_case_event, acknowledgement)
+    assert [r.delivered_to for r in recorded.letters] == [("outbox",)]
+    assert _count(engine, AuditRow, acknowledgement.reference) == len(acknowledgement.audit)
