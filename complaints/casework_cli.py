@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from complaints import remote
 from complaints.staff import (
     BY,
     OneLine,
@@ -124,7 +125,12 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
         if into == reference:
             raise StaffError(f"cannot merge {reference} into itself: name the case that "
                              "carries on with --into")
-        run_async(_query)(into)  # refused here, before anything changes, if it cannot answer
+        # Refused here, before anything changes, if it cannot answer (with API_URL: asked
+        # through the API, as the actions are; no Temporal is reachable from here then).
+        if remote.api_url() is not None:
+            remote.case_view(into)
+        else:
+            run_async(_query)(into)
         _send(reference, "void", _payload(None, by=by, reason=VoidReason.MERGED.value,
                                           explanation=explanation, duplicate_of=into))
         _send(into, "record_contact", _payload(
@@ -304,6 +310,10 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
 
 def _recorded_parties(reference: str) -> list[dict[str, Any]]:
     """The parties recorded for a case, as the amendment's JSON (one-line error if none)."""
+    if remote.api_url() is not None:  # the API's records, not a database on this machine
+        from complaints.remote_reports import recorded_parties
+
+        return recorded_parties(reference)
     from sqlalchemy.exc import SQLAlchemyError
     from sqlmodel import col, select
 

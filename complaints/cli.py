@@ -26,6 +26,7 @@ from complaints.policies import (
     load_policy,
     shipped_policy_names,
 )
+from complaints.remote_scope import RemoteAwareGroup
 from complaints.staff import OneLine
 from complaints.staff_cli import register as register_staff_commands
 from complaints.workdays import WorkingCalendar
@@ -54,7 +55,9 @@ ISO_DATE = OneLine(IsoDate())
 NATIONS = click.Choice([n.value for n in Nation])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# RemoteAwareGroup: with API_URL, an operator's command refuses before it runs (the list
+# of which commands are is complaints/remote_scope.py's).
+@click.group(cls=RemoteAwareGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--api", "api_url", default=None, metavar="URL",
               help="Act on cases through the HTTP API at URL with API_TOKEN (default: "
                    "API_URL; unset: Temporal and the database directly).")

@@ -5,7 +5,8 @@ at ``DATABASE_URL`` (``--database-url`` overrides it), bringing it to the newest
 first, as the report commands do. The format and rules are :mod:`complaints.imports`'s.
 A bad file is one ``Error:`` line (the first problem, with its line and column, and how
 many more there are) and exit status 1; ``--list-problems`` prints every problem found,
-one a line, before it. Progress goes to standard error for large files.
+one a line, before it. Progress goes to standard error for large files. With ``API_URL``
+the file is posted to the HTTP API instead (:mod:`complaints.remote_reports`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from complaints.imports import ImportRefused, import_complaints, known_policies
 from complaints.policies import PolicyError
+from complaints.remote import api_url
 
 __all__ = ["register"]
 
@@ -50,6 +52,11 @@ def register(cli: click.Group) -> None:
         """
         from complaints.reports.cli import _database_url, _engine
 
+        if api_url() is not None:  # through the API, never a database on this machine
+            from complaints.remote_reports import import_file
+
+            import_file(file, dry_run=dry_run, by=by, list_problems=list_problems)
+            return
         try:
             policies = known_policies(policy_names or None)
         except PolicyError as exc:

@@ -11,11 +11,16 @@ prints in direct mode (the formatting is shared; this module returns the same re
 A document downloaded is checked against the SHA-256 the API sends (``Repr-Digest``)
 before anything is written.
 
-Without ``API_URL`` the commands work directly, as operators use them. Two groups are for
-operators only and refuse remote mode with one line (:func:`operator_only`): the
-unacceptable-behaviour register (``restriction``: it spans every case and names
-residents, so the API does not serve it) and ``webhooks`` (the integrations' delivery
-log and pushing deliveries are the operator's, with the worker).
+``report``, ``report submission`` and ``import`` go through the API too
+(:mod:`complaints.remote_reports`).
+
+Without ``API_URL`` the commands work directly, as operators use them. Every command
+that needs Temporal or the database and has no remote mode is the operator's and refuses
+remote mode with one line (:func:`operator_only`), among them the unacceptable-behaviour
+register (``restriction``: it spans every case and names residents, so the API does not
+serve it) and ``webhooks`` (the integrations' delivery log and pushing deliveries are the
+operator's, with the worker). Which commands those are is listed once, in
+:mod:`complaints.remote_scope`, and checked by the root group before a command runs.
 
 Every failure is one line from the problem's ``detail`` (RFC 9457) and exit status 1.
 The token is never printed, and nothing of a request's body is logged.
@@ -63,6 +68,11 @@ _PREFIX = "/api/v1"
 
 class RemoteError(click.ClickException):
     """A one-line error from remote mode: what the API said, or why it could not be asked."""
+
+    def __init__(self, message: str, problem: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        #: The API's problem details when it sent them (a refused import's ``errors``).
+        self.problem = problem
 
 
 def api_url() -> str | None:
@@ -165,7 +175,7 @@ def _send(method: str, path: str, *, after_timeout: str = "", **kwargs: Any) -> 
         body = None
     if isinstance(body, dict) and isinstance(body.get("detail"), str):
         raise RemoteError(body["detail"].splitlines()[0] if body["detail"] else
-                          f"the API refused it (HTTP {response.status_code})")
+                          f"the API refused it (HTTP {response.status_code})", problem=body)
     raise RemoteError(f"the API at {where} answered HTTP {response.status_code} "
                       f"{response.reason_phrase} without problem details: check that API_URL "
                       "names the complaints web app (`complaints serve`)")

@@ -2,7 +2,9 @@
 
 Registered on the ``complaints`` group by ``register(cli, ISO_DATE)``. They read and
 write the database at ``DATABASE_URL`` (``--database-url`` overrides it), bringing it to
-the newest schema first, as the worker does.
+the newest schema first, as the worker does. With ``API_URL``, ``report`` and ``report
+submission`` ask the HTTP API instead (:mod:`complaints.remote_reports`); ``evidence`` and
+``synthetic`` refuse (:mod:`complaints.remote_scope`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from complaints.policies import PolicyError, load_compliant_policy, load_policy
+from complaints.remote import api_url
 from complaints.reports.figures import ReportOptions, build_report
 from complaints.reports.model import Ch02Basis
 from complaints.reports.period import Period, parse_year
@@ -248,6 +251,11 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
         update (md for documents, html with charts, json / csv for other systems).
         """
         if ctx.invoked_subcommand is None:
+            if api_url() is not None:  # through the API, never a database on this machine
+                from complaints.remote_reports import annual_report
+
+                annual_report(options["year"], options["fmt"], options["out"])
+                return
             _run_report(**options, evidence=evidence, evidence_only=False)
 
     @report.command("submission")
@@ -277,6 +285,11 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
         the deadline (30 September for more than 1,000 homes). The published report's
         and the governing body's response's addresses are left for you to fill in.
         """
+        if api_url() is not None:  # through the API, never a database on this machine
+            from complaints.remote_reports import submission as remote_submission
+
+            remote_submission(period, fmt, out)
+            return
         _run_submission(period, fmt, out, policy_name, homes, as_of, database_url)
 
     @cli.command()
