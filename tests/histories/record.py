@@ -160,10 +160,8 @@ async def claimed_and_assigned(stack: Stack, handle: WorkflowHandle[Any, Any]) -
     await _do(handle, _no_actions_or_money(respond_to((await _view(handle)).case,
                                                        STAGE1_HANDLER)))
     view = await _view(handle)
-    # A response was just recorded, so the date branch (which london_date cannot take)
-    # is never taken.
-    await _do(handle, RequestEscalation(by="staff-900", requested_on=london_date(
-        view.case.responses[-1].at if view.case.responses  # type: ignore[arg-type]
+    await _do(handle, RequestEscalation(by="staff-900", requested_on=(
+        london_date(view.case.responses[-1].at) if view.case.responses
         else view.case.received_on)))
     await _do(handle, Assign(by="mgr-7", to=STAGE2_HANDLER))
     await _do(handle, AcknowledgeEscalation(by=STAGE2_HANDLER, handler_id=STAGE2_HANDLER,
