@@ -15,8 +15,15 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from complaints.workdays import WorkingCalendar, end_of_day_utc, start_of_day_utc
+from complaints.workdays import (
+    WorkingCalendar,
+    end_of_day_utc,
+    non_working_weekdays,
+    start_of_day_utc,
+)
+from models.events import CalendarData
 from models.messages import Deadline, PlanDeadlineInput
+from models.policy import Policy
 
 __all__ = ["ESCALATE_AFTER_WORKING_DAYS", "CalendarActivities", "add_calendar_months"]
 
@@ -43,6 +50,15 @@ def add_calendar_months(start: dt.date, months: int) -> dt.date:
     month += 1
     last = calendar.monthrange(year, month)[1]
     return dt.date(year, month, min(start.day, last))
+
+
+def calendar_data(policy: Policy, first_year: int, last_year: int) -> CalendarData:
+    """The policy's working calendar for the given years, as a case records it."""
+    calendar = WorkingCalendar.for_policy(policy)
+    return CalendarData(nation=policy.nation.value, first_year=first_year, last_year=last_year,
+                        closed=non_working_weekdays(calendar, first_year, last_year),
+                        closures=tuple(sorted(d for d in policy.closure_days
+                                              if first_year <= d.year <= last_year)))
 
 
 class CalendarActivities:

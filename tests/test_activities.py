@@ -26,8 +26,8 @@ from temporalio.testing import ActivityEnvironment
 import complaints.letters as letters_module
 from activities import build_activities
 from activities.calendar import CalendarActivities, add_calendar_months
-from activities.casework import _letter as write_letter
 from activities.casework import calendar_data
+from activities.letter_writing import write_letter
 from activities.letters import LetterActivities, outbox_paths
 from activities.mail import Mailer, SmtpMailer, message_id_for
 from activities.notifications import NotificationActivities
@@ -868,7 +868,7 @@ def test_mailer_from_settings() -> None:
     assert Mailer.from_settings(Settings(smtp_host=None, _env_file=None)) is None  # type: ignore[call-arg]
 
 
-# --- letters written from the record (activities.casework._letter) ---------------------
+# --- letters written from the record (activities.letter_writing.write_letter) ---------------------
 
 RECEIVED = dt.date(2026, 3, 2)  # a Monday; Connexus acknowledges in 5 working days: 9 March
 STAGE1 = "staff-101"
