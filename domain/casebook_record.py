@@ -108,7 +108,9 @@ class CaseBookRecord(CaseBookState):
     def _letter(self, kind: LetterKind, stage: int, *, due: dt.date | None = None,
                 previous_due: dt.date | None = None) -> LetterSpec:
         sent = sum(1 for r in self.letters if r.kind is kind and r.stage == stage)
-        queued = sum(1 for e in self.queue for s in e.letters
+        unsent = self.queue if self.in_flight is None or not self.count_in_flight \
+            else [self.in_flight, *self.queue]
+        queued = sum(1 for e in unsent for s in e.letters
                      if s.kind is kind and s.stage == stage)
         seq = 1 + sent + queued
         return LetterSpec(letter_id=f"{self.case.reference}:{kind.value}:{stage}:{seq}",

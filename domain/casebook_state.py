@@ -91,6 +91,10 @@ class CaseBookState:
         self.machine = ComplaintMachine(self.case, self.limits(), next_seq=self._next_seq)
         #: Events to record, in order; numbered over the case's life.
         self.queue: list[CaseEvent] = []
+        #: The event being recorded (taken off the queue, its letters not yet in
+        #: ``letters``), and whether letter numbers count it (``IN_FLIGHT_LETTERS_PATCH``).
+        self.in_flight: CaseEvent | None = None
+        self.count_in_flight = False
         self.events = self.recorded = carried.events if carried else 0
         # Refusals not recorded yet: counted in full, the last few kept.
         self.pending_count = carried.pending_refused if carried else 0

@@ -196,6 +196,10 @@ TRIGGER_TEXT: dict[str, str] = {
 CASEWORK_PATCH = "casework-2"
 #: The patch id of casework revision 3: an order to escalate overrides a late request.
 CASEWORK_3_PATCH = "casework-3"
+#: The patch id under which a case numbers its letters counting the event being recorded:
+#: before it, a letter accepted while an earlier one of the same kind and stage was being
+#: recorded took that one's number (and id), so it was never sent.
+IN_FLIGHT_LETTERS_PATCH = "letters-in-flight"
 #: The triggers revision 3 adds: refused on cases that started before it.
 CASEWORK_3_TRIGGERS = frozenset({"assign"})
 #: The triggers revision 2 adds: refused on cases that started before it.

@@ -448,3 +448,23 @@ def test_adjustments_are_reviewed_on_their_date() -> None:
                             adjustments_review_on=review_on + dt.timedelta(days=90)))
     reviews = [d for d in book.deadlines if d.kind is DeadlineKind.REVIEW]
     assert [d.status for d in reviews] == [DeadlineStatus.MET, DeadlineStatus.PENDING]
+
+
+def test_a_letter_accepted_while_one_is_being_recorded_takes_the_next_number() -> None:
+    """Two action updates, the second accepted while the first is recorded: two letter ids."""
+    clock = Clock(london_time(RECEIVED, dt.time(10)))
+    numbers = {}
+    for counted in (True, False):
+        book = book_at_stage1_response(clock)
+        book.count_in_flight = counted
+        book.queue.clear()
+        book.accept(DelayAction(by=STAGE1_HANDLER, action_id="A1",
+                                revised_due=dt.date(2027, 3, 1), reason="Supplier delay"))
+        book.in_flight = book.queue.pop(0)  # as the workflow does while recording it
+        book.accept(CompleteAction(by=STAGE1_HANDLER, action_id="A1"))
+        (first,) = book.in_flight.letters
+        (second,) = book.queue[0].letters
+        numbers[counted] = (first.seq, second.seq)
+    assert numbers[True] == (1, 2)
+    # Cases started before the fix keep numbering as they did (replay), the same id twice.
+    assert numbers[False] == (1, 1)

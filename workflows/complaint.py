@@ -52,7 +52,13 @@ with workflow.unsafe.imports_passed_through():
         validation_fields,
     )
     from domain.deadlines import london_date
-    from domain.lifecycle import CASEWORK_3_PATCH, CASEWORK_PATCH, TRIGGERS, ComplaintState
+    from domain.lifecycle import (
+        CASEWORK_3_PATCH,
+        CASEWORK_PATCH,
+        IN_FLIGHT_LETTERS_PATCH,
+        TRIGGERS,
+        ComplaintState,
+    )
     from models.actions import (
         ACTION_BY_TRIGGER,
         Acknowledge,
@@ -153,6 +159,7 @@ class ComplaintWorkflow:
         if casework == 2 and workflow.patched(CASEWORK_3_PATCH):
             casework = 3
         self.book = CaseBook(input.intake, input.carried, workflow.now, casework=casework)
+        self.book.count_in_flight = workflow.patched(IN_FLIGHT_LETTERS_PATCH)
         self._awaited: set[int] = set()  # events an update waits on ...
         self._sent: dict[int, tuple[str, ...]] = {}  # ... and the letters they sent
         self._search: dict[str, Any] = {}
@@ -559,6 +566,7 @@ class ComplaintWorkflow:
         twin = CaseBook(self.intake, carried, lambda: now, casework=book.casework)
         # Events queued but not recorded yet count towards letter numbers, as in the book.
         twin.queue = list(book.queue)
+        twin.in_flight, twin.count_in_flight = book.in_flight, book.count_in_flight
         reason = twin.refusal(action)
         if reason is not None:
             return PreviewAnswer(refusal=reason)
@@ -610,16 +618,19 @@ class ComplaintWorkflow:
     async def _record(self, event: CaseEvent) -> None:
         """Record one event; a failure that retrying cannot mend is told to a person."""
         book = self.book
+        book.in_flight = event
         try:
             recorded: Recorded = await workflow.execute_activity(
                 "record_case_event", event, result_type=Recorded,
                 start_to_close_timeout=RECORD_TIMEOUT, heartbeat_timeout=RECORD_HEARTBEAT,
                 retry_policy=RETRY)
             book.letters.extend(recorded.letters)
+            book.in_flight = None
             if event.seq in self._awaited:
                 self._awaited.discard(event.seq)
                 self._sent[event.seq] = tuple(r.letter_id for r in recorded.letters)
         except ActivityError as exc:
+            book.in_flight = None  # its letters were not sent: their numbers are free again
             workflow.logger.error("recording failed", extra={
                 "reference": self.intake.reference, "error": _cause(exc)})
             await workflow.execute_activity(
