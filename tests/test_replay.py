@@ -50,7 +50,8 @@ def test_only_revision_2_histories_carry_its_patch_marker() -> None:
 
     for path in HISTORIES:
         marked = CASEWORK_PATCH in patch_ids(path)
-        assert marked == path.stem.startswith(("complaint_r2_", "complaint_r3_")), path.name
+        assert marked == path.stem.startswith(("complaint_r2_", "complaint_r3_",
+                                               "complaint_r4_")), path.name
 
 
 def test_only_revision_3_histories_carry_its_patch_marker() -> None:
@@ -59,7 +60,16 @@ def test_only_revision_3_histories_carry_its_patch_marker() -> None:
 
     for path in HISTORIES:
         marked = CASEWORK_3_PATCH in patch_ids(path)
-        assert marked == path.stem.startswith("complaint_r3_"), path.name
+        assert marked == path.stem.startswith(("complaint_r3_", "complaint_r4_")), path.name
+
+
+def test_only_r4_histories_count_the_letters_being_recorded() -> None:
+    """Histories recorded before the in-flight letters patch lack its marker: unchanged."""
+    from domain.lifecycle import IN_FLIGHT_LETTERS_PATCH
+
+    for path in HISTORIES:
+        marked = IN_FLIGHT_LETTERS_PATCH in patch_ids(path)
+        assert marked == path.stem.startswith("complaint_r4_"), path.name
 
 
 def patch_ids(path: Path) -> set[str]:
