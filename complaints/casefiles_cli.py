@@ -9,7 +9,8 @@ refusal is one ``Error:`` line and exit status 1.
 
 With ``API_URL`` (:mod:`complaints.remote`) all but ``restriction`` go through the HTTP
 API instead and print the same: both modes hand the same rows to the same formatting
-here. ``restriction`` is the operator's and refuses remote mode.
+here. ``restriction`` is the operator's and refuses remote mode
+(``complaints.remote_scope``).
 """
 
 from __future__ import annotations
@@ -168,11 +169,6 @@ def _triage_history_text(reference: str, rows: list[TriageRow]) -> list[str]:
     return lines
 
 
-#: Why the register is not served by the API (``remote.operator_only``).
-_REGISTER_IS_OPERATORS = ("the unacceptable-behaviour register spans every case and names "
-                          "residents, so it is kept by operators with database access")
-
-
 def _restriction_json(row: RestrictionRow,
                       history: list[RestrictionHistoryRow]) -> dict[str, Any]:
     data = _row_json(row)
@@ -299,7 +295,6 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
     @by_required
     def restriction_add(reference: str, reason: str, evidence: str, proportionality: str,
                         contact_route: str, review_on: dt.date, by: str) -> None:
-        remote.operator_only("restriction add", _REGISTER_IS_OPERATORS)
         with _database() as (_, session):
             row = casefiles.add_restriction(
                 session, reference, reason=reason, evidence=evidence,
@@ -323,7 +318,6 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
     @by_required
     def restriction_review(reference: str, restriction_id: int, outcome: str, note: str,
                            next_review: dt.date | None, by: str) -> None:
-        remote.operator_only("restriction review", _REGISTER_IS_OPERATORS)
         with _database() as (_, session):
             row = casefiles.review_restriction(session, reference, restriction_id,
                                                outcome=outcome, note=note,
@@ -341,7 +335,6 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
                   help="Print a JSON array, each restriction with its history.")
     def restriction_list(due: bool, as_json: bool) -> None:
         """List the register: active restrictions by review date, then lifted ones."""
-        remote.operator_only("restriction list", _REGISTER_IS_OPERATORS)
         today = casefiles.london_today()
         with _database() as (_, session):
             rows = casefiles.list_restrictions(session, due=due, today=today)

@@ -49,7 +49,8 @@ OPERATOR_ONLY: dict[str, str] = {
                 "operator's, with the worker",
     "retention": "it erases files and rows, and schedules itself with Temporal",
     "erase": "erasure requests are recorded where the data is",
-    "subject-access": "the export reads the database and documents directly",
+    "subject-access": "the export reads the database and documents directly; over HTTP "
+                      "use POST /api/v1/subject-access",
     # Served by the API and the web app, but these commands use the database directly.
     "service-requests": _NOT_THROUGH_THE_API,
     "learning record": _NOT_THROUGH_THE_API,

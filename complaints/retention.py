@@ -146,7 +146,6 @@ async def _client(no_temporal: bool) -> Client | None:
 
 def register(cli: click.Group, date_type: click.ParamType) -> None:
     """Add ``retention run``, ``retention schedule`` and ``erase`` to ``cli``."""
-    from complaints import remote
     from complaints.casefiles import CaseFileError, check_reference, check_staff_id, check_text
 
     @cli.group()
@@ -167,8 +166,6 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
     def retention_run(dry_run: bool, as_of: dt.date | None, as_json: bool,
                       no_temporal: bool) -> None:
         """Run the retention job once, now (the daily Schedule runs the same code)."""
-        remote.operator_only("retention run", "it erases files and rows the API does not "
-                                              "serve")
         result = _run_with_database(lambda activities: activities.run(
             RetentionRunInput(as_of=as_of, dry_run=dry_run)), no_temporal)
         if as_json:
@@ -181,8 +178,6 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
     def retention_schedule() -> None:
         """Create the daily Schedule `complaints-retention` (the worker does this at start)."""
         from complaints.staff import client_from_settings, run_async
-
-        remote.operator_only("retention schedule", "it talks to Temporal directly")
 
         @run_async
         async def make() -> bool:
@@ -210,7 +205,6 @@ def register(cli: click.Group, date_type: click.ParamType) -> None:
         """
         from activities.retention import ErasureRefused
 
-        remote.operator_only("erase", "erasure requests are recorded where the data is")
         try:
             request = ErasureRequestInput(
                 reference=check_reference(reference.strip()), by=check_staff_id(by),

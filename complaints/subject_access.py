@@ -373,7 +373,6 @@ def _lines(items: Iterable[str]) -> str:
 
 def register(cli: click.Group) -> None:
     """Add ``subject-access`` to ``cli``."""
-    from complaints import remote
 
     @cli.command("subject-access")
     @click.option("--name", required=True, help="The person's full name.")
@@ -396,9 +395,6 @@ def register(cli: click.Group) -> None:
         from complaints.casefiles_cli import command_session
         from complaints.settings import Settings
 
-        remote.operator_only("subject-access", "the export reads the database and "
-                                               "documents directly; over HTTP use POST "
-                                               "/api/v1/subject-access")
         try:
             terms = SubjectTerms(name=name, email=email, phone=phone, address=address)
         except ValidationError as exc:

@@ -5,7 +5,8 @@ the latest that failed or are waiting to be tried again (event id, attempts, the
 error: never a payload). ``complaints webhooks deliver`` runs one delivery pass now, as the
 worker's dispatcher does every few seconds (``complaints.webhooks``). Both read the
 complaints database only: no worker or Temporal needed. Both are the operator's: with
-``API_URL`` set (the CLI's remote mode) they refuse, with one line, to run.
+``API_URL`` set (the CLI's remote mode) they refuse, with one line, to run
+(``complaints.remote_scope``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,9 @@ from collections.abc import Iterator
 import click
 from sqlmodel import Session
 
-from complaints import remote
 from complaints.settings import Settings
 
 __all__ = ["register"]
-
-#: Why the webhook commands are not served by the API (``remote.operator_only``).
-_DELIVERY_IS_OPERATORS = ("the integrations' delivery log and deliveries are kept by "
-                          "operators, beside the worker")
 
 
 @contextlib.contextmanager
@@ -65,7 +61,6 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
     def list_(last: int, as_json: bool) -> None:
         from complaints.webhooks import last_failures, status_counts
 
-        remote.operator_only("webhooks list", _DELIVERY_IS_OPERATORS)
         with _database(Settings()) as session:
             counts = status_counts(session)
             failures = list(last_failures(session, last)) if last else []
@@ -92,7 +87,6 @@ def register(cli: click.Group, date_type: click.ParamType | None = None) -> None
         from complaints.db import make_engine, session_factory
         from complaints.webhooks import WebhookDispatcher, WebhookSettingsError
 
-        remote.operator_only("webhooks deliver", _DELIVERY_IS_OPERATORS)
         settings = Settings()
         if not settings.integration_webhook_url or not settings.integration_webhook_secret:
             raise click.ClickException("set INTEGRATION_WEBHOOK_URL and "
