@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.calendar import calendar_data
 from activities.records import table_of
-from complaints.directory import StaffContact, describe_staff
+from complaints.directory import StaffContact, describe_staff_ids
 from complaints.workdays import WorkingCalendar
 from domain.deadlines import (
     RecordedCalendar,
@@ -114,11 +114,8 @@ def _staff_named(session: Session, event: CaseEvent,
     ids = {case.stage1_handler, case.stage2_handler}
     if event.action is not None:
         ids |= {event.action.get("handler_id"), event.action.get("to")}
-    found = {}
-    for staff_id in ids:
-        if isinstance(staff_id, str) and (contact := describe_staff(session, staff_id)):
-            found[staff_id] = contact
-    return found
+    # One query for them all (describe_staff would run one per id).
+    return describe_staff_ids(session, (i for i in ids if isinstance(i, str)))
 
 
 def _named(staff_id: str, staff: dict[str, StaffContact]) -> str:

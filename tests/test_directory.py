@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import event
 from sqlmodel import Session
 
 import complaints.staff
@@ -297,6 +298,29 @@ def test_describe_staff_gives_the_contact(session: Session) -> None:
     assert directory.describe_staff(session, "off-1") is None
     kept = directory.describe_staff(session, "off-1", include_inactive=True)
     assert kept is not None and kept.display_name == "Amira Patel"
+
+
+def test_describe_staff_ids_matches_describe_staff_in_one_query(session: Session) -> None:
+    """Several ids are described as describe_staff describes each, with one SELECT."""
+    person(session, "off-1")
+    person(session, "rev-2", "reviewer")
+    person(session, "old-3")
+    directory.deactivate_staff(session, "old-3", reason="Left")
+    ids = ["OFF-1", "off-1\u200b", "ｏｆｆ-1", "rev-2", "old-3", "nobody", "", "\u200b"]
+    selects: list[str] = []
+    event.listen(session.get_bind(), "before_cursor_execute",
+                 lambda *args: selects.append(args[2]) if args[2].startswith("SELECT") else None)
+    for include_inactive in (False, True):
+        selects.clear()
+        found = directory.describe_staff_ids(session, ids, include_inactive=include_inactive)
+        assert len(selects) == 1
+        one_by_one = {i: c for i in ids
+                      if (c := directory.describe_staff(session, i,
+                                                        include_inactive=include_inactive))}
+        assert found == one_by_one
+        assert set(found) == {"OFF-1", "off-1\u200b", "ｏｆｆ-1", "rev-2"} | (
+            {"old-3"} if include_inactive else set())
+    assert directory.describe_staff_ids(session, ["", "\u200b"]) == {}
 
 
 # --- the staff commands refuse before Temporal ------------------------------------------

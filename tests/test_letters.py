@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -937,3 +939,13 @@ def test_large_print_letters_use_the_large_print_layout() -> None:
     assert '<html lang="en-GB">' in normal
     assert "html.large-print { font-size: 16pt; }" in normal  # the rule is always there
     assert visible_text(large) == visible_text(normal)
+
+
+def test_squash_collapses_exactly_what_a_regex_collapses() -> None:
+    """str.split() and the regex for whitespace agree on every code point: squash is unchanged."""
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    regex_space = re.findall(r"\s", everything)
+    assert regex_space == [c for c in everything if c.isspace()]
+    assert len(regex_space) > 20  # the Unicode spaces, not just ASCII ones
+    sample = "".join(f"{c}a{c}{c}b" for c in regex_space) + "\u200b c \n"
+    assert squash(sample) == re.sub(r"\s+", " ", sample).strip()
