@@ -75,8 +75,13 @@ def build_activities(settings: Settings, policy_dir: Path | None = None, *,
                                            settings.staff_email_domain,
                                            outbox_dir=settings.effective_outbox())
     records = RecordActivities(sessions)
+    # On SQLite, letters are rendered from a read that takes no write lock (see
+    # CaseworkActivities): the worker's writers share one lock, the reader none.
+    reader = session_factory(make_engine(url, read_only=True)) \
+        if url.startswith("sqlite") else None
     casework = CaseworkActivities(sessions, policies, records, letters, notifications,
-                                  integration_webhook_url=settings.integration_webhook_url)
+                                  integration_webhook_url=settings.integration_webhook_url,
+                                  read_sessions=reader)
     retention = RetentionActivities(sessions, settings.effective_outbox(),
                                     settings.data_dir / "documents", client=client,
                                     policy_dir=policy_dir,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from typing import NamedTuple
 
 import structlog
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
@@ -92,6 +93,9 @@ _AUDIT_STORED = select(_AUDIT.c.seq).where(
     _AUDIT.c.reference == bindparam("reference"),
     _AUDIT.c.seq.in_(bindparam("seqs", expanding=True)))
 _INSERT_AUDIT = insert(_AUDIT)
+_UPDATE_AUDIT = update(_AUDIT).where(
+    _AUDIT.c.reference == bindparam("match_reference"), _AUDIT.c.seq == bindparam("match_seq")
+).values(at=bindparam("at"))
 _PARTY_ROWS = table_of(PartyRow)
 _ADJUSTMENT_ROWS = table_of(AdjustmentRow)
 
@@ -107,13 +111,23 @@ def _policy(policy_json: str) -> Policy:
     return Policy.model_validate_json(policy_json)
 
 
+class _Prepared(NamedTuple):
+    """An event's letters as written and rendered before its write transaction."""
+
+    case: CaseFile
+    parties: tuple[Party, ...]
+    requests: list[tuple[LetterSpec, SendLetterInput]]
+    rendered: tuple[RenderedLetter, ...]
+
+
 class CaseworkActivities:
     """Open cases and record their events (see the module docstring)."""
 
     def __init__(self, session_factory: Callable[[], Session], policies: PolicyActivities,
                  records: RecordActivities, letters: LetterActivities,
                  notifications: NotificationActivities, *,
-                 integration_webhook_url: str | None = None) -> None:
+                 integration_webhook_url: str | None = None,
+                 read_sessions: Callable[[], Session] | None = None) -> None:
         """Wire the activity to the database and the other side effects it runs.
 
         Args:
@@ -125,9 +139,14 @@ class CaseworkActivities:
             integration_webhook_url: Where integrations' signed webhooks go; when set,
                 each event's webhooks (``complaints.webhooks``) are stored in the event's
                 transaction for the worker's dispatcher to send. None: none are stored.
+            read_sessions: Opens a session that reads without the write lock (SQLite's
+                read-only engine): an event's letters are then written and rendered
+                before its write transaction begins, so that other cases' recordings do
+                not wait for the rendering. None: in the write transaction.
 
         """
         self.session_factory = session_factory
+        self.read_sessions = read_sessions
         self.policies = policies
         self.records = records
         self.letters = letters
@@ -221,17 +240,26 @@ class CaseworkActivities:
             refused: Exception | None = None
             stored: list[tuple[LetterSpec, SendLetterInput, StoredLetter,
                                dict[tuple[str, str], str]]] = []
+            prepared = self._prepared(event) if deliver else None
             with self.session_factory() as session:
                 # One transaction: the record and, when sending, its letters, so that a
                 # recording takes the database's write lock once for what it decides.
                 connection = session.connection()
                 case, policy, fresh = self._apply_record(session, connection, event)
-                sources = letter_sources(session, event, case)
-                requests = [(spec, letter_request(spec, event, write_letter(
-                    spec, event, case, policy, *sources), policy)) for spec in event.letters]
-                for spec, request in requests if deliver else ():
+                if prepared is not None and prepared.case == case:
+                    requests, renders = prepared.requests, prepared.rendered
+                    parties = prepared.parties
+                else:  # written here: no reader, or the record changed since the read
+                    sources = letter_sources(session, event, case)
+                    parties = sources.parties
+                    requests = [(spec, letter_request(spec, event, write_letter(
+                        spec, event, case, policy, *sources), policy))
+                        for spec in event.letters]
+                    renders = ()
+                for number, (spec, request) in enumerate(requests if deliver else ()):
                     try:
-                        rendered = self.letters.render_checked(request)
+                        rendered = renders[number] if renders else \
+                            self.letters.render_checked(request)
                     except Exception as exc:  # noqa: BLE001 - raised again after the commit
                         # The record and the letters before it are kept; this one and those
                         # after it wait: refused (a person must mend the template), or tried
@@ -249,7 +277,7 @@ class CaseworkActivities:
                            for spec, request in requests]
             for spec, _ in requests[:len(letters)]:
                 if event.ombudsman_details and spec.kind is LetterKind.EXTENSION:
-                    self._record_ombudsman(spec, event, case, policy, sources.parties)
+                    self._record_ombudsman(spec, event, case, policy, parties)
             if refused is not None:
                 raise refused
             if deliver:
@@ -259,6 +287,34 @@ class CaseworkActivities:
                      audit=[e.seq for e in event.audit], letters=len(letters),
                      notifications=len(event.notifications) if deliver else 0)
             return Recorded(letters=tuple(letters))
+
+    def _prepared(self, event: CaseEvent) -> _Prepared | None:
+        """The event's letters written and rendered from a read, before the write lock.
+
+        Rendering and checking a letter takes milliseconds; in the write transaction
+        every other case's recording waits for it. So, given a reader, they are done
+        from the record as read, and used if the record the transaction then writes is
+        the same case file (else written again there). Anything that fails here is left
+        to the transaction, which meets it again and keeps the record (None).
+        """
+        if self.read_sessions is None or not event.letters:
+            return None
+        try:
+            with self.read_sessions() as session:
+                row = session.connection().execute(
+                    _CASE_RECORD, {"reference": event.reference}).first()
+                if row is None or event.seq < row.event_seq:
+                    return None
+                policy = _policy(row.policy_json)
+                case = CaseFile.model_validate({**json.loads(row.case_json),
+                                                **event.changes})
+                sources = letter_sources(session, event, case)
+            requests = [(spec, letter_request(spec, event, write_letter(
+                spec, event, case, policy, *sources), policy)) for spec in event.letters]
+            rendered = tuple(self.letters.render_checked(r) for _, r in requests)
+        except Exception:  # noqa: BLE001 - the transaction does it again and reports it
+            return None
+        return _Prepared(case, sources.parties, requests, rendered)
 
     # -- the record, in one transaction ---------------------------------------------------
 
@@ -283,8 +339,16 @@ class CaseworkActivities:
             raise ApplicationError("the intake of this complaint is not recorded yet",
                                    type="IntakeNotRecorded")
         policy = _policy(row.policy_json)
-        if event.seq <= row.event_seq:
-            return CaseFile.model_validate_json(row.case_json), policy, False
+        if event.seq < row.event_seq:
+            # Applied before; its audit entries take this run's version (see ``_audit``).
+            wrote = self._audit(connection, event)
+            return CaseFile.model_validate_json(row.case_json), policy, wrote
+        # The latest event applied again is merged again: a case records its events in
+        # local activities, and a worker killed before the workflow task completed leaves
+        # the record of an acceptance that Temporal never saw. The next worker accepts the
+        # action again, at a later ``workflow.now()``: the record takes that version (the
+        # one in history), so the database and the workflow agree.
+        again = event.seq == row.event_seq
         case = CaseFile.model_validate({**json.loads(row.case_json), **event.changes})
         deadlines = {d["key"]: d for d in json.loads(row.deadlines_json)}
         deadlines.update({d.key: d.model_dump(mode="json") for d in event.deadlines})
@@ -295,7 +359,7 @@ class CaseworkActivities:
         self._audit(connection, event)
         if event.action is not None and event.action.get("trigger") == "amend_intake":
             self._amend_intake(connection, event)
-        if self.integration_webhook_url is not None:
+        if self.integration_webhook_url is not None and not again:
             # In this transaction: the webhooks are stored if and only if the event is, so
             # a retry or a worker killed half-way neither loses nor duplicates one.
             record_webhook_events(connection, self.integration_webhook_url, webhook_events(
@@ -311,15 +375,23 @@ class CaseworkActivities:
         return case, policy, True
 
     @staticmethod
-    def _audit(connection: Connection, event: CaseEvent) -> None:
-        """Append the event's audit entries not stored yet (by seq), in one insert."""
+    def _audit(connection: Connection, event: CaseEvent) -> bool:
+        """Store the event's audit entries (by seq); whether anything was written.
+
+        New entries are appended in one insert. An entry stored already is set to this
+        version: the same, unless a killed worker's earlier run stored the acceptance at
+        an earlier time (see ``_apply_record``). The action itself and its payments are
+        the same in both runs.
+        """
         if not event.audit:
-            return
+            return False
         stored = set(connection.scalars(_AUDIT_STORED, {
             "reference": event.reference, "seqs": [e.seq for e in event.audit]}))
-        rows = []
+        rows, again = [], []
         for entry in event.audit:
             if entry.seq in stored:
+                again.append({"match_reference": event.reference, "match_seq": entry.seq,
+                              "at": entry.at})
                 continue
             detail = entry.detail
             if entry.accepted and event.action is not None and entry.by != "system" \
@@ -330,11 +402,14 @@ class CaseworkActivities:
                 "reference": event.reference, "seq": entry.seq, "at": entry.at,
                 "action": entry.action, "by": entry.by, "from_state": entry.from_state,
                 "to_state": entry.to_state, "accepted": entry.accepted, "detail": detail})
+        if again:
+            connection.execute(_UPDATE_AUDIT, again)
         if rows:
             connection.execute(_INSERT_AUDIT, rows)
             payments = payment_rows(event.reference, rows)
             if payments:
                 connection.execute(_INSERT_PAYMENTS, payments)
+        return True
 
     @staticmethod
     def _amend_intake(connection: Connection, event: CaseEvent) -> None:

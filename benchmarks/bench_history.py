@@ -144,10 +144,18 @@ def payload_bytes(message: Message) -> int:
 
 
 def costs(history: WorkflowHistory) -> dict[str, float]:
-    """Activities, workflow tasks, events and payload bytes of one history."""
+    """Activities, workflow tasks, events and payload bytes of one history.
+
+    Local activities count as activities (one ``core_local_activity`` marker each): they
+    are work the case does, though the server never dispatches them.
+    """
     kinds = [e.event_type for e in history.events]
+    local = sum(1 for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+                and e.marker_recorded_event_attributes.marker_name == "core_local_activity")
     return {
-        "activities": kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
+        "activities (local ones included)":
+            kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) + local,
         "workflow tasks": kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
         "events": len(kinds),
         "payload bytes": sum(payload_bytes(e) for e in history.events),
@@ -314,7 +322,8 @@ async def main(cases: int, concurrency: int) -> None:
         ("throughput >= 0.7x bare", thr[True] / thr[False] >= TARGETS["throughput"]),
         ("update p99 <= 1.5x bare", p99[True] / p99[False] <= TARGETS["update p99"]),
         ("replay <= 2x bare", rep[True] / rep[False] <= TARGETS["replay"]),
-        ("<= 12 activities per case", table["activities"][True] <= LIMITS["activities"]),
+        ("<= 12 activities per case", table["activities (local ones included)"][True]
+         <= LIMITS["activities"]),
         ("<= 30 KB payload per case", table["payload bytes"][True] <= LIMITS["payload bytes"]),
     ]
     print()

@@ -13,7 +13,8 @@ notification ids rewritten to it), so each event does the full work of a first a
 The events come from a real case's history: by default the committed
 ``tests/histories/complaint_both_stages.json`` (no server, and independent of the workflow
 code as it stands); ``--live`` runs one case through the ``Complaint`` workflow on a local
-dev server first (as ``bench_history.py`` does) and uses its history.
+dev server first (as ``bench_history.py`` does) and uses its history, replayed to get the
+inputs of the recording local activities a new case runs (``complaints.resync_replay``).
 
 Prints the wall time per event (mean, p50, p99) and the CPU time per event (mean), after
 one warm-up round that is not counted.
@@ -44,6 +45,7 @@ from temporalio.testing import ActivityEnvironment  # noqa: E402
 from activities import build_activities  # noqa: E402
 from complaints.logs import configure_logging  # noqa: E402
 from complaints.resync import DECODE_CONTEXT  # noqa: E402
+from complaints.resync_replay import has_local_activities, replayed  # noqa: E402
 from complaints.settings import Settings  # noqa: E402
 from models.events import CaseEvent, OpenCaseInput  # noqa: E402
 
@@ -80,6 +82,12 @@ def recorded_inputs(history: WorkflowHistory) -> tuple[OpenCaseInput, list[CaseE
             opened = OpenCaseInput.model_validate(value, context=DECODE_CONTEXT)
         else:
             events.append(CaseEvent.model_validate(value, context=DECODE_CONTEXT))
+    if has_local_activities(history):  # a new case's: their inputs are not in history
+        for call in asyncio.run(replayed(pydantic_data_converter, history)):
+            if call.activity_type == "open_case":
+                opened = call.input
+            elif call.activity_type == "record_case_event":
+                events.append(call.input)
     if opened is None or not events:
         raise ValueError("the history has no open_case and record_case_event activities")
     return opened, events

@@ -2,7 +2,11 @@
 
 A case's history in Temporal holds the input of every activity that wrote its records
 (``ActivityTaskScheduled``): the intake, every snapshot of the read model, every batch of
-audit events, every letter and the Ombudsman details given. Resync reads each case's
+audit events, every letter and the Ombudsman details given; or, for the activities a case
+ran as *local* activities (``open_case``, ``record_case_event`` on cases started under
+``LOCAL_RECORDING_PATCH``), whose inputs history does not keep, replaying the history with
+the workflow code reproduces them (:mod:`complaints.resync_replay`; a history made by other
+code is reported: resync it with the version that ran it). Resync reads each case's
 histories (every run of a continue-as-new chain, oldest first), decodes those inputs
 with the client's data converter and applies them, in order, through the very methods
 the activities run. Every write is idempotent (keys: reference, (reference, seq),
@@ -269,7 +273,25 @@ async def _decode(client: Client, payloads: Iterable[Any], model: type[BaseModel
 
 
 async def _scheduled(client: Client, history: WorkflowHistory) -> AsyncIterator[Scheduled]:
-    """The recording activities of one run, in the order the workflow scheduled them."""
+    """The recording activities of one run, in the order the workflow scheduled them.
+
+    A run that recorded through local activities has no input of theirs in its history:
+    they come from replaying it (:mod:`complaints.resync_replay`), merged by time.
+    """
+    from complaints.resync_replay import has_local_activities, replayed
+
+    if has_local_activities(history):
+        ordinary = [s async for s in _activities(client, history)]
+        merged = ordinary + await replayed(client.data_converter, history)
+        for scheduled in sorted(merged, key=lambda s: s.scheduled_at):  # stable
+            yield scheduled
+        return
+    async for scheduled in _activities(client, history):
+        yield scheduled
+
+
+async def _activities(client: Client, history: WorkflowHistory) -> AsyncIterator[Scheduled]:
+    """The recording (ordinary) activities of one run, from ``ActivityTaskScheduled``."""
     started: dict[int, dt.datetime] = {}
     completed: dict[int, HistoryEvent] = {}
     for event in history.events:
@@ -418,6 +440,8 @@ async def resync_case(client: Client, recorders: Recorders, engine: Engine,
         in full.
 
     """
+    from complaints.resync_replay import ReplayFailed
+
     result = CaseResult(reference)
     with structlog.contextvars.bound_contextvars(reference=reference):
         with recorders.sessions() as session:
@@ -447,15 +471,19 @@ async def resync_case(client: Client, recorders: Recorders, engine: Engine,
                     else:
                         recorders.records.record_audit(carried_input)
             for history in histories:
-                async for scheduled in _scheduled(client, history):
-                    try:
-                        note = RECORDINGS[scheduled.activity_type].apply(recorders, scheduled)
-                    except Exception as exc:  # noqa: BLE001 - reported, the rest still applied
-                        errors.append(f"{scheduled.activity_type}: {_first_line(exc)}")
-                        continue
-                    result.applied += 1
-                    if note:
-                        result.notes.append(note)
+                try:
+                    async for scheduled in _scheduled(client, history):
+                        try:
+                            note = RECORDINGS[scheduled.activity_type].apply(recorders,
+                                                                             scheduled)
+                        except Exception as exc:  # noqa: BLE001 - reported, the rest applied
+                            errors.append(f"{scheduled.activity_type}: {_first_line(exc)}")
+                            continue
+                        result.applied += 1
+                        if note:
+                            result.notes.append(note)
+                except ReplayFailed as exc:  # that run's local activities: the rest applied
+                    errors.append(str(exc))
             intake = Intake.model_validate(start["intake"], context=DECODE_CONTEXT)
             conflict = _restore_reference(recorders, engine, intake)
             if conflict:

@@ -200,6 +200,11 @@ CASEWORK_3_PATCH = "casework-3"
 #: before it, a letter accepted while an earlier one of the same kind and stage was being
 #: recorded took that one's number (and id), so it was never sent.
 IN_FLIGHT_LETTERS_PATCH = "letters-in-flight"
+#: The patch id under which a case opens and records its events as *local* activities:
+#: run by the worker that handles the workflow task, with no activity task through the
+#: server (no three events, no second workflow task per action). Before it they were
+#: ordinary activities, and cases that started then keep them for the rest of their run.
+LOCAL_RECORDING_PATCH = "local-recording"
 #: The triggers revision 3 adds: refused on cases that started before it.
 CASEWORK_3_TRIGGERS = frozenset({"assign"})
 #: The triggers revision 2 adds: refused on cases that started before it.

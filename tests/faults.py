@@ -760,13 +760,18 @@ async def activity_retries(client: Client, references: Iterable[str]) -> dict[st
     """From the histories: activities that needed more than one attempt, by type.
 
     ``after_timeout`` counts those whose last failed attempt timed out, which is what a
-    killed worker leaves behind: the attempt was running when the process died.
+    killed worker leaves behind: the attempt was running when the process died. A case's
+    own recordings are local activities (run inside a workflow task): a kill during one
+    times the workflow task out, and the next worker records it (its marker) in the next
+    task it completes, so that counts for the local activity the marker names. A local
+    activity retried within one worker's run shows as a marker with attempt > 1.
     """
     retried: Counter[str] = Counter()
     after_timeout: Counter[str] = Counter()
     for reference in references:
         history = await client.get_workflow_handle(reference).fetch_history()
         scheduled: dict[int, str] = {}
+        task_timed_out = completed_after_timeout = False
         for event in history.events:
             if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 scheduled[event.event_id] = \
@@ -778,6 +783,21 @@ async def activity_retries(client: Client, references: Iterable[str]) -> dict[st
                     retried[name] += 1
                     if attributes.last_failure.HasField("timeout_failure_info"):
                         after_timeout[name] += 1
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                task_timed_out = True
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                completed_after_timeout, task_timed_out = task_timed_out, False
+            elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+                marker = event.marker_recorded_event_attributes
+                if marker.marker_name != "core_local_activity":
+                    continue
+                data = json.loads(marker.details["data"].payloads[0].data)
+                name = str(data.get("activity_type", "?"))
+                if int(data.get("attempt") or 1) > 1:
+                    retried[name] += 1
+                if completed_after_timeout:
+                    after_timeout[name] += 1
+                    completed_after_timeout = False
     return {"retried": dict(retried), "after_timeout": dict(after_timeout)}
 
 

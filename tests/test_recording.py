@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,14 @@ from activities import (
     RecordActivities,
 )
 from activities import heartbeats as beats
+from activities.casework import _CASE_RECORD, _policy
+from activities.letter_writing import letter_request, letter_sources, write_letter
 from activities.letters import outbox_paths
 from complaints.db import make_engine, session_factory, upgrade
 from domain.casebook import CaseBook
 from domain.deadlines import london_time
 from models.actions import Acknowledge
+from models.case import CaseFile
 from models.events import CaseEvent, OpenCaseInput
 from models.tables import AuditRow, DeliveryRow, LetterRow
 from tests.cases import DEFINITION, STAGE1_HANDLER, Clock
@@ -183,3 +187,74 @@ def test_a_template_error_keeps_the_record_and_the_retry_sends(
     recorded = ActivityEnvironment().run(casework.record_case_event, acknowledgement)
     assert [r.delivered_to for r in recorded.letters] == [("outbox",)]
     assert _count(engine, AuditRow, acknowledgement.reference) == len(acknowledgement.audit)
+
+
+def test_an_acceptance_repeated_later_takes_its_time_and_sends_nothing_again(
+        engine: Engine, tmp_path: Path) -> None:
+    """An event recorded again at a later time (its workflow task lost) takes that time."""
+    casework, acknowledgement = _acknowledged(engine, tmp_path / "outbox")
+    env = ActivityEnvironment()
+    first = env.run(casework.record_case_event, acknowledgement)
+    # What the next worker records after a kill: the same acceptance, seconds later.
+    later = acknowledgement.at + dt.timedelta(seconds=12)
+    again = acknowledgement.model_copy(update={
+        "at": later, "audit": tuple(e.model_copy(update={"at": later})
+                                    for e in acknowledgement.audit)})
+    second = env.run(casework.record_case_event, again)
+    assert [r.letter_id for r in second.letters] == [r.letter_id for r in first.letters]
+    assert _count(engine, LetterRow, acknowledgement.reference) == 1
+    with Session(engine) as session:
+        times = {r.at.replace(tzinfo=dt.UTC) for r in session.exec(select(AuditRow).where(
+            AuditRow.reference == acknowledgement.reference,
+            AuditRow.seq.in_([e.seq for e in acknowledgement.audit])))}  # type: ignore[attr-defined]
+        deliveries = session.exec(select(DeliveryRow).where(
+            DeliveryRow.letter_id == first.letters[0].letter_id)).all()
+    assert times == {later}
+    assert len(deliveries) == 1
+
+
+def test_with_a_reader_letters_are_rendered_outside_the_write_transaction(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a read-only session, the letter is rendered before the write lock, unchanged."""
+    casework, acknowledgement = _acknowledged(engine, tmp_path / "outbox")
+    reader = make_engine(str(engine.url), read_only=True)
+    casework.read_sessions = session_factory(reader)
+    writing = {"open": False}
+    event.listen(engine, "begin", lambda _c: writing.update(open=True))
+    event.listen(engine, "commit", lambda _c: writing.update(open=False))
+    event.listen(engine, "rollback", lambda _c: writing.update(open=False))
+    inside: list[bool] = []
+    render = casework.letters.render_checked
+
+    def noted(request: Any) -> Any:
+        inside.append(writing["open"])
+        return render(request)
+
+    monkeypatch.setattr(casework.letters, "render_checked", noted)
+    before = engine.info["begins"]  # type: ignore[attr-defined]
+    recorded = ActivityEnvironment().run(casework.record_case_event, acknowledgement)
+    assert inside == [False]
+    assert engine.info["begins"] - before == 2  # type: ignore[attr-defined]
+    (letter,) = recorded.letters
+    # The same letter as one rendered in the transaction (the path without a reader).
+    request = ActivityEnvironment().run(
+        casework.letters.render_checked, _request_of(casework, acknowledgement))
+    assert letter.sha256 == _sha(request.text)
+    reader.dispose()
+
+
+def _request_of(casework: CaseworkActivities, acknowledgement: CaseEvent) -> Any:
+    """The acknowledgement letter's request, written from the record as stored now."""
+    with casework.session_factory() as session:
+        row = session.connection().execute(
+            _CASE_RECORD, {"reference": acknowledgement.reference}).one()
+        case = CaseFile.model_validate_json(row.case_json)
+        policy = _policy(row.policy_json)
+        sources = letter_sources(session, acknowledgement, case)
+    (spec,) = acknowledgement.letters
+    return letter_request(spec, acknowledgement, write_letter(
+        spec, acknowledgement, case, policy, *sources), policy)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

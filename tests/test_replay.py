@@ -51,7 +51,7 @@ def test_only_revision_2_histories_carry_its_patch_marker() -> None:
     for path in HISTORIES:
         marked = CASEWORK_PATCH in patch_ids(path)
         assert marked == path.stem.startswith(("complaint_r2_", "complaint_r3_",
-                                               "complaint_r4_")), path.name
+                                               "complaint_r4_", "complaint_r5_")), path.name
 
 
 def test_only_revision_3_histories_carry_its_patch_marker() -> None:
@@ -60,7 +60,8 @@ def test_only_revision_3_histories_carry_its_patch_marker() -> None:
 
     for path in HISTORIES:
         marked = CASEWORK_3_PATCH in patch_ids(path)
-        assert marked == path.stem.startswith(("complaint_r3_", "complaint_r4_")), path.name
+        assert marked == path.stem.startswith(("complaint_r3_", "complaint_r4_",
+                                               "complaint_r5_")), path.name
 
 
 def test_only_r4_histories_count_the_letters_being_recorded() -> None:
@@ -69,7 +70,22 @@ def test_only_r4_histories_count_the_letters_being_recorded() -> None:
 
     for path in HISTORIES:
         marked = IN_FLIGHT_LETTERS_PATCH in patch_ids(path)
-        assert marked == path.stem.startswith("complaint_r4_"), path.name
+        assert marked == path.stem.startswith(("complaint_r4_", "complaint_r5_")), path.name
+
+
+def test_only_r5_histories_record_locally() -> None:
+    """Histories recorded before the local-recording patch keep ordinary activities."""
+    from domain.lifecycle import LOCAL_RECORDING_PATCH
+
+    for path in HISTORIES:
+        marked = LOCAL_RECORDING_PATCH in patch_ids(path)
+        assert marked == path.stem.startswith("complaint_r5_"), path.name
+        scheduled = {e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+                     for e in json.loads(path.read_text(encoding="utf-8"))["events"]
+                     if "activityTaskScheduledEventAttributes" in e}
+        # Marked histories run their recordings as local activities: none is scheduled.
+        assert bool(scheduled & {"open_case", "record_case_event"}) == (
+            not marked and path.stem.startswith("complaint_")), path.name
 
 
 def patch_ids(path: Path) -> set[str]:

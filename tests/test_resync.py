@@ -156,6 +156,7 @@ async def test_resync_errors_are_one_line(stack: Stack, tmp_path: Path, args: tu
 async def test_restore_then_resync_for_the_complaint_type(stack: Stack, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A `Complaint` case: resync replays its recorded events onto a backup, with no gap."""
+    from tests.test_resync_replay import scheduled_types
     from tests.test_workflow import do as act
     from tests.test_workflow import started as begun
 
@@ -170,6 +171,8 @@ async def test_restore_then_resync_for_the_complaint_type(stack: Stack, tmp_path
         await act(handle, Extend(by=STAGE1_HANDLER, working_days=5,
                                  reason="A surveyor must inspect the roof"))
         last = await act(handle, respond_to((await view(handle)).case, STAGE1_HANDLER))
+    # A new case records through local activities: only the replay restores its events.
+    assert "record_case_event" not in scheduled_types(await handle.fetch_history())
     # An update returns once its event is recorded: nothing is left to write.
     live = make_engine(stack.settings.effective_database_url())
     before = records(live, reference)

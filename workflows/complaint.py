@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         CASEWORK_3_PATCH,
         CASEWORK_PATCH,
         IN_FLIGHT_LETTERS_PATCH,
+        LOCAL_RECORDING_PATCH,
         TRIGGERS,
         ComplaintState,
     )
@@ -160,6 +161,7 @@ class ComplaintWorkflow:
             casework = 3
         self.book = CaseBook(input.intake, input.carried, workflow.now, casework=casework)
         self.book.count_in_flight = workflow.patched(IN_FLIGHT_LETTERS_PATCH)
+        self._local = workflow.patched(LOCAL_RECORDING_PATCH)
         self._awaited: set[int] = set()  # events an update waits on ...
         self._sent: dict[int, tuple[str, ...]] = {}  # ... and the letters they sent
         self._search: dict[str, Any] = {}
@@ -217,12 +219,12 @@ class ComplaintWorkflow:
         told = False
         while True:
             try:
-                context: CaseContext = await workflow.execute_activity(
+                context: CaseContext = await self._recording(
                     "open_case", OpenCaseInput(
                         intake=self.intake, first_year=received.year - 1,
                         last_year=max(received.year, london_date(workflow.now()).year)
                         + CALENDAR_YEARS_AHEAD),
-                    result_type=CaseContext, start_to_close_timeout=SHORT, retry_policy=RETRY)
+                    CaseContext, SHORT)
                 break
             except ActivityError as exc:
                 if not told:
@@ -615,15 +617,32 @@ class ComplaintWorkflow:
 
     # -- recording ------------------------------------------------------------------------
 
+    async def _recording(self, name: str, arg: Any, result_type: type[Any],
+                         timeout: timedelta, heartbeat: timedelta | None = None) -> Any:
+        """Run one of the case's own recording activities (``open_case``, an event).
+
+        Local activities on cases that started under :data:`LOCAL_RECORDING_PATCH`: they
+        take milliseconds, so the worker runs them inside the workflow task, and an
+        action is accepted, recorded and answered in one task. A killed worker is noticed
+        by the workflow task's timeout (10 s) instead of the heartbeat; the next worker
+        runs the activity again, which is idempotent. Their inputs are not in history
+        (only their results are): ``complaints resync`` gets them back by replaying it.
+        """
+        if self._local:
+            return await workflow.execute_local_activity(
+                name, arg, result_type=result_type, start_to_close_timeout=timeout,
+                retry_policy=RETRY)
+        return await workflow.execute_activity(
+            name, arg, result_type=result_type, start_to_close_timeout=timeout,
+            heartbeat_timeout=heartbeat, retry_policy=RETRY)
+
     async def _record(self, event: CaseEvent) -> None:
         """Record one event; a failure that retrying cannot mend is told to a person."""
         book = self.book
         book.in_flight = event
         try:
-            recorded: Recorded = await workflow.execute_activity(
-                "record_case_event", event, result_type=Recorded,
-                start_to_close_timeout=RECORD_TIMEOUT, heartbeat_timeout=RECORD_HEARTBEAT,
-                retry_policy=RETRY)
+            recorded: Recorded = await self._recording("record_case_event", event, Recorded,
+                                                       RECORD_TIMEOUT, RECORD_HEARTBEAT)
             book.letters.extend(recorded.letters)
             book.in_flight = None
             if event.seq in self._awaited:
