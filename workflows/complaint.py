@@ -35,6 +35,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -140,6 +141,10 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2
 RECORD_TIMEOUT = timedelta(minutes=2)
 RECORD_HEARTBEAT = timedelta(seconds=40)
 SHORT = timedelta(seconds=30)
+#: How a recording activity that will not succeed fails: an ordinary activity as an
+#: ``ActivityError``; a local one as its own error (the SDK does not wrap it), an
+#: ``ApplicationError`` or, past its timeout, a ``TimeoutError``.
+RECORDING_FAILED = (ActivityError, ApplicationError, ActivityTimeout)
 #: How often a case whose policy cannot be loaded tries again (the manager is told once).
 POLICY_RETRY_EVERY = timedelta(days=1)
 #: A signal payload larger than this is refused unread (an action is far smaller).
@@ -226,7 +231,7 @@ class ComplaintWorkflow:
                         + CALENDAR_YEARS_AHEAD),
                     CaseContext, SHORT)
                 break
-            except ActivityError as exc:
+            except RECORDING_FAILED as exc:
                 if not told:
                     told = True
                     await workflow.execute_activity(
@@ -648,7 +653,7 @@ class ComplaintWorkflow:
             if event.seq in self._awaited:
                 self._awaited.discard(event.seq)
                 self._sent[event.seq] = tuple(r.letter_id for r in recorded.letters)
-        except ActivityError as exc:
+        except RECORDING_FAILED as exc:
             book.in_flight = None  # its letters were not sent: their numbers are free again
             workflow.logger.error("recording failed", extra={
                 "reference": self.intake.reference, "error": _cause(exc)})
