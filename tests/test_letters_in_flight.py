@@ -5,7 +5,9 @@ those queued, not the one being recorded: a second action update accepted while 
 was being recorded took the same letter id, and the activity, finding that id stored,
 sent nothing. Run on the real dev server with the real activities; the recording of the
 first action is held (a gate around ``record_case_event``, the one stand-in here) until
-the second action has been accepted.
+the second action has been accepted. The case records in a local activity, so the second
+update is delivered when the SDK heartbeats the held workflow task (after 8 s of its 10 s
+timeout): a recording that slow is rare, but the numbering must hold then too.
 """
 
 from __future__ import annotations
