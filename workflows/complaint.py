@@ -13,7 +13,9 @@ time and the outside world:
   refused signal is counted, the last few kept, and the batch recorded as one audit entry.
 - **Recording**: each accepted action (and each batch of refusals, and what a timer did)
   is one :class:`CaseEvent`, recorded by one activity that writes the audit entry, the read
-  model and the letters in order and exactly once. The update returns once it is recorded.
+  model and the letters in order and exactly once (a local activity, inside the workflow
+  task, on cases started under ``LOCAL_RECORDING_PATCH``). The update returns once it is
+  recorded.
 - **Timers**: the main loop sleeps until the next reminder, deadline or breach notice.
   Entering a state stops every clock :data:`domain.lifecycle.CLOCKS` does not list for it.
 - **Bounded state**: the workflow keeps states, dates, ids and counts, the last
