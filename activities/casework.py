@@ -30,7 +30,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.calendar import calendar_data
-from activities.letter_writing import letter_request, letter_sources, write_letter
+from activities.letter_writing import (
+    LetterSources,
+    letter_request,
+    letter_sources,
+    write_letter,
+)
 from activities.letters import LetterActivities, StoredLetter
 from activities.notifications import NotificationActivities
 from activities.payments import payment_rows
@@ -109,6 +114,13 @@ def _policy(policy_json: str) -> Policy:
     version of one) is a different key.
     """
     return Policy.model_validate_json(policy_json)
+
+
+def _requests(event: CaseEvent, case: CaseFile, policy: Policy,
+              sources: LetterSources) -> list[tuple[LetterSpec, SendLetterInput]]:
+    """Each letter of ``event``, written from the record and what it names, to be sent."""
+    return [(spec, letter_request(spec, event, write_letter(
+        spec, event, case, policy, *sources), policy)) for spec in event.letters]
 
 
 class _Prepared(NamedTuple):
@@ -252,9 +264,7 @@ class CaseworkActivities:
                 else:  # written here: no reader, or the record changed since the read
                     sources = letter_sources(session, event, case)
                     parties = sources.parties
-                    requests = [(spec, letter_request(spec, event, write_letter(
-                        spec, event, case, policy, *sources), policy))
-                        for spec in event.letters]
+                    requests = _requests(event, case, policy, sources)
                     renders = ()
                 for number, (spec, request) in enumerate(requests if deliver else ()):
                     try:
@@ -309,8 +319,7 @@ class CaseworkActivities:
                 case = CaseFile.model_validate({**json.loads(row.case_json),
                                                 **event.changes})
                 sources = letter_sources(session, event, case)
-            requests = [(spec, letter_request(spec, event, write_letter(
-                spec, event, case, policy, *sources), policy)) for spec in event.letters]
+            requests = _requests(event, case, policy, sources)
             rendered = tuple(self.letters.render_checked(r) for _, r in requests)
         except Exception:  # noqa: BLE001 - the transaction does it again and reports it
             return None
