@@ -145,24 +145,27 @@ def _client() -> httpx.Client:
         "Accept": "application/json, application/problem+json"})
 
 
-def _send(method: str, path: str, *, after_timeout: str = "", **kwargs: Any) -> httpx.Response:
+def _send(method: str, path: str, *, after_timeout: str = "", timeout_s: float | None = None,
+          **kwargs: Any) -> httpx.Response:
     """Call the API; its successful response, or any failure as a :class:`RemoteError`.
 
     Args:
         method: The HTTP method.
         path: The path under ``/api/v1``.
         after_timeout: What to add when the API did not answer in time.
+        timeout_s: How long to wait for this answer (default :data:`TIMEOUT_S`).
         **kwargs: Passed to :meth:`httpx.Client.request` (``json``, ``params``, ``files``...).
 
     """
     import httpx
 
+    wait = TIMEOUT_S if timeout_s is None else timeout_s
     with _client() as http:
         where = str(http.base_url).removesuffix(_PREFIX + "/").removesuffix(_PREFIX)
         try:
-            response = http.request(method, path, **kwargs)
+            response = http.request(method, path, timeout=wait, **kwargs)
         except httpx.TimeoutException:
-            raise RemoteError(f"the API at {where} did not answer within {TIMEOUT_S:.0f}s"
+            raise RemoteError(f"the API at {where} did not answer within {wait:.0f}s"
                               f"{after_timeout}") from None
         except httpx.HTTPError as exc:
             raise RemoteError(f"cannot reach the API at {where} ({type(exc).__name__}): "

@@ -31,6 +31,9 @@ _GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSou
 #: Why the report commands take only --year, --format and --out through the API.
 _REPORT_WHY = ("the API reports a whole reporting year under the policy most complaints "
                "were handled under, with its own defaults")
+#: How long ``import`` waits for the API's answer: the whole file is imported before it
+#: answers, some 2,000 rows a second, so the largest file taken (64 MiB) needs minutes.
+IMPORT_TIMEOUT_S = 1800.0
 _IMPORT_WHY = ("the API imports into its own database, for every shipped policy that meets "
                "the Code")
 
@@ -163,6 +166,7 @@ def import_file(file: Path, *, dry_run: bool, by: str | None, list_problems: boo
         response = _send("POST", "/imports", content=data,
                          headers={"Content-Type": "text/csv"},
                          params={"dry_run": "true"} if dry_run else None,
+                         timeout_s=IMPORT_TIMEOUT_S,
                          after_timeout=(" (it may still be imported: run the same command "
                                         "with --dry-run to see; importing the same file "
                                         "again changes nothing)"))

@@ -9,13 +9,16 @@ mode in one line without touching a database, and every command is classified.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner
 from sqlmodel import col, select
 
+from complaints import imports, remote, remote_reports
 from complaints.cli import cli
 from complaints.remote_scope import LOCAL, OPERATOR_ONLY, THROUGH_API
 from models.tables import PartyRow
@@ -109,6 +112,26 @@ async def test_import_through_the_api_says_what_direct_mode_says(
     assert ok(await served.cli("import", str(year), "--dry-run", as_who="adm-1")) == DRY_SAME
     refused = await served.cli("import", str(year), "--policy", "connexus", as_who="adm-1")
     one_line_error(refused, "--policy cannot be used with API_URL")
+
+
+async def test_an_import_is_waited_for_longer_than_other_requests(
+        served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    """An import the API answers after TIMEOUT_S is waited for; past its own wait, one line."""
+    real_import = imports.import_complaints
+
+    def slow_import(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.5)  # a large file: the API answers once the whole file is imported
+        return real_import(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "import_complaints", slow_import)
+    monkeypatch.setattr(remote, "TIMEOUT_S", 0.5)
+    year = tmp_path / "year.csv"
+    year.write_bytes(YEAR)
+    assert ok(await served.cli("import", str(year), "--dry-run", as_who="adm-1")) == DRY_NEW
+    monkeypatch.setattr(remote_reports, "IMPORT_TIMEOUT_S", 1.0)
+    late = await served.cli("import", str(year), "--dry-run", as_who="adm-1")
+    one_line_error(late, "did not answer within 1s", "run the same command with --dry-run")
 
 
 async def test_a_bad_file_is_refused_as_direct_mode_refuses_it(
