@@ -9,4 +9,6 @@ bash scripts/bootstrap.sh
 EXTRA_PACKAGES="chromium" bash scripts/ensure_system_libs.sh
 bash scripts/ensure_oidc_provider.sh
 bash scripts/ensure_postgres.sh
-exec .venv/bin/python -m pytest "$@"
+# Two pytest workers (pytest-xdist): the suite waits on servers and subprocesses much of
+# the time, so two halve it on two cores. TEST_WORKERS=0 runs it in one process.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" "$@"
