@@ -90,8 +90,12 @@ def _comply(order_id: str) -> ComplyOrder:
     return ComplyOrder(by=MANAGER, order_id=order_id, evidence="Letter and photos on file")
 
 
-def _run_case(casework: CaseworkActivities, remedy_due: dt.date, steps: list[Step]) -> str:
-    """Run one case through stage 1 and ``steps`` and record every event; its reference."""
+def _run_case(casework: CaseworkActivities, remedy_due: dt.date, steps: list[Step],
+              money_twice: bool = False) -> str:
+    """Run one case through stage 1 and ``steps`` and record every event; its reference.
+
+    ``money_twice``: the response offers a second financial remedy beside the first.
+    """
     clock = Clock(london_time(RECEIVED, dt.time(10)))
     intake = make_intake(RECEIVED, policy_name="code-2024")
     book = CaseBook(intake, None, clock, casework=2)
@@ -104,6 +108,9 @@ def _run_case(casework: CaseworkActivities, remedy_due: dt.date, steps: list[Ste
     response = response.model_copy(update={"remedies": tuple(
         r.model_copy(update={"due_by": remedy_due}) if r.kind is RemedyKind.FINANCIAL else r
         for r in response.remedies)})
+    if money_twice:
+        money = next(r for r in response.remedies if r.kind is RemedyKind.FINANCIAL)
+        response = response.model_copy(update={"remedies": (*response.remedies, money)})
     book.accept(response)
     for day, action in steps:
         clock.at = london_time(day, dt.time(10))
@@ -177,6 +184,24 @@ def test_remedy_payments_offered_paid_late_and_unpaid(
             payments.unpaid_no_date) == (1, 1, 0)
     assert [(e.reference, e.stage, e.remedy, e.due_by, e.amount_pence)
             for e in payments.overdue] == [(refs["W"], 1, 2, D(2026, 12, 18), 15_000)]
+
+
+def test_a_response_offering_money_twice_counts_once_among_responses(tmp_path: Path) -> None:
+    """Two financial remedies in one response: two offered, one response with money."""
+    url = f"sqlite:///{(tmp_path / 'c.db').as_posix()}"
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    casework = CaseworkActivities(sessions, PolicyActivities(), RecordActivities(sessions),
+                                  LetterActivities(sessions, tmp_path / "outbox"),
+                                  NotificationActivities(sessions))
+    _run_case(casework, D(2026, 12, 18), [], money_twice=True)
+    _run_case(casework, D(2026, 12, 18), [])
+    year = _report(engine)
+    engine.dispose()
+    assert [(r.kind, r.offered) for r in year.remedies] == [("financial", 3), ("apology", 2)]
+    assert year.responses_with_financial_remedy == 2
+    assert (year.remedy_payments.offered, year.remedy_payments.unpaid_overdue) == (3, 3)
 
 
 def test_a_payment_after_the_as_of_date_is_still_unpaid(

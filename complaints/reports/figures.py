@@ -54,18 +54,17 @@ from complaints.reports.passes import (
     escalation_pass,
     missed_responses,
     received_pass,
+    remedy_pass,
     response_pass,
 )
 from complaints.reports.queries import (
     ACTIONS,
     EXTENSIONS,
     REFUSALS,
-    REMEDIES,
     A,
     C,
     E,
     F,
-    M,
     R,
     ReportOptions,
     count_if,
@@ -365,18 +364,15 @@ def _refusals(db: Connection, options: ReportOptions) -> list[RefusalFigures]:
             for kind, by_ground in grounds.items()]
 
 
-def _remedies(db: Connection, options: ReportOptions) -> tuple[list[RemedyRow], int]:
-    """Remedies offered in responses issued in the period, by kind; financial responses."""
-    in_period = instant_in(M.offered_at, options.period)
-    query = (scoped(options, REMEDIES, M.reference, M.kind, func.count(),
-                    func.coalesce(func.sum(M.amount_pence), 0))
-             .where(in_period).group_by(M.kind).order_by(func.count().desc(), M.kind))
-    rows = [RemedyRow(kind=str(k), offered=int(n), amount_pence=int(total))
-            for k, n, total in db.execute(query)]
-    financial = (scoped(options, REMEDIES, M.reference, M.reference, M.stage)
-                 .where(in_period, M.kind == "financial").distinct().subquery())
-    with_money = db.execute(select(func.count()).select_from(financial)).scalar_one()
-    return rows, int(with_money)
+def _remedies(remedies: Groups) -> tuple[list[RemedyRow], int]:
+    """Remedies offered in responses issued in the period, by kind; financial responses.
+
+    From :func:`~complaints.reports.passes.remedy_pass`: most offered first.
+    """
+    rows = [RemedyRow(kind=str(g["kind"]), offered=_int(g["offered"]),
+                      amount_pence=_int(g["amount_pence"])) for g in remedies]
+    with_money = sum(_int(g["financial_responses"]) for g in remedies)
+    return sorted(rows, key=lambda r: (-r.offered, r.kind)), with_money
 
 
 def _actions(db: Connection, options: ReportOptions) -> ActionFigures:
@@ -600,7 +596,8 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
     s1 = stages.get(1, {})
     resolved1 = _int(s1.get("responses")) - _int(s1.get("escalated"))
     resolved2 = _int(stages.get(2, {}).get("responses"))
-    remedies, with_money = _remedies(db, options)
+    remedy_groups = remedy_pass(db, options)
+    remedies, with_money = _remedies(remedy_groups)
     limits = policy.limits
     late, late_total = _late(db, options, stages)
     return Report(
@@ -625,7 +622,7 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
         remedies=remedies, remedies_total_pence=sum(r.amount_pence for r in remedies),
         responses_with_financial_remedy=with_money, actions=_actions(db, options),
         ombudsman=_ombudsman(db, options),
-        remedy_payments=remedy_payments(db, options),
+        remedy_payments=remedy_payments(db, options, remedy_groups),
         ombudsman_orders=ombudsman_orders(db, options),
         breaches_by_handler=breaches_by_handler, breaches_by_team=breaches_by_team,
         limits={"stage1_acknowledgement": limits.stage1_acknowledgement,

@@ -32,6 +32,7 @@ from complaints.reports.model import (
     PaymentException,
     PaymentFigures,
 )
+from complaints.reports.passes import Groups
 from complaints.reports.period import Period
 from complaints.reports.queries import REMEDIES, M, ReportOptions, count_if, instant_in, scoped
 from models.tables import DeadlineRow, RemedyPaymentRow
@@ -62,7 +63,8 @@ def _payments(options: ReportOptions) -> Any:
             .where(financial).subquery("paid"))
 
 
-def remedy_payments(db: Connection, options: ReportOptions) -> PaymentFigures:
+def remedy_payments(db: Connection, options: ReportOptions, remedies: Groups
+                    ) -> PaymentFigures:
     """Financial remedies offered in responses issued in the period, and their payment.
 
     Counted with the response that offered them (as the remedies figure is). Paid: a
@@ -70,16 +72,16 @@ def remedy_payments(db: Connection, options: ReportOptions) -> PaymentFigures:
     the date promised. Unpaid ones are overdue (promised before the as-of date), not yet
     due, or promised with no date (responses before casework revision 2).
 
-    The remedies and their payments are counted apart and the unpaid worked out as the
-    difference (a remedy is paid at most once).
+    The remedies offered come counted per kind (``remedies``: the report's
+    :func:`~complaints.reports.passes.remedy_pass`); their payments are counted here, and
+    the unpaid worked out as the difference (a remedy is paid at most once).
     """
     as_of = options.as_of
     financial = (M.kind == "financial", instant_in(M.offered_at, options.period))
-    due = {"past": M.due_by < as_of, "ahead": M.due_by >= as_of, "none": M.due_by.is_(None)}
-    offered = db.execute(scoped(
-        options, REMEDIES, M.reference, func.count(),
-        func.coalesce(func.sum(M.amount_pence), 0),
-        *(count_if(condition) for condition in due.values())).where(*financial)).one()
+    due_past = M.due_by < as_of
+    money = next((g for g in remedies if g["kind"] == "financial"), {})
+    o = [int(money.get(k) or 0)
+         for k in ("offered", "amount_pence", "due_past", "due_ahead", "due_none")]
     paid = _payments(options)
     by_as_of = paid.c.paid_on <= as_of
     paid_due = {"past": paid.c.due_by < as_of, "ahead": paid.c.due_by >= as_of,
@@ -89,14 +91,13 @@ def remedy_payments(db: Connection, options: ReportOptions) -> PaymentFigures:
         func.coalesce(func.sum(paid.c.amount_pence), 0),
         count_if(paid.c.paid_on > paid.c.due_by),
         *(count_if(condition) for condition in paid_due.values())).where(by_as_of)).one()
-    o = [int(v or 0) for v in offered]
     p = [int(v or 0) for v in payments]
     listed: Sequence[Any] = []
     if o[2] > p[3]:  # some are unpaid past their date: list them (reading payments again)
         # NOT IN a subquery: the payments are worked out once (hashed), not per remedy.
         listed = db.execute(scoped(
             options, REMEDIES, M.reference, M.reference, M.stage, M.position, M.due_by,
-            M.amount_pence).where(*financial, due["past"], M.id.not_in(
+            M.amount_pence).where(*financial, due_past, M.id.not_in(
                 select(paid.c.remedy_id).where(by_as_of)))
             .order_by(M.due_by, M.reference, M.stage, M.position).limit(options.limit)).all()
     return PaymentFigures(

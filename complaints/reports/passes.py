@@ -13,22 +13,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, extract, func, or_, select, true
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    case,
+    cast,
+    distinct,
+    extract,
+    func,
+    or_,
+    select,
+    true,
+)
 
 from complaints.reports.queries import (
+    REMEDIES,
     C,
+    M,
     R,
     ReportOptions,
     count_if,
+    instant_in,
     mine,
     responses_in_period,
+    scoped,
     within_base,
     within_code,
     within_extension,
 )
 
-__all__ = ["REFUSED_ON_RECEIPT", "RESPONSE_COUNTS", "Groups", "day_pass", "escalation_pass",
-           "missed_responses", "received_pass", "response_pass"]
+__all__ = ["REFUSED_ON_RECEIPT", "REMEDY_COUNTS", "RESPONSE_COUNTS", "Groups", "day_pass",
+           "escalation_pass", "missed_responses", "received_pass", "remedy_pass",
+           "response_pass"]
 
 #: Rows of a pass: one dict per group, its keys then its counts.
 Groups = list[dict[str, Any]]
@@ -41,6 +58,10 @@ REFUSED_ON_RECEIPT = or_(C.excluded == true(), C.taken_on_on.is_not(None))
 RESPONSE_COUNTS = ("responses", "within_base", "within_extension", "within_code", "extended",
                    "extended_within_new_date", "late_final", "days", "max", "upheld",
                    "partly", "not_upheld", "escalated")
+
+#: The counts :func:`remedy_pass` takes per kind, in the order they are selected.
+REMEDY_COUNTS = ("offered", "amount_pence", "financial_responses", "due_past", "due_ahead",
+                 "due_none")
 
 
 def _rows(db: Connection, query: Any, names: tuple[str, ...]) -> Groups:
@@ -166,3 +187,25 @@ def day_pass(db: Connection, options: ReportOptions) -> Groups:
                                 count_if(within_code())).group_by(*keys)
     return _rows(db, query, ("day", "stage", "working_days", "responses", "within_base",
                              "within_extension", "within_code"))
+
+
+def remedy_pass(db: Connection, options: ReportOptions) -> Groups:
+    """Remedies offered in responses issued in the period, per kind: one pass.
+
+    Counts (see :data:`REMEDY_COUNTS`): ``offered``, ``amount_pence`` (added up),
+    ``financial_responses`` (of the financial group: the stage responses offering money,
+    reference and stage each counted once; only for that kind, as the distinct values
+    cost), and by the date promised against the as-of date ``due_past``, ``due_ahead``
+    and ``due_none`` (promised with no date: responses before casework revision 2). The
+    remedies figure takes every kind; the payments figure takes the financial ones, so
+    the remedies are read once for both.
+    """
+    as_of = options.as_of
+    response = M.reference + ":" + cast(M.stage, String)
+    query = scoped(
+        options, REMEDIES, M.reference, M.kind, func.count(),
+        func.coalesce(func.sum(M.amount_pence), 0),
+        func.count(distinct(case((M.kind == "financial", response)))),
+        count_if(M.due_by < as_of), count_if(M.due_by >= as_of), count_if(M.due_by.is_(None)),
+    ).where(instant_in(M.offered_at, options.period)).group_by(M.kind)
+    return _rows(db, query, ("kind", *REMEDY_COUNTS))
