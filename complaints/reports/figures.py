@@ -50,6 +50,7 @@ from complaints.reports.model import (
 from complaints.reports.passes import (
     RESPONSE_COUNTS,
     Groups,
+    day_pass,
     escalation_pass,
     missed_responses,
     received_pass,
@@ -203,26 +204,6 @@ def _total(groups: Groups, field: str) -> int:
 
 
 # -- the figures ---------------------------------------------------------------------------
-
-
-def _collapse(groups: Groups, keys: tuple[str, ...], counts: tuple[str, ...]) -> Groups:
-    """``groups`` added up over ``keys`` alone (``max`` kept as the largest): fewer groups.
-
-    The pass over the responses groups finely (day, working days, stage, tenure, policy);
-    each figure adds up a coarser grouping of it, so it is collapsed once per grouping.
-    """
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for group in groups:
-        key = tuple(group[k] for k in keys)
-        entry = merged.get(key)
-        if entry is None:
-            merged[key] = {**dict(zip(keys, key, strict=True)),
-                           **{c: _int(group[c]) for c in counts}}
-            continue
-        for c in counts:
-            value = _int(group[c])
-            entry[c] = max(entry[c], value) if c == "max" else entry[c] + value
-    return list(merged.values())
 
 
 def _received_from(received: Groups, escalations: Groups) -> dict[str, int]:
@@ -583,11 +564,9 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
     received_groups = received_pass(db, options)
     escalations = escalation_pass(db, options)
     received = _received_from(received_groups, escalations)
-    fine = response_pass(db, options)
-    responses = _collapse(fine, ("stage", "tenure", "policy"), RESPONSE_COUNTS)
-    days = _collapse(fine, ("day", "stage", "working_days"),
-                     ("responses", "within_base", "within_extension", "within_code"))
+    responses = response_pass(db, options)
     stages = _stage_rows(responses)
+    days = day_pass(db, options)
     working_days = _working_days(days)
     percentiles = _percentiles(working_days)
     breaches_by_handler, breaches_by_team = _breaches(db, options)
