@@ -121,14 +121,19 @@ def _run_case(casework: CaseworkActivities, remedy_due: dt.date, steps: list[Ste
     return intake.reference
 
 
-def _load(url: str, tmp_path: Path) -> dict[str, str]:
-    """The five cases of the table above, recorded in ``url``; their references by letter."""
+def _casework(url: str, tmp_path: Path) -> tuple[Engine, CaseworkActivities]:
+    """A new database at ``url``, and the recording activity that writes into it."""
     upgrade(url)
     engine = make_engine(url)
     sessions = session_factory(engine)
-    casework = CaseworkActivities(sessions, PolicyActivities(), RecordActivities(sessions),
-                                  LetterActivities(sessions, tmp_path / "outbox"),
-                                  NotificationActivities(sessions))
+    return engine, CaseworkActivities(sessions, PolicyActivities(), RecordActivities(sessions),
+                                      LetterActivities(sessions, tmp_path / "outbox"),
+                                      NotificationActivities(sessions))
+
+
+def _load(url: str, tmp_path: Path) -> dict[str, str]:
+    """The five cases of the table above, recorded in ``url``; their references by letter."""
+    engine, casework = _casework(url, tmp_path)
     dec18, mar1 = D(2026, 12, 18), D(2027, 3, 1)
     like_p: list[Step] = [
         (D(2026, 3, 6), _determination(("O1", D(2026, 4, 1)), ("O2", D(2026, 3, 20)),
@@ -187,14 +192,8 @@ def test_remedy_payments_offered_paid_late_and_unpaid(
 
 
 def test_a_response_offering_money_twice_counts_once_among_responses(tmp_path: Path) -> None:
-    """Two financial remedies in one response: two offered, one response with money."""
-    url = f"sqlite:///{(tmp_path / 'c.db').as_posix()}"
-    upgrade(url)
-    engine = make_engine(url)
-    sessions = session_factory(engine)
-    casework = CaseworkActivities(sessions, PolicyActivities(), RecordActivities(sessions),
-                                  LetterActivities(sessions, tmp_path / "outbox"),
-                                  NotificationActivities(sessions))
+    """Money offered twice in one response counts twice as offered, once as a response."""
+    engine, casework = _casework(f"sqlite:///{(tmp_path / 'c.db').as_posix()}", tmp_path)
     _run_case(casework, D(2026, 12, 18), [], money_twice=True)
     _run_case(casework, D(2026, 12, 18), [])
     year = _report(engine)
