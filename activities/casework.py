@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
@@ -77,6 +77,7 @@ from models.tables import (
     AdjustmentRow,
     AuditRow,
     CaseRecordRow,
+    DeadlineRow,
     PartyRow,
     RemedyPaymentRow,
 )
@@ -89,20 +90,46 @@ log = structlog.get_logger(__name__)
 _CASE_RECORDS = table_of(CaseRecordRow)
 _CASE_RECORD = select(
     _CASE_RECORDS.c.event_seq, _CASE_RECORDS.c.policy_json, _CASE_RECORDS.c.case_json,
-    _CASE_RECORDS.c.deadlines_json).where(_CASE_RECORDS.c.reference == bindparam("reference"))
+    _CASE_RECORDS.c.deadlines_json, _CASE_RECORDS.c.undo_json,
+).where(_CASE_RECORDS.c.reference == bindparam("reference"))
 _UPDATE_CASE_RECORD = update(_CASE_RECORDS).where(
     _CASE_RECORDS.c.reference == bindparam("match_reference"))
 _AUDIT = table_of(AuditRow)
-_INSERT_PAYMENTS = insert(table_of(RemedyPaymentRow))
+_PAYMENTS = table_of(RemedyPaymentRow)
+_INSERT_PAYMENTS = insert(_PAYMENTS)
 _AUDIT_STORED = select(_AUDIT.c.seq).where(
     _AUDIT.c.reference == bindparam("reference"),
     _AUDIT.c.seq.in_(bindparam("seqs", expanding=True)))
 _INSERT_AUDIT = insert(_AUDIT)
+_AUDIT_COLUMNS = ("at", "action", "by", "from_state", "to_state", "accepted", "detail")
 _UPDATE_AUDIT = update(_AUDIT).where(
     _AUDIT.c.reference == bindparam("match_reference"), _AUDIT.c.seq == bindparam("match_seq")
-).values(at=bindparam("at"))
+).values({name: bindparam(name) for name in _AUDIT_COLUMNS})
+_DELETE_AUDIT_AFTER = delete(_AUDIT).where(
+    _AUDIT.c.reference == bindparam("reference"), _AUDIT.c.seq > bindparam("after"))
+_DELETE_PAYMENTS = delete(_PAYMENTS).where(
+    _PAYMENTS.c.reference == bindparam("reference"),
+    _PAYMENTS.c.seq.in_(bindparam("seqs", expanding=True)))
+_DELETE_PAYMENTS_AFTER = delete(_PAYMENTS).where(
+    _PAYMENTS.c.reference == bindparam("reference"), _PAYMENTS.c.seq > bindparam("after"))
+_DEADLINE_ROWS = table_of(DeadlineRow)
+_DELETE_DEADLINES = delete(_DEADLINE_ROWS).where(
+    _DEADLINE_ROWS.c.reference == bindparam("reference"),
+    _DEADLINE_ROWS.c.key.in_(bindparam("keys", expanding=True)))
 _PARTY_ROWS = table_of(PartyRow)
 _ADJUSTMENT_ROWS = table_of(AdjustmentRow)
+
+
+def _take_back(case: dict[str, Any], deadlines: dict[str, Any], undo: dict[str, Any]) -> None:
+    """Put back in ``case`` and ``deadlines`` (as stored) what the latest event replaced."""
+    case.update(undo.get("case", {}))
+    for key in undo.get("absent", ()):
+        case.pop(key, None)
+    for key, old in undo.get("deadlines", {}).items():
+        if old is None:
+            deadlines.pop(key, None)
+        else:
+            deadlines[key] = old
 
 
 @functools.lru_cache(maxsize=256)
@@ -353,19 +380,34 @@ class CaseworkActivities:
             wrote = self._audit(connection, event)
             return CaseFile.model_validate_json(row.case_json), policy, wrote
         # The latest event applied again is merged again: a case records its events in
-        # local activities, and a worker killed before the workflow task completed leaves
-        # the record of an acceptance that Temporal never saw. The next worker accepts the
-        # action again, at a later ``workflow.now()``: the record takes that version (the
-        # one in history), so the database and the workflow agree.
+        # local activities, and a workflow task that did not complete (a killed worker,
+        # a continue-as-new refused because signals arrived) leaves the record of an event
+        # Temporal never saw. The next attempt builds it again, at a later
+        # ``workflow.now()`` and perhaps with more in it: what the earlier version replaced
+        # is put back, and the record takes this version (the one in history), so the
+        # database and the workflow agree.
         again = event.seq == row.event_seq
-        case = CaseFile.model_validate({**json.loads(row.case_json), **event.changes})
+        base = json.loads(row.case_json)
         deadlines = {d["key"]: d for d in json.loads(row.deadlines_json)}
+        if again:
+            earlier = json.loads(row.undo_json)
+            _take_back(base, deadlines, earlier)
+            # Deadlines only the earlier version planned leave the read model too.
+            gone = {key for key, old in earlier.get("deadlines", {}).items() if old is None}
+            gone -= {d.key for d in event.deadlines}
+            if gone:
+                connection.execute(_DELETE_DEADLINES, {"reference": event.reference,
+                                                       "keys": sorted(gone)})
+        undo = {"case": {k: base[k] for k in event.changes if k in base},
+                "absent": [k for k in event.changes if k not in base],
+                "deadlines": {d.key: deadlines.get(d.key) for d in event.deadlines}}
+        case = CaseFile.model_validate({**base, **event.changes})
         deadlines.update({d.key: d.model_dump(mode="json") for d in event.deadlines})
         connection.execute(_UPDATE_CASE_RECORD, {
             "match_reference": event.reference, "case_json": case.model_dump_json(),
             "deadlines_json": json.dumps(list(deadlines.values())), "event_seq": event.seq,
-            "updated_at": event.at})
-        self._audit(connection, event)
+            "undo_json": json.dumps(undo), "updated_at": event.at})
+        self._audit(connection, event, latest=again)
         if event.action is not None and event.action.get("trigger") == "amend_intake":
             self._amend_intake(connection, event)
         if self.integration_webhook_url is not None and not again:
@@ -380,44 +422,66 @@ class CaseworkActivities:
             handler_id=header.handler_id, next_deadline=header.next_deadline,
             overdue=header.overdue, updated_at=event.at, case=case,
             deadlines=tuple(Deadline.model_validate(d) for d in deadlines.values())),
-            changed=set(event.changes), deadlines=event.deadlines)
+            # Again: the earlier version may have changed other rows, so all are written.
+            changed=None if again else set(event.changes),
+            deadlines=None if again else event.deadlines)
         return case, policy, True
 
     @staticmethod
-    def _audit(connection: Connection, event: CaseEvent) -> bool:
+    def _audit(connection: Connection, event: CaseEvent, *, latest: bool = False) -> bool:
         """Store the event's audit entries (by seq); whether anything was written.
 
-        New entries are appended in one insert. An entry stored already is set to this
-        version: the same, unless a killed worker's earlier run stored the acceptance at
-        an earlier time (see ``_apply_record``). The action itself and its payments are
-        the same in both runs.
+        New entries are appended in one insert. An entry stored already takes this
+        version, whole, with its payment: the same on a plain retry, but different when
+        a worker's workflow task failed after its local activity stored the event (a
+        killed worker, a task past its timeout). The next attempt builds the event again
+        from a history that may hold more by then: the acceptance at a later time, a
+        batch of refusals counting the signals that arrived meanwhile. This version is
+        the one in history, so the record takes it.
+
+        Args:
+            connection: The event's transaction.
+            event: The event.
+            latest: Whether it is the case's latest recorded event applied again. Its
+                entries continue the trail, so any stored after them are the earlier
+                version's own and are removed (none on a plain retry).
+
         """
         if not event.audit:
             return False
-        stored = set(connection.scalars(_AUDIT_STORED, {
-            "reference": event.reference, "seqs": [e.seq for e in event.audit]}))
+        reference = event.reference
+        seqs = [e.seq for e in event.audit]
+        stored = set(connection.scalars(_AUDIT_STORED, {"reference": reference,
+                                                        "seqs": seqs}))
         rows, again = [], []
         for entry in event.audit:
-            if entry.seq in stored:
-                again.append({"match_reference": event.reference, "match_seq": entry.seq,
-                              "at": entry.at})
-                continue
             detail = entry.detail
             if entry.accepted and event.action is not None and entry.by != "system" \
                     and entry.action == event.action.get("trigger"):
                 # The full record of what staff submitted (5.12); the workflow keeps none.
                 detail = json.dumps(event.action, sort_keys=True)
-            rows.append({
-                "reference": event.reference, "seq": entry.seq, "at": entry.at,
-                "action": entry.action, "by": entry.by, "from_state": entry.from_state,
-                "to_state": entry.to_state, "accepted": entry.accepted, "detail": detail})
+            row = {"reference": reference, "seq": entry.seq, "at": entry.at,
+                   "action": entry.action, "by": entry.by, "from_state": entry.from_state,
+                   "to_state": entry.to_state, "accepted": entry.accepted, "detail": detail}
+            if entry.seq in stored:
+                again.append(row | {"match_reference": reference, "match_seq": entry.seq})
+            else:
+                rows.append(row)
+        if latest:
+            after = {"reference": reference, "after": max(seqs)}
+            connection.execute(_DELETE_PAYMENTS_AFTER, after)
+            connection.execute(_DELETE_AUDIT_AFTER, after)
         if again:
-            connection.execute(_UPDATE_AUDIT, again)
+            connection.execute(_UPDATE_AUDIT, [
+                {k: v for k, v in row.items() if k not in ("reference", "seq")}
+                for row in again])
+            connection.execute(_DELETE_PAYMENTS, {"reference": reference,
+                                                  "seqs": [row["seq"] for row in again]})
         if rows:
             connection.execute(_INSERT_AUDIT, rows)
-            payments = payment_rows(event.reference, rows)
-            if payments:
-                connection.execute(_INSERT_PAYMENTS, payments)
+        payments = payment_rows(reference, [*again, *rows])
+        if payments:
+            connection.execute(_INSERT_PAYMENTS, payments)
         return True
 
     @staticmethod

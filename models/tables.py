@@ -542,8 +542,9 @@ class CaseRecordRow(SQLModel, table=True):
 
     ``record_case_event`` applies each event once (``event_seq`` is the last applied): the
     case file and deadlines as JSON (merged from each event's changes), from which the read
-    model rows and letters are written, and the case's policy as it was loaded when the
-    case started, so its letters print the details the case runs under.
+    model rows and letters are written, what the last event replaced (``undo_json``), and
+    the case's policy as it was loaded when the case started, so its letters print the
+    details the case runs under.
     """
 
     __tablename__ = "case_records"
@@ -553,5 +554,8 @@ class CaseRecordRow(SQLModel, table=True):
     policy_json: str = Field(sa_type=Text)  # type: ignore[call-overload]
     case_json: str = Field(default="{}", sa_type=Text)  # type: ignore[call-overload]
     deadlines_json: str = Field(default="[]", sa_type=Text)  # type: ignore[call-overload]
+    #: What the latest event replaced, to take back if it is recorded again in another
+    #: version: ``{"case": {field: old}, "absent": [field], "deadlines": {key: old|null}}``.
+    undo_json: str = Field(default="{}", sa_type=Text)  # type: ignore[call-overload]
     updated_at: dt.datetime = Field(default_factory=lambda: utcnow(),
                                     sa_type=UTCDateTime)  # type: ignore[call-overload]

@@ -9,9 +9,11 @@ what the Code requires is refused without losing the record.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,8 @@ from activities.letters import outbox_paths
 from complaints.db import make_engine, session_factory, upgrade
 from domain.casebook import CaseBook
 from domain.deadlines import london_time
-from models.actions import Acknowledge
-from models.case import CaseFile
+from models.actions import Acknowledge, ContactDirection, RecordContact
+from models.case import CaseFile, Channel
 from models.events import CaseEvent, OpenCaseInput
 from models.tables import AuditRow, DeliveryRow, LetterRow
 from tests.cases import DEFINITION, STAGE1_HANDLER, Clock
@@ -64,6 +66,13 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 def _acknowledged(engine: Engine, outbox: Path) -> tuple[CaseworkActivities, CaseEvent]:
     """Casework activities and the event acknowledging a new case, earlier ones recorded."""
+    casework, _, acknowledgement = _acknowledged_book(engine, outbox)
+    return casework, acknowledgement
+
+
+def _acknowledged_book(engine: Engine,
+                       outbox: Path) -> tuple[CaseworkActivities, CaseBook, CaseEvent]:
+    """As :func:`_acknowledged`, with the case book that queued the acknowledgement."""
     sessions = session_factory(engine)
     casework = CaseworkActivities(sessions, PolicyActivities(), RecordActivities(sessions),
                                   LetterActivities(sessions, outbox),
@@ -79,7 +88,8 @@ def _acknowledged(engine: Engine, outbox: Path) -> tuple[CaseworkActivities, Cas
     assert acknowledgement.letters and not any(e.letters for e in before)
     for earlier in before:
         ActivityEnvironment().run(casework.record_case_event, earlier)
-    return casework, acknowledgement
+    book.queue.clear()
+    return casework, book, acknowledgement
 
 
 def _count(engine: Engine, table: Any, reference: str) -> int:
@@ -258,3 +268,63 @@ def _request_of(casework: CaseworkActivities, acknowledgement: CaseEvent) -> Any
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _trail(engine: Engine, reference: str, after: int) -> list[tuple[int, str, str]]:
+    """The case's audit entries after ``after``: seq, action and a refusal batch's count."""
+    with Session(engine) as session:
+        rows = session.exec(select(AuditRow).where(
+            AuditRow.reference == reference, AuditRow.seq > after).order_by(
+            AuditRow.seq)).all()  # type: ignore[arg-type]
+    return [(r.seq, r.action, r.detail.split(" ")[0] if r.action == "refused_signals" else "")
+            for r in rows]
+
+
+def _refused(book: CaseBook, count: int) -> None:
+    for _ in range(count):
+        book.refuse("close", "integration", "the case is not resolved yet")
+
+
+def _contact(book: CaseBook) -> None:
+    book.accept(RecordContact(by=STAGE1_HANDLER, direction=ContactDirection.OUTBOUND,
+                              channel=Channel.PHONE, summary="Called about the repair."))
+
+
+@pytest.mark.parametrize(("first", "then", "expected"), [
+    # The signals that arrived while the first attempt's task was failing join its batch.
+    ([25], [1050], [("refused_signals", "1050")]),
+    # The retried task holds an update the first did not: the contact comes first.
+    ([25], [30, "contact"], [("record_contact", ""), ("refused_signals", "30")]),
+    # ... and the other way round: the first attempt's extra entry is no one's.
+    ([30, "contact"], [25], [("refused_signals", "25")]),
+])
+def test_an_event_built_again_after_a_lost_workflow_task_replaces_its_earlier_version(
+        engine: Engine, tmp_path: Path, first: list[Any], then: list[Any],
+        expected: list[tuple[str, str]]) -> None:
+    """The latest event recorded again with other entries leaves only the later version."""
+    casework, book, acknowledgement = _acknowledged_book(engine, tmp_path / "outbox")
+    env = ActivityEnvironment()
+    env.run(casework.record_case_event, acknowledgement)
+    last = max(e.seq for e in acknowledgement.audit)
+    events = []
+    for steps in (first, then):
+        # Each attempt starts from the state the history holds: the acknowledgement.
+        attempt = copy.deepcopy(book)
+        for step in steps:
+            _contact(attempt) if step == "contact" else _refused(attempt, step)
+        if not attempt.queue:  # an action queues its own event, refusals the main loop
+            attempt.queue_event()
+        (event,) = attempt.queue
+        events.append(event)
+        env.run(casework.record_case_event, event)
+    assert events[0].seq == events[1].seq
+    assert [(action, word) for _, action, word in _trail(
+        engine, acknowledgement.reference, last)] == expected
+    # The record is the later version's case file and deadlines, the workflow's own.
+    with Session(engine) as session:
+        row = session.connection().execute(
+            _CASE_RECORD, {"reference": acknowledgement.reference}).one()
+    assert CaseFile.model_validate_json(row.case_json).model_dump(exclude={"audit"}) \
+        == attempt.case.model_dump(exclude={"audit"})
+    assert json.loads(row.deadlines_json) == [d.model_dump(mode="json")
+                                              for d in attempt.deadlines]
