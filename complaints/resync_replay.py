@@ -37,9 +37,11 @@ if TYPE_CHECKING:
         StartLocalActivityInput,
         WorkflowInboundInterceptor,
         WorkflowInterceptorClassInput,
+        WorkflowOutboundInterceptor,
     )
 
-__all__ = ["LOCAL_ACTIVITY_MARKER", "ReplayFailed", "has_local_activities", "replayed"]
+__all__ = ["LOCAL_ACTIVITY_MARKER", "ReplayFailed", "has_local_activities",
+           "outbound_interceptor", "replayed"]
 
 #: The marker name the SDK's core records for each local activity (its result).
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
@@ -86,11 +88,7 @@ def _interceptor(calls: list[_Call]) -> Interceptor:
     It runs inside the workflow sandbox; ``calls`` is this process's own list, and the
     models the workflow passes are the real classes (imported passed through).
     """
-    from temporalio.worker import (
-        Interceptor,
-        WorkflowInboundInterceptor,
-        WorkflowOutboundInterceptor,
-    )
+    from temporalio.worker import WorkflowOutboundInterceptor
 
     class Outbound(WorkflowOutboundInterceptor):
         def start_local_activity(
@@ -107,17 +105,29 @@ def _interceptor(calls: list[_Call]) -> Interceptor:
                 handle.add_done_callback(_on_done(call))
             return handle
 
-    class Inbound(WorkflowInboundInterceptor):
-        def init(self, outbound: WorkflowOutboundInterceptor) -> None:
-            super().init(Outbound(outbound))
+    return outbound_interceptor(Outbound)
 
-    class Recorder(Interceptor):
+
+def outbound_interceptor(outbound: type[WorkflowOutboundInterceptor]) -> Interceptor:
+    """A worker interceptor that puts ``outbound`` before every workflow's outbound calls.
+
+    Args:
+        outbound: Constructed with the next interceptor, once per workflow run.
+
+    """
+    from temporalio.worker import Interceptor, WorkflowInboundInterceptor
+
+    class Inbound(WorkflowInboundInterceptor):
+        def init(self, next_outbound: WorkflowOutboundInterceptor) -> None:
+            super().init(outbound(next_outbound))
+
+    class Wrapping(Interceptor):
         def workflow_interceptor_class(
                 self, input: WorkflowInterceptorClassInput,
         ) -> type[WorkflowInboundInterceptor] | None:
             return Inbound
 
-    return Recorder()
+    return Wrapping()
 
 
 def _on_done(call: _Call) -> Callable[[Any], None]:

@@ -18,7 +18,7 @@ import datetime as dt
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from sqlmodel import Session
 from temporalio.client import WorkflowHandle
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities import build_activities
 from complaints.codec import data_converter, keys_for, new_key_line
@@ -88,8 +88,8 @@ class Stack:
         """A database session on the test's database."""
         return session_factory(make_engine(self.settings.effective_database_url()))()
 
-    def worker(self) -> Worker:
-        """A worker on the test's task queue with the real activities."""
+    def worker(self, interceptors: Sequence[Interceptor] = ()) -> Worker:
+        """A worker on the test's task queue with the real activities (and ``interceptors``)."""
         import concurrent.futures
 
         from complaints.logs import withhold_payloads_from_sdk_logs
@@ -98,7 +98,8 @@ class Stack:
 
         return Worker(self.env.client, task_queue=self.task_queue,
                       workflows=WORKFLOWS, activities=self.activities,
-                      activity_executor=concurrent.futures.ThreadPoolExecutor(8))
+                      activity_executor=concurrent.futures.ThreadPoolExecutor(8),
+                      interceptors=interceptors)
 
     async def lodge(self, intake: Intake) -> WorkflowHandle[Any, Any]:
         """Start a case the way `complaints lodge` does."""
