@@ -289,13 +289,33 @@ def _check_value(value: Any, where: str, key: str, field: str, free: bool,
         _check_text(value, where, key, field, free, out)
 
 
+class _Field(typing.NamedTuple):
+    """What the walk needs of one field of a model class (see :func:`_fields`)."""
+
+    name: str
+    key: str
+    free: bool
+
+
+#: Per model class, its fields as the walk sees them. Worked out once per class: reading a
+#: field's annotations costs more than checking its value, and the workflow checks every
+#: update twice (validator and handler) and every signal of a flood.
+_FIELDS: dict[type[BaseModel], tuple[_Field, ...]] = {}
+
+
+def _fields(cls: type[BaseModel]) -> tuple[_Field, ...]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple(
+            _Field(name, f"{cls.__name__}.{name}", _is_free_text(info))
+            for name, info in cls.model_fields.items())
+    return found
+
+
 def _walk(model: BaseModel, path: str, out: list[str]) -> None:
-    owner = type(model).__name__
-    for name, info in type(model).model_fields.items():
+    for name, key, free in _fields(type(model)):
         value = getattr(model, name)
         where = f"{path}.{name}" if path else name
-        key = f"{owner}.{name}"
-        free = _is_free_text(info)
         if isinstance(value, tuple | list):
             limit = LIMITS.get(key) or LIMITS["list"]
             if len(value) > limit.value:
