@@ -167,15 +167,19 @@ async def settled(handle: WorkflowHandle[Any, Any]) -> None:
     """Wait until a case has no workflow task or activity pending: started and idle.
 
     For the product that is a case opened and recorded, as a member of staff finds it in
-    their inbox; for the bare workflow, its first workflow task done.
+    their inbox; for the bare workflow, its first workflow task done. Waits on the
+    history's long poll and describes the case only when a workflow task completes:
+    describing it every 10 ms, as this did until 2026-11-27, cost the worker process 0.7 ms
+    and the dev server 3 ms of CPU a time, and so charged each kind in proportion to how
+    long its start takes (about 20 polls for a product case, 8 for a bare one).
     """
-    while True:
-        description = await handle.describe()
-        raw = description.raw_description
-        if description.history_length > 2 and not raw.pending_activities \
-                and not raw.HasField("pending_workflow_task"):
+    completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    async for event in handle.fetch_history_events(wait_new_event=True):
+        if event.event_type != completed:
+            continue
+        raw = (await handle.describe()).raw_description
+        if not raw.pending_activities and not raw.HasField("pending_workflow_task"):
             return
-        await asyncio.sleep(0.01)
 
 
 async def run_case(client: Client, task_queue: str, product: bool,
