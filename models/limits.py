@@ -34,6 +34,7 @@ look-alikes (full-width ``ｍｇｒ`` is ``mgr``). Compare staff ids with :func:
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import typing
 import unicodedata
@@ -297,19 +298,15 @@ class _Field(typing.NamedTuple):
     free: bool
 
 
-#: Per model class, its fields as the walk sees them. Worked out once per class: reading a
-#: field's annotations costs more than checking its value, and the workflow checks every
-#: update twice (validator and handler) and every signal of a flood.
-_FIELDS: dict[type[BaseModel], tuple[_Field, ...]] = {}
-
-
+@functools.cache
 def _fields(cls: type[BaseModel]) -> tuple[_Field, ...]:
-    found = _FIELDS.get(cls)
-    if found is None:
-        found = _FIELDS[cls] = tuple(
-            _Field(name, f"{cls.__name__}.{name}", _is_free_text(info))
-            for name, info in cls.model_fields.items())
-    return found
+    """A model class's fields as the walk sees them, worked out once per class.
+
+    Reading a field's annotations costs more than checking its value, and the workflow
+    checks every update twice (validator and handler) and every signal of a flood.
+    """
+    return tuple(_Field(name, f"{cls.__name__}.{name}", _is_free_text(info))
+                 for name, info in cls.model_fields.items())
 
 
 def _walk(model: BaseModel, path: str, out: list[str]) -> None:
