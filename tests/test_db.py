@@ -22,6 +22,7 @@ import models.access  # noqa: F401  (the access tables)
 import models.imports  # noqa: F401  (the import tables)
 import models.learning  # noqa: F401  (the learning tables)
 import models.service_requests  # noqa: F401  (the service request tables)
+import models.tallies  # noqa: F401  (the report's tallies)
 from complaints.db import (
     current_revision,
     ensure_schema,
@@ -43,7 +44,8 @@ TABLES = {"complaints", "parties", "adjustments", "letters", "deliveries", "exte
           "erasures", "subject_access_requests", "service_requests",
           "import_runs", "imported_complaints",
           "complaint_service_requests", "response_learning", "response_learning_tags",
-          "service_changes", "satisfaction_results"}
+          "service_changes", "satisfaction_results", "response_tally",
+          "missed_response_tally"}
 
 
 @pytest.fixture
@@ -91,7 +93,7 @@ def test_upgrade_is_repeatable_and_keeps_data(db_url: str) -> None:
     with session_factory(engine)() as session:
         rows = session.exec(select(ComplaintRow)).all()
     engine.dispose()
-    assert current_revision(db_url) == head_revision() == "0018"
+    assert current_revision(db_url) == head_revision() == "0019"
     assert [r.reference for r in rows] == ["CMP-2026-000001"]
 
 

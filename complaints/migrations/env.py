@@ -24,6 +24,7 @@ import models.imports  # noqa: F401  (registers the import tables)
 import models.learning  # noqa: F401  (registers the learning tables)
 import models.service_requests  # noqa: F401  (registers the service request tables)
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+import models.tallies  # noqa: F401  (registers the report's tallies)
 from complaints.db import make_engine
 from models.tables import UTCDateTime
 

@@ -6,7 +6,11 @@ that read the same rows share one aggregate query here, grouped by the few
 low-cardinality columns they break down by (channel, team, tenure, month, stage, policy,
 handler): a few hundred or thousand groups, which :mod:`complaints.reports.figures` adds
 up in Python into each figure. Every count is still worked out by the database (``COUNT``
-and ``SUM`` of ``CASE``); no case row is loaded into Python.
+and ``SUM``); no case row is loaded into Python.
+
+The responses are not read at all: their counts are kept per day as they are written
+(the tallies of :mod:`models.tallies`, kept by triggers), and the passes over them add
+up a year's rows of those.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
+    Select,
     String,
     and_,
     case,
@@ -33,14 +39,12 @@ from complaints.reports.queries import (
     M,
     R,
     ReportOptions,
+    T,
+    X,
     count_if,
     instant_in,
     mine,
-    responses_in_period,
     scoped,
-    within_base,
-    within_code,
-    within_extension,
 )
 
 __all__ = ["REFUSED_ON_RECEIPT", "REMEDY_COUNTS", "RESPONSE_COUNTS", "Groups", "day_pass",
@@ -62,6 +66,10 @@ RESPONSE_COUNTS = ("responses", "within_base", "within_extension", "within_code"
 #: The counts :func:`remedy_pass` takes per kind, in the order they are selected.
 REMEDY_COUNTS = ("offered", "amount_pence", "financial_responses", "due_past", "due_ahead",
                  "due_none")
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)
 
 
 def _rows(db: Connection, query: Any, names: tuple[str, ...]) -> Groups:
@@ -134,57 +142,76 @@ def escalation_pass(db: Connection, options: ReportOptions) -> Groups:
                              "unacknowledged_overdue", "taken_on"))
 
 
+def _tallied(options: ReportOptions, tally: Any, *columns: Any) -> Select[Any]:
+    """SELECT ``columns`` FROM a response tally's rows of the landlord's period."""
+    period = options.period
+    return select(*columns).where(tally.landlord == options.policy.landlord,
+                                  tally.responded_on.between(period.start, period.end))
+
+
+def _added(*columns: Any) -> list[ColumnElement[Any]]:
+    return [func.coalesce(func.sum(column), 0) for column in columns]
+
+
 def response_pass(db: Connection, options: ReportOptions) -> Groups:
-    """Every count of the period's responses, in one pass over them.
+    """Every count of the period's responses, from the response tally.
 
     Grouped by stage, tenure and policy file: a handful of groups, which the figures per
     stage, per tenure, the policies named and the late total add up. Counts (see
     :data:`RESPONSE_COUNTS`): ``days`` is the working days taken added up (the mean is
     worked out from it), ``max`` the most taken, ``escalated`` the responses whose
-    complaint was escalated by the as-of date. (Grouping by handler and team here too
-    would sort every response on those names: :func:`missed_responses` counts the few
-    that need them instead.)
+    complaint was escalated by the as-of date: the tally counts every escalation, and
+    those requested after the as-of date (an index seek on the escalation date, then the
+    complaint's responses) are taken off.
     """
-    escalated = and_(C.escalation_requested_on.is_not(None),
-                     C.escalation_requested_on <= options.as_of)
-    keys = (R.stage, C.tenure, C.policy_name)
-    query = responses_in_period(
-        options, *keys, func.count(), count_if(within_base()), count_if(within_extension()),
-        count_if(within_code()), count_if(R.extension_days > 0),
-        count_if(and_(R.extension_days > 0, R.responded_on <= R.due_final)),
-        count_if(R.responded_on > R.due_final), func.sum(R.working_days_taken),
-        func.max(R.working_days_taken), count_if(R.decision == "upheld"),
-        count_if(R.decision == "partly_upheld"), count_if(R.decision == "not_upheld"),
-        count_if(escalated), complaints=True,
-    ).group_by(*keys)
-    return _rows(db, query, ("stage", "tenure", "policy", *RESPONSE_COUNTS))
+    keys = (T.stage, func.nullif(T.tenure, ""), T.policy_name)
+    query = _tallied(
+        options, T, *keys, *_added(T.responses, T.within_base, T.within_extension,
+                                   T.within_code, T.extended, T.extended_within_new_date,
+                                   T.late_final, T.working_days * T.responses),
+        func.max(case((T.responses > 0, T.working_days))),
+        *_added(T.upheld, T.partly_upheld, T.not_upheld, T.escalated),
+    ).group_by(*keys).having(func.sum(T.responses) != 0)
+    groups = _rows(db, query, ("stage", "tenure", "policy", *RESPONSE_COUNTS))
+    # Driven from the complaints escalated after the as-of date (their index), each one's
+    # responses counted by a correlated subquery: a join lets the planner start from the
+    # year's responses instead, which reads them all.
+    period = options.period
+    later = [select(func.count()).where(R.reference == C.reference, R.stage == stage,
+                                        R.responded_on.between(period.start, period.end))
+             .scalar_subquery() for stage in (1, 2)]
+    query = (select(C.tenure, C.policy_name, *(func.sum(n) for n in later))
+             .where(mine(options), C.escalation_requested_on > options.as_of)
+             .group_by(C.tenure, C.policy_name))
+    for tenure, policy, *per_stage in db.execute(query):
+        for group in groups:
+            if (group["tenure"], group["policy"]) == (tenure, policy):
+                group["escalated"] -= _int(per_stage[int(group["stage"]) - 1])
+    return groups
 
 
 def missed_responses(db: Connection, options: ReportOptions) -> Groups:
     """The period's responses not within the base or a Code-compliant extended date.
 
-    Grouped by stage, who issued the response and the team (category). The condition is
-    on the response alone, so only the missed ones (a small share) are joined to their
-    complaint for the team.
+    Grouped by stage, who issued the response and the team (category), from the missed
+    response tally.
     """
-    keys = (R.stage, R.by, C.category)
-    query = (responses_in_period(options, *keys, func.count(), complaints=True)
-             .where(~within_extension()).group_by(*keys))
+    keys = (X.stage, X.by, X.category)
+    query = (_tallied(options, X, *keys, *_added(X.missed)).group_by(*keys)
+             .having(func.sum(X.missed) != 0))
     return _rows(db, query, ("stage", "by", "category", "missed"))
 
 
 def day_pass(db: Connection, options: ReportOptions) -> Groups:
-    """The period's responses per day issued, stage and working days taken: one pass.
+    """The period's responses per day issued, stage and working days taken, from the tally.
 
-    Without the join to the complaint (none of its columns is needed). The month-by-month
-    figures add the days up per month, and the working-days histogram (with the median
-    and 90th percentile worked out from it) adds them up per stage: a few thousand groups,
-    cheaper than working out the month of every response in the database.
+    The month-by-month figures add the days up per month, and the working-days histogram
+    (with the median and 90th percentile worked out from it) adds them up per stage.
     """
-    keys = (R.responded_on, R.stage, R.working_days_taken)
-    query = responses_in_period(options, *keys, func.count(), count_if(within_base()),
-                                count_if(within_extension()),
-                                count_if(within_code())).group_by(*keys)
+    keys = (T.responded_on, T.stage, T.working_days)
+    query = (_tallied(options, T, *keys, *_added(T.responses, T.within_base,
+                                                 T.within_extension, T.within_code))
+             .group_by(*keys).having(func.sum(T.responses) != 0))
     return _rows(db, query, ("day", "stage", "working_days", "responses", "within_base",
                              "within_extension", "within_code"))
 

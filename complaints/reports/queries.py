@@ -14,7 +14,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
-    case,
     func,
     or_,
     select,
@@ -32,11 +31,12 @@ from models.tables import (
     ResponseRow,
 )
 from models.tables import RemedyRow as RemedyTable
+from models.tallies import MissedResponseTallyRow, ResponseTallyRow
 
 __all__ = ["ACTIONS", "COMPLAINTS", "EXTENSIONS", "NOT_VOIDED", "REFUSALS", "REMEDIES",
-           "RESPONSES", "A", "C", "E", "F", "M", "R", "ReportOptions", "count_if", "instant_in",
-           "mine", "not_voided", "responses_in_period", "scoped", "within_base", "within_code",
-           "within_extension"]
+           "RESPONSES", "A", "C", "E", "F", "M", "R", "T", "X", "ReportOptions", "count_if",
+           "instant_in", "mine", "not_voided", "responses_in_period", "scoped", "within_base",
+           "within_code", "within_extension"]
 
 C = ComplaintRow.__table__.c  # type: ignore[attr-defined]
 R = ResponseRow.__table__.c  # type: ignore[attr-defined]
@@ -44,6 +44,8 @@ F = RefusalRow.__table__.c  # type: ignore[attr-defined]
 E = ExtensionRow.__table__.c  # type: ignore[attr-defined]
 M = RemedyTable.__table__.c  # type: ignore[attr-defined]
 A = ActionRow.__table__.c  # type: ignore[attr-defined]
+T = ResponseTallyRow.__table__.c  # type: ignore[attr-defined]
+X = MissedResponseTallyRow.__table__.c  # type: ignore[attr-defined]
 COMPLAINTS = ComplaintRow.__table__  # type: ignore[attr-defined]
 RESPONSES = ResponseRow.__table__  # type: ignore[attr-defined]
 REFUSALS = RefusalRow.__table__  # type: ignore[attr-defined]
@@ -92,8 +94,13 @@ class ReportOptions:
 
 
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    """How many rows meet ``condition`` (0, not NULL, when there are none)."""
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+    """How many rows meet ``condition`` (0, not NULL, when there are none).
+
+    ``COUNT(*) FILTER (WHERE ...)`` (SQLite 3.30+, PostgreSQL 9.4+): a row that does not
+    meet the condition skips the aggregate step, where ``SUM(CASE ...)`` takes a step for
+    every row (about a quarter of a response pass's time on SQLite).
+    """
+    return func.count().filter(condition)
 
 
 def within_base() -> ColumnElement[bool]:

@@ -1,0 +1,88 @@
+"""The report's tallies: the responses counted as they are written, per day (revision 0019).
+
+The annual report over a large landlord's year used to read every response of the year
+and join each to its complaint (most of the report's time). These tables hold the same
+counts, kept by database triggers on ``responses`` and ``complaints`` (created by
+migration 0019, for SQLite and PostgreSQL alike), so that every writer keeps them right:
+the workflow's recording, ``complaints import``, ``complaints resync``, the synthetic
+year, and any hand-run SQL. The report adds up a year's rows of them instead
+(:mod:`complaints.reports.passes`).
+
+- ``response_tally``: per landlord, day issued, stage, tenure, policy file and working
+  days taken, how many responses and how each was counted (within the base date, within
+  a Code-compliant extended date, within the Code timescales, extended...).
+- ``missed_response_tally``: per landlord, day issued, stage, who issued the response and
+  the team (category), how many were outside the response timescale (the report's
+  breaches).
+
+Responses of voided cases are never counted, and a change to a complaint's landlord,
+tenure, policy file, category, escalation or voiding moves its responses' counts with
+it. A row can come to count nothing (a response moved away); the report leaves those out.
+"""
+
+import datetime as dt
+
+from sqlmodel import Field, SQLModel
+
+__all__ = ["MissedResponseTallyRow", "ResponseTallyRow"]
+
+
+class ResponseTallyRow(SQLModel, table=True):
+    """The responses issued on one day, counted by how each met its timescales.
+
+    Attributes:
+        tenure: The complaint's tenure, ``""`` when not recorded (a key cannot be NULL).
+        working_days: Working days taken (``responses.working_days_taken``).
+        responses: How many responses.
+        within_base: Issued on or before the base due date.
+        within_extension: Within the base date or a Code-compliant extended date.
+        within_code: The strict CH02 verdict was within.
+        extended: The stage had an extension.
+        extended_within_new_date: Extended, and issued by the extended date.
+        late_final: Issued after the due date in force.
+        upheld: Decided upheld (``partly_upheld``, ``not_upheld`` likewise).
+        escalated: The complaint's escalation was requested (at any date: the report
+            takes off those requested after its as-of date).
+    """
+
+    __tablename__ = "response_tally"
+
+    landlord: str = Field(primary_key=True)
+    responded_on: dt.date = Field(primary_key=True)
+    stage: int = Field(primary_key=True)
+    tenure: str = Field(primary_key=True)
+    policy_name: str = Field(primary_key=True)
+    working_days: int = Field(primary_key=True)
+    responses: int = 0
+    within_base: int = 0
+    within_extension: int = 0
+    within_code: int = 0
+    extended: int = 0
+    extended_within_new_date: int = 0
+    late_final: int = 0
+    upheld: int = 0
+    partly_upheld: int = 0
+    not_upheld: int = 0
+    escalated: int = 0
+
+
+class MissedResponseTallyRow(SQLModel, table=True):
+    """The responses issued on one day outside the response timescale, by who and team.
+
+    Outside means neither on or before the base due date nor on or before a
+    Code-compliant extended date (the report's breaches, response only).
+
+    Attributes:
+        by: Who issued the response.
+        category: The complaint's category (the team).
+        missed: How many.
+    """
+
+    __tablename__ = "missed_response_tally"
+
+    landlord: str = Field(primary_key=True)
+    responded_on: dt.date = Field(primary_key=True)
+    stage: int = Field(primary_key=True)
+    by: str = Field(primary_key=True)
+    category: str = Field(primary_key=True)
+    missed: int = 0
