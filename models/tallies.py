@@ -1,11 +1,11 @@
-"""The report's tallies: the responses counted as they are written, per day (revision 0019).
+"""The report's tallies: complaints and responses counted as they are written (revision 0019).
 
-The annual report over a large landlord's year used to read every response of the year
-and join each to its complaint (most of the report's time). These tables hold the same
-counts, kept by database triggers on ``responses`` and ``complaints`` (created by
-migration 0019, for SQLite and PostgreSQL alike), so that every writer keeps them right:
-the workflow's recording, ``complaints import``, ``complaints resync``, the synthetic
-year, and any hand-run SQL. The report adds up a year's rows of them instead
+The annual report over a large landlord's year used to read every complaint and response
+of the year, and join each response to its complaint (most of the report's time). These
+tables hold the same counts, kept by database triggers on ``responses`` and
+``complaints`` (created by migration 0019, for SQLite and PostgreSQL alike), so that every
+writer keeps them right: the workflow's recording, ``complaints import``, ``complaints
+resync``, the synthetic year, and any hand-run SQL. The report adds up a year's rows of them instead
 (:mod:`complaints.reports.passes`).
 
 - ``response_tally``: per landlord, day issued, stage, tenure, policy file and working
@@ -14,17 +14,23 @@ year, and any hand-run SQL. The report adds up a year's rows of them instead
 - ``missed_response_tally``: per landlord, day issued, stage, who issued the response and
   the team (category), how many were outside the response timescale (the report's
   breaches).
+- ``complaint_tally``: per landlord, day received, channel, team, tenure and policy file,
+  how many complaints were received, refused, withdrawn, escalated and imported.
+- ``acknowledgement_tally``: per landlord and day received, by the acknowledgement's due
+  date and the day it was made, how many complaints (the acknowledgement figures as at
+  any date).
 
-Responses of voided cases are never counted, and a change to a complaint's landlord,
-tenure, policy file, category, escalation or voiding moves its responses' counts with
-it. A row can come to count nothing (a response moved away); the report leaves those out.
+Voided cases are never counted, and a change to a complaint's landlord, tenure, policy
+file, category, escalation or voiding moves its responses' counts with it. A row can
+come to count nothing (a response moved away); the report leaves those out.
 """
 
 import datetime as dt
 
 from sqlmodel import Field, SQLModel
 
-__all__ = ["MissedResponseTallyRow", "ResponseTallyRow"]
+__all__ = ["NO_DATE", "AcknowledgementTallyRow", "ComplaintTallyRow", "MissedResponseTallyRow",
+           "ResponseTallyRow"]
 
 
 class ResponseTallyRow(SQLModel, table=True):
@@ -86,3 +92,64 @@ class MissedResponseTallyRow(SQLModel, table=True):
     by: str = Field(primary_key=True)
     category: str = Field(primary_key=True)
     missed: int = 0
+
+
+class ComplaintTallyRow(SQLModel, table=True):
+    """The complaints received on one day, by channel, team, tenure and policy file.
+
+    Attributes:
+        tenure: As in :class:`ResponseTallyRow`.
+        logged: How many were received.
+        refused: Refused under the exclusions when received: still refused, or taken on
+            later by the Ombudsman's order.
+        withdrawn: Withdrawn since.
+        escalated: Escalation requested (at any date: the report takes off those
+            requested after its as-of date).
+        imported: Came from ``complaints import``.
+    """
+
+    __tablename__ = "complaint_tally"
+
+    landlord: str = Field(primary_key=True)
+    received_on: dt.date = Field(primary_key=True)
+    channel: str = Field(primary_key=True)
+    category: str = Field(primary_key=True)
+    tenure: str = Field(primary_key=True)
+    policy_name: str = Field(primary_key=True)
+    logged: int = 0
+    refused: int = 0
+    withdrawn: int = 0
+    escalated: int = 0
+    imported: int = 0
+
+
+#: Stands for "no date" in a tally's date key (a key cannot be NULL): later than any
+#: as-of date, so never "on or before" one.
+NO_DATE = dt.date(9999, 12, 31)
+
+
+class AcknowledgementTallyRow(SQLModel, table=True):
+    """The complaints received on one day, by when they were due to be acknowledged and were.
+
+    The report counts from it the acknowledgements made by its as-of date and those
+    overdue at it, whatever that date is.
+
+    Attributes:
+        acknowledgement_due: The due date (:data:`NO_DATE` when none was planned).
+        acknowledged_on: The day acknowledged (:data:`NO_DATE` when not yet).
+        within_limit: 1 when acknowledged on or before the due date.
+        is_excluded: 1 while the complaint stands refused under the exclusions.
+        pending: 1 while it is neither declined, withdrawn nor referred to the Ombudsman.
+        complaints: How many.
+    """
+
+    __tablename__ = "acknowledgement_tally"
+
+    landlord: str = Field(primary_key=True)
+    received_on: dt.date = Field(primary_key=True)
+    acknowledgement_due: dt.date = Field(primary_key=True)
+    acknowledged_on: dt.date = Field(primary_key=True)
+    within_limit: int = Field(primary_key=True)
+    is_excluded: int = Field(primary_key=True)
+    pending: int = Field(primary_key=True)
+    complaints: int = 0

@@ -1,10 +1,10 @@
-"""The report's response tallies stay equal to a recount of the responses, on both databases.
+"""The report's tallies stay equal to a recount of the complaints and responses, on both databases.
 
 The tallies (``models.tallies``) are kept by triggers created by migration 0019. Each test
 writes rows the way any writer might (plain SQL inserts, updates and deletes of responses
 and complaints, as the recording, the import and resync do through their own code), and
-checks after each step that the tallies hold exactly what a GROUP BY over the responses
-joined to their complaints gives. The report reads the tallies, so the hand-worked report
+checks that the tallies hold exactly what a GROUP BY over the complaints, and over the
+responses joined to their complaints, gives. The report reads the tallies, so the hand-worked report
 tests (``test_reports*.py``) check the figures through them as well.
 """
 
@@ -18,17 +18,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, case, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Date,
+    Engine,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 
 from complaints.db import make_engine, upgrade
 from complaints.policies import load_compliant_policy
 from complaints.reports import ReportOptions, build_report, parse_year
-from complaints.reports.queries import COMPLAINTS, RESPONSES, C, R, T, X
+from complaints.reports.queries import COMPLAINTS, RESPONSES, C, K, Q, R, T, X
+from models.tallies import NO_DATE
 from tests.pg import create_database, postgres_url  # noqa: F401
-
-TALLY_COUNTS = ("responses", "within_base", "within_extension", "within_code", "extended",
-                "extended_within_new_date", "late_final", "upheld", "partly_upheld",
-                "not_upheld", "escalated")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -49,41 +58,65 @@ def _flag(condition: Any) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-def recount(db: Connection) -> tuple[dict[tuple[Any, ...], tuple[int, ...]],
-                                      dict[tuple[Any, ...], int]]:
-    """Both tallies worked out afresh from the responses and their complaints."""
+Tallies = dict[str, dict[tuple[Any, ...], tuple[int, ...]]]
+
+
+def recount(db: Connection) -> Tallies:
+    """Every tally worked out afresh from the complaints and responses."""
     joined = (select().select_from(RESPONSES.join(COMPLAINTS, R.reference == C.reference))
               .where(C.state != "voided"))
     within_extension = (R.responded_on <= R.due_base) | (
         (R.extension_within_code == True) & (R.responded_on <= R.due_final))  # noqa: E712
-    keys = (C.landlord, R.responded_on, R.stage, func.coalesce(C.tenure, ""), C.policy_name,
-            R.working_days_taken)
-    counts = (func.count(), _flag(R.responded_on <= R.due_base), _flag(within_extension),
-              _flag(R.within_code == True), _flag(R.extension_days > 0),  # noqa: E712
-              _flag((R.extension_days > 0) & (R.responded_on <= R.due_final)),
-              _flag(R.responded_on > R.due_final), _flag(R.decision == "upheld"),
-              _flag(R.decision == "partly_upheld"), _flag(R.decision == "not_upheld"),
-              _flag(C.escalation_requested_on.is_not(None)))
-    tally = {tuple(row[:6]): tuple(int(n) for n in row[6:])
-             for row in db.execute(joined.add_columns(*keys, *counts).group_by(*keys))}
-    missed_keys = (C.landlord, R.responded_on, R.stage, R.by, C.category)
-    missed = {tuple(row[:5]): int(row[5])
-              for row in db.execute(joined.add_columns(*missed_keys, func.count())
-                                    .where(~within_extension).group_by(*missed_keys))}
-    return tally, missed
+
+    def grouped(query: Any, keys: tuple[Any, ...], counts: tuple[Any, ...]
+                ) -> dict[tuple[Any, ...], tuple[int, ...]]:
+        rows = db.execute(query.add_columns(*keys, *counts).group_by(*keys))
+        return {tuple(row[:len(keys)]): tuple(int(n) for n in row[len(keys):])
+                for row in rows}
+
+    complaints = select().where(C.state != "voided")
+    no_date = literal(NO_DATE, Date)
+    return {
+        "response": grouped(joined, (
+            C.landlord, R.responded_on, R.stage, func.coalesce(C.tenure, ""), C.policy_name,
+            R.working_days_taken), (
+            func.count(), _flag(R.responded_on <= R.due_base), _flag(within_extension),
+            _flag(R.within_code == True), _flag(R.extension_days > 0),  # noqa: E712
+            _flag((R.extension_days > 0) & (R.responded_on <= R.due_final)),
+            _flag(R.responded_on > R.due_final), _flag(R.decision == "upheld"),
+            _flag(R.decision == "partly_upheld"), _flag(R.decision == "not_upheld"),
+            _flag(C.escalation_requested_on.is_not(None)))),
+        "missed": grouped(joined.where(~within_extension), (
+            C.landlord, R.responded_on, R.stage, R.by, C.category), (func.count(),)),
+        "complaint": grouped(complaints, (
+            C.landlord, C.received_on, C.channel, C.category, func.coalesce(C.tenure, ""),
+            C.policy_name), (
+            func.count(), _flag((C.excluded == True) | C.taken_on_on.is_not(None)),  # noqa: E712
+            _flag(C.withdrawn_at.is_not(None)), _flag(C.escalation_requested_on.is_not(None)),
+            _flag(C.imported == True))),  # noqa: E712
+        "acknowledgement": grouped(complaints, (
+            C.landlord, C.received_on, func.coalesce(C.acknowledgement_due, no_date),
+            func.coalesce(C.acknowledged_on, no_date),
+            _case(C.acknowledged_on <= C.acknowledgement_due), _case(C.excluded == True),  # noqa: E712
+            _case(C.declined_at.is_(None) & C.withdrawn_at.is_(None)
+                  & C.referred_to_ombudsman_at.is_(None))), (func.count(),)),
+    }
 
 
-def tallied(db: Connection) -> tuple[dict[tuple[Any, ...], tuple[int, ...]],
-                                      dict[tuple[Any, ...], int]]:
-    """Both tallies as stored, leaving out rows that have come to count nothing."""
-    tally_keys = (T.landlord, T.responded_on, T.stage, T.tenure, T.policy_name, T.working_days)
-    tally = {tuple(row[:6]): tuple(int(n) for n in row[6:])
-             for row in db.execute(select(*tally_keys, *(T[c] for c in TALLY_COUNTS)))}
-    missed = {tuple(row[:5]): int(row[5])
-              for row in db.execute(select(X.landlord, X.responded_on, X.stage, X.by,
-                                           X.category, X.missed))}
-    return ({k: v for k, v in tally.items() if any(v)},
-            {k: n for k, n in missed.items() if n})
+def _case(condition: Any) -> Any:
+    return case((condition, 1), else_=0)
+
+
+def tallied(db: Connection) -> Tallies:
+    """Every tally as stored, leaving out rows that have come to count nothing."""
+    tables = {"response": (T, 6), "missed": (X, 5), "complaint": (K, 6),
+              "acknowledgement": (Q, 7)}
+    stored: Tallies = {}
+    for name, (table, keys) in tables.items():
+        rows = db.execute(select(*table))
+        stored[name] = {tuple(row[:keys]): tuple(int(n) for n in row[keys:])
+                        for row in rows if any(row[keys:])}
+    return stored
 
 
 def assert_in_step(engine: Engine) -> None:
@@ -100,6 +133,8 @@ def complaint(reference: str, **values: Any) -> dict[str, Any]:
            "description": "A leak.", "outcomes_sought": "", "state": "stage1", "stage": 1,
            "overdue": False, "excluded": False, "escalation_refused": False,
            "imported": False, "tenure": None, "escalation_requested_on": None,
+           "acknowledged_on": None, "acknowledgement_due": None, "withdrawn_at": None,
+           "declined_at": None, "referred_to_ombudsman_at": None, "taken_on_on": None,
            "created_at": dt.datetime(2025, 5, 1, tzinfo=dt.UTC),
            "updated_at": dt.datetime(2025, 5, 1, tzinfo=dt.UTC)}
     return row | values
@@ -155,12 +190,13 @@ def test_every_kind_of_write_keeps_the_tallies_in_step(engine: Engine) -> None:
     with engine.connect() as db:
         remaining = tallied(db)
     # A and B are left, each with its stage 1 response; B's moved to the 16th, on time.
-    assert sum(v[0] for v in remaining[0].values()) == 2
-    assert remaining[1] == {}
+    assert sum(v[0] for v in remaining["response"].values()) == 2
+    assert remaining["missed"] == {}
+    assert sum(v[0] for v in remaining["complaint"].values()) == 2
 
 
 def test_each_step_of_a_random_run_of_writes_keeps_the_tallies_in_step(engine: Engine) -> None:
-    """Two hundred random writes (seeded), checked against a recount every twenty."""
+    """Three hundred random writes (seeded), checked against a recount every twenty."""
     rng = random.Random(12)
     days = [dt.date(2025, 4, 1) + dt.timedelta(days=n) for n in range(0, 60, 3)]
     refs = [f"R{n:03d}" for n in range(30)]
@@ -169,12 +205,18 @@ def test_each_step_of_a_random_run_of_writes_keeps_the_tallies_in_step(engine: E
             complaint(r, tenure=rng.choice([None, "lcra", "lcho"]),
                       category=rng.choice(["repairs", "estates"])) for r in refs])
     stored: set[tuple[str, int]] = set()
+    stamp = dt.datetime(2025, 6, 3, 10, tzinfo=dt.UTC)
     changes: dict[str, list[Any]] = {
         "state": ["stage1", "stage2", "voided", "closed"], "tenure": [None, "lcra", "lcho"],
         "category": ["repairs", "estates", "lettings"],
         "escalation_requested_on": [None, dt.date(2025, 6, 1), dt.date(2025, 7, 1)],
-        "policy_name": ["connexus", "connexus-2026"], "landlord": ["Connexus", "Other"]}
-    for n in range(200):
+        "policy_name": ["connexus", "connexus-2026"], "landlord": ["Connexus", "Other"],
+        "received_on": days, "channel": ["phone", "email"], "excluded": [True, False],
+        "imported": [True, False], "taken_on_on": [None, dt.date(2025, 6, 9)],
+        "acknowledgement_due": [None, *days], "acknowledged_on": [None, *days],
+        "withdrawn_at": [None, stamp], "declined_at": [None, stamp],
+        "referred_to_ombudsman_at": [None, stamp, stamp + dt.timedelta(days=1)]}
+    for n in range(300):
         ref, stage = rng.choice(refs), rng.choice([1, 2])
         with engine.begin() as db:
             roll = rng.random()
@@ -197,6 +239,10 @@ def test_each_step_of_a_random_run_of_writes_keeps_the_tallies_in_step(engine: E
             elif (ref, stage) in stored and roll < 0.8:
                 db.execute(delete(RESPONSES).where(R.reference == ref, R.stage == stage))
                 stored.discard((ref, stage))
+            elif roll > 0.97:  # a complaint deleted with its responses, and lodged again
+                db.execute(delete(COMPLAINTS).where(C.reference == ref))
+                db.execute(insert(COMPLAINTS), [complaint(ref, received_on=rng.choice(days))])
+                stored -= {(ref, 1), (ref, 2)}
             else:  # one column of the complaint at a time, as each moves the counts
                 column, values = rng.choice(list(changes.items()))
                 db.execute(update(COMPLAINTS).where(C.reference == ref)
@@ -204,11 +250,11 @@ def test_each_step_of_a_random_run_of_writes_keeps_the_tallies_in_step(engine: E
         if n % 20 == 19:
             assert_in_step(engine)
     with engine.connect() as db:
-        assert tallied(db)[0], "the run left responses to count"
+        assert tallied(db)["response"], "the run left responses to count"
 
 
-def test_the_migration_counts_the_responses_already_stored(tmp_path: Path) -> None:
-    """Upgrading a database with responses from 0018 fills the tallies from them."""
+def test_the_migration_counts_the_rows_already_stored(tmp_path: Path) -> None:
+    """Upgrading a database with complaints and responses from 0018 fills the tallies."""
     url = f"sqlite:///{(tmp_path / 'old.db').as_posix()}"
     upgrade(url, "0018")
     made = make_engine(url)
@@ -219,14 +265,31 @@ def test_the_migration_counts_the_responses_already_stored(tmp_path: Path) -> No
             2025, 5, 30), within_code=False), response("V")])
     upgrade(url)
     with made.connect() as db:
-        tally, missed = tallied(db)
-        assert (tally, missed) == recount(db)
-        triggers = db.execute(text("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
-                                   "AND name LIKE 'response_tally%'")).scalar_one()
+        stored = tallied(db)
+        assert stored == recount(db)
+        triggers = set(db.execute(text("SELECT name FROM sqlite_master "
+                                       "WHERE type = 'trigger'")).scalars())
     made.dispose()
-    assert sum(v[0] for v in tally.values()) == 2  # the voided case's response is not
-    assert list(missed.values()) == [1]
-    assert triggers == 5
+    assert sum(v[0] for v in stored["response"].values()) == 2  # not the voided case's
+    assert list(stored["missed"].values()) == [(1,)]
+    assert sum(v[0] for v in stored["complaint"].values()) == 2
+    assert triggers == TRIGGERS
+
+
+#: The triggers migration 0019 creates: a later migration that rebuilds ``complaints`` or
+#: ``responses`` on SQLite (which drops them) must create them again.
+TRIGGERS = {"response_tally_insert", "response_tally_delete", "response_tally_update",
+            "response_tally_complaint", "response_tally_complaint_delete",
+            "complaint_tally_insert", "complaint_tally_delete", "complaint_tally_update"}
+
+
+def test_every_trigger_is_there_at_head(engine: Engine) -> None:
+    """A database at head has every tally trigger, on both backends."""
+    query = ("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+             if engine.dialect.name == "sqlite" else
+             "SELECT DISTINCT trigger_name FROM information_schema.triggers")
+    with engine.connect() as db:
+        assert set(db.execute(text(query)).scalars()) == TRIGGERS
 
 
 def test_escalated_responses_count_only_escalations_by_the_as_of_date(engine: Engine) -> None:
@@ -242,3 +305,26 @@ def test_escalated_responses_count_only_escalations_by_the_as_of_date(engine: En
         return build_report(engine, options).resolution.escalated_after_stage1
 
     assert (escalated(dt.date(2025, 8, 31)), escalated(dt.date(2025, 9, 1))) == (0, 1)
+
+
+def test_acknowledgements_are_counted_as_at_the_as_of_date(engine: Engine) -> None:
+    """Acknowledged by the as-of date, within the limit, and overdue, move with that date."""
+    with engine.begin() as db:
+        db.execute(insert(COMPLAINTS), [
+            complaint("A", acknowledgement_due=dt.date(2025, 5, 8),
+                      acknowledged_on=dt.date(2025, 5, 7)),
+            complaint("B", acknowledgement_due=dt.date(2025, 5, 8),
+                      acknowledged_on=dt.date(2025, 5, 12)),
+            complaint("C", acknowledgement_due=dt.date(2025, 5, 8)),
+            complaint("D", acknowledgement_due=dt.date(2025, 5, 8),
+                      withdrawn_at=dt.datetime(2025, 5, 2, tzinfo=dt.UTC))])
+    policy, period = load_compliant_policy("connexus"), parse_year("2025/26")
+
+    def stage1(as_of: dt.date) -> tuple[int, int, int]:
+        options = ReportOptions(period, policy, homes=1000, as_of=as_of)
+        ack = build_report(engine, options).acknowledgements[0]
+        return ack.acknowledged, ack.within_limit, ack.unacknowledged_overdue
+
+    # On the 9th: A on time, B and C overdue (D withdrawn); on the 12th B is late, C overdue.
+    assert stage1(dt.date(2025, 5, 9)) == (1, 1, 2)
+    assert stage1(dt.date(2025, 5, 12)) == (2, 1, 1)

@@ -50,6 +50,7 @@ from complaints.reports.model import (
 from complaints.reports.passes import (
     RESPONSE_COUNTS,
     Groups,
+    acknowledgement_pass,
     day_pass,
     escalation_pass,
     missed_responses,
@@ -65,6 +66,7 @@ from complaints.reports.queries import (
     C,
     E,
     F,
+    K,
     R,
     ReportOptions,
     count_if,
@@ -221,7 +223,8 @@ def _received_from(received: Groups, escalations: Groups) -> dict[str, int]:
 
 def _received(db: Connection, options: ReportOptions) -> dict[str, int]:
     """Complaints logged, excluded, withdrawn in the period, and stage 2 received (alone)."""
-    return _received_from(received_pass(db, options), escalation_pass(db, options))
+    return _received_from(received_pass(db, options, escalated_by_as_of=False),
+                          escalation_pass(db, options))
 
 
 def _stage_rows(groups: Groups) -> dict[int, dict[str, Any]]:
@@ -271,10 +274,14 @@ def _percentiles(histogram: list[WorkingDaysCount]) -> dict[int, tuple[float, in
     return result
 
 
-def _acknowledgements(received: Groups, escalations: Groups) -> list[AckFigures]:
-    """Stage 1 and stage 2 acknowledgements of complaints / requests in the period."""
+def _acknowledgements(received: dict[str, int], escalations: Groups) -> list[AckFigures]:
+    """Stage 1 and stage 2 acknowledgements of complaints / requests in the period.
+
+    Stage 1 from :func:`~complaints.reports.passes.acknowledgement_pass`, stage 2 from the
+    escalation pass's groups.
+    """
     figures = []
-    for stage, groups in ((1, received), (2, escalations)):
+    for stage, groups in ((1, [received]), (2, escalations)):
         acked, within = _total(groups, "acknowledged"), _total(groups, "acknowledged_within")
         figures.append(AckFigures(stage=stage, acknowledged=acked, within_limit=within,
                                   pct_within_limit=pct(within, acked),
@@ -312,10 +319,10 @@ def _monthly(options: ReportOptions, received: Groups, escalations: Groups,
         add(group["taken_year"], group["taken_month"], "stage1_received",
             _int(group["taken_on"]))
         add(group["year"], group["month"], "stage2_received", _int(group["stage2"]))
-    for group in days:  # responses per day (and stage), added up per month here
-        day = group["day"]
+    for group in days:  # responses per month, stage and working days taken
         for field in ("responses", "within_base", "within_extension", "within_code"):
-            add(day.year, day.month, f"stage{group['stage']}_{field}", _int(group[field]))
+            add(group["year"], group["month"], f"stage{group['stage']}_{field}",
+                _int(group[field]))
     fields = ("stage1_received", "stage2_received", "stage1_responses", "stage1_within_base",
               "stage1_within_extension", "stage2_responses", "stage2_within_base",
               "stage2_within_extension", "stage1_within_code", "stage2_within_code")
@@ -519,18 +526,19 @@ def _late(db: Connection, options: ReportOptions, stages: dict[int, dict[str, An
             for r, s, d, reason in listed], _int(total)
 
 
-def _policies(db: Connection, options: ReportOptions, responses: list[dict[str, Any]]
-              ) -> list[str]:
+def _policies(db: Connection, options: ReportOptions, responses: Groups,
+              escalations: Groups) -> list[str]:
     """Every policy file the landlord's complaints counted in the period were handled under.
 
-    Those answered in the period come from the pass over the responses.
+    Those received in the period come from the complaint tally; those escalated or taken
+    on in the period, and those answered in it, from the passes over them.
     """
     period = options.period
-    received = select(C.policy_name).where(mine(options), or_(
-        C.received_on.between(period.start, period.end),
-        C.escalation_requested_on.between(period.start, period.end),
-        C.taken_on_on.between(period.start, period.end)))
-    names = {str(n) for n in db.execute(received.distinct()).scalars()}
+    received = (select(K.policy_name).where(K.landlord == options.policy.landlord,
+                                            K.received_on.between(period.start, period.end))
+                .group_by(K.policy_name).having(func.sum(K.logged) != 0))
+    names = {str(n) for n in db.execute(received).scalars()}
+    names |= {str(g["policy"]) for g in escalations if _int(g["requested"]) + _int(g["taken_on"])}
     return sorted(names | {str(group["policy"]) for group in responses})
 
 
@@ -607,8 +615,8 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
         complaints_logged=received["logged"], complaints_excluded=received["excluded"],
         complaints_withdrawn=received["withdrawn"],
         complaints_imported=received["imported"], ch01=ch01, ch02=ch02,
-        stages=stage_figures, acknowledgements=_acknowledgements(received_groups,
-                                                            escalations),
+        stages=stage_figures,
+        acknowledgements=_acknowledgements(acknowledgement_pass(db, options), escalations),
         resolution=Resolution(
             resolved_stage1=resolved1, resolved_stage2=resolved2,
             pct_stage1=pct(resolved1, resolved1 + resolved2),
@@ -631,7 +639,7 @@ def _build(db: Connection, options: ReportOptions, evidence: bool) -> Report:
                 "stage2_acknowledgement": limits.stage2_acknowledgement,
                 "stage2_response": limits.stage2_response,
                 "stage2_extension_cap": limits.stage2_extension_cap},
-        method=METHOD, policies=_policies(db, options, responses), ch02_late=late,
+        method=METHOD, policies=_policies(db, options, responses, escalations), ch02_late=late,
         ch02_late_total=late_total, tenures=_tenures(options, received_groups, escalations,
                                                         responses),
         service_requests=service_request_report(db, options.period.start,

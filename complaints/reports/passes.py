@@ -36,7 +36,9 @@ from sqlalchemy import (
 from complaints.reports.queries import (
     REMEDIES,
     C,
+    K,
     M,
+    Q,
     R,
     ReportOptions,
     T,
@@ -47,16 +49,12 @@ from complaints.reports.queries import (
     scoped,
 )
 
-__all__ = ["REFUSED_ON_RECEIPT", "REMEDY_COUNTS", "RESPONSE_COUNTS", "Groups", "day_pass",
+__all__ = ["REMEDY_COUNTS", "RESPONSE_COUNTS", "Groups", "acknowledgement_pass", "day_pass",
            "escalation_pass", "missed_responses", "received_pass", "remedy_pass",
            "response_pass"]
 
 #: Rows of a pass: one dict per group, its keys then its counts.
 Groups = list[dict[str, Any]]
-
-#: Refused under the exclusions when received: still refused, or taken on later by order
-#: (then counted in CH01 on the day taken on, never back in the year received).
-REFUSED_ON_RECEIPT = or_(C.excluded == true(), C.taken_on_on.is_not(None))
 
 #: The counts :func:`response_pass` takes per group, in the order they are selected.
 RESPONSE_COUNTS = ("responses", "within_base", "within_extension", "within_code", "extended",
@@ -76,41 +74,76 @@ def _rows(db: Connection, query: Any, names: tuple[str, ...]) -> Groups:
     return [dict(zip(names, row, strict=True)) for row in db.execute(query)]
 
 
-def received_pass(db: Connection, options: ReportOptions) -> Groups:
-    """The landlord's complaints received in the period, in one pass.
+def received_pass(db: Connection, options: ReportOptions, *,
+                  escalated_by_as_of: bool = True) -> Groups:
+    """The landlord's complaints received in the period, from the complaint tally.
 
     Grouped by channel, category, tenure and month received. Counts: ``logged`` (all),
-    ``refused`` (on receipt), ``withdrawn``, ``acknowledged`` (stage 1, by the as-of date,
-    not excluded) and ``acknowledged_within`` (by its due date), ``unacknowledged_overdue``
-    (not acknowledged, not declined, still open, due before the as-of date) and
-    ``escalated`` (escalation requested by the as-of date), ``imported`` (from
-    ``complaints import``).
+    ``refused`` (on receipt), ``withdrawn``, ``escalated`` (escalation requested by the
+    as-of date) and ``imported`` (from ``complaints import``). The tally counts every
+    escalation; those requested after the as-of date are taken off (see
+    :func:`_escalated_later`), unless ``escalated_by_as_of`` is False (CH01 alone, as for
+    the year before, does not need them). The acknowledgements are counted by
+    :func:`acknowledgement_pass`.
+    """
+    period = options.period
+    keys = (K.channel, K.category, func.nullif(K.tenure, ""), extract("year", K.received_on),
+            extract("month", K.received_on))
+    query = (select(*keys, *_added(K.logged, K.refused, K.withdrawn, K.escalated, K.imported))
+             .where(K.landlord == options.policy.landlord,
+                    K.received_on.between(period.start, period.end))
+             .group_by(*keys).having(func.sum(K.logged) != 0))
+    groups = _rows(db, query, ("channel", "category", "tenure", "year", "month", "logged",
+                               "refused", "withdrawn", "escalated", "imported"))
+    if not escalated_by_as_of:
+        return groups
+    later = _escalated_later(db, options, (C.channel, C.category, C.tenure,
+                                           extract("year", C.received_on),
+                                           extract("month", C.received_on)),
+                             C.received_on.between(period.start, period.end))
+    for group in groups:
+        group["escalated"] -= later.get(tuple(group[k] for k in ("channel", "category",
+                                                                 "tenure", "year", "month")), 0)
+    return groups
+
+
+def _escalated_later(db: Connection, options: ReportOptions, keys: tuple[Any, ...],
+                     counted: ColumnElement[bool]) -> dict[tuple[Any, ...], int]:
+    """The landlord's complaints meeting ``counted`` escalated after the as-of date, per key.
+
+    Only the escalation date is in the WHERE clause, so that the database reads the
+    complaints through its index (those escalated after the as-of date: few, for a
+    report as at the end of its period); the landlord and the period are counted in the
+    FILTER, where an index on them would make it read the whole period instead.
+    """
+    query = (select(*keys, count_if(and_(mine(options), counted)))
+             .where(C.escalation_requested_on > options.as_of).group_by(*keys))
+    return {tuple(row[:-1]): int(row[-1]) for row in db.execute(query) if row[-1]}
+
+
+def acknowledgement_pass(db: Connection, options: ReportOptions) -> dict[str, int]:
+    """Stage 1 acknowledgements of the complaints received in the period, as at the as-of date.
+
+    From the acknowledgement tally: ``acknowledged`` (by the as-of date, not excluded) and
+    ``acknowledged_within`` (by its due date), ``unacknowledged_overdue`` (not
+    acknowledged by the as-of date, not declined, withdrawn or referred, due before it).
     """
     period, as_of = options.period, options.as_of
-    acked = and_(C.acknowledged_on.is_not(None), C.acknowledged_on <= as_of)
-    open_case = and_(C.withdrawn_at.is_(None), C.referred_to_ombudsman_at.is_(None))
-    keys = (C.channel, C.category, C.tenure, extract("year", C.received_on),
-            extract("month", C.received_on))
-    query = select(
-        *keys, func.count(), count_if(REFUSED_ON_RECEIPT),
-        count_if(C.withdrawn_at.is_not(None)),
-        count_if(and_(acked, C.excluded != true())),
-        count_if(and_(acked, C.excluded != true(), C.acknowledged_on <= C.acknowledgement_due)),
-        count_if(and_(~acked, C.declined_at.is_(None), open_case,
-                      C.acknowledgement_due < as_of)),
-        count_if(and_(C.escalation_requested_on.is_not(None),
-                      C.escalation_requested_on <= as_of)),
-        count_if(C.imported == true()),
-    ).where(mine(options), C.received_on.between(period.start, period.end)).group_by(*keys)
-    return _rows(db, query, ("channel", "category", "tenure", "year", "month", "logged",
-                             "refused", "withdrawn", "acknowledged", "acknowledged_within",
-                             "unacknowledged_overdue", "escalated", "imported"))
+    acked = and_(Q.acknowledged_on <= as_of, Q.is_excluded == 0)
+    query = select(*(func.coalesce(func.sum(Q.complaints).filter(condition), 0) for condition in (
+        acked, and_(acked, Q.within_limit == 1),
+        and_(Q.acknowledged_on > as_of, Q.pending == 1, Q.acknowledgement_due < as_of)))
+    ).where(Q.landlord == options.policy.landlord,
+            Q.received_on.between(period.start, period.end))
+    acknowledged, within, overdue = db.execute(query).one()
+    return {"acknowledged": int(acknowledged), "acknowledged_within": int(within),
+            "unacknowledged_overdue": int(overdue)}
 
 
 def escalation_pass(db: Connection, options: ReportOptions) -> Groups:
     """The landlord's complaints escalated, or taken on by order, in the period: one pass.
 
-    Grouped by tenure, month escalated and month taken on. Counts: ``requested``
+    Grouped by tenure, policy file, month escalated and month taken on. Counts: ``requested``
     (escalation requested in the period), ``stage2`` (of those, not refused),
     ``acknowledged`` (by the as-of date) and ``acknowledged_within`` (by its due date),
     ``unacknowledged_overdue`` (not refused, still open, due before the as-of date), and
@@ -124,7 +157,7 @@ def escalation_pass(db: Connection, options: ReportOptions) -> Groups:
     acked = and_(escalated, C.stage2_acknowledged_on.is_not(None),
                  C.stage2_acknowledged_on <= as_of)
     open_case = and_(C.withdrawn_at.is_(None), C.referred_to_ombudsman_at.is_(None))
-    keys = (C.tenure, extract("year", C.escalation_requested_on),
+    keys = (C.tenure, C.policy_name, extract("year", C.escalation_requested_on),
             extract("month", C.escalation_requested_on), extract("year", C.taken_on_on),
             extract("month", C.taken_on_on))
     query = select(
@@ -137,7 +170,7 @@ def escalation_pass(db: Connection, options: ReportOptions) -> Groups:
                       C.stage2_acknowledgement_due < as_of)),
         count_if(taken_on),
     ).where(mine(options), or_(escalated, taken_on)).group_by(*keys)
-    return _rows(db, query, ("tenure", "year", "month", "taken_year", "taken_month",
+    return _rows(db, query, ("tenure", "policy", "year", "month", "taken_year", "taken_month",
                              "requested", "stage2", "acknowledged", "acknowledged_within",
                              "unacknowledged_overdue", "taken_on"))
 
@@ -203,17 +236,19 @@ def missed_responses(db: Connection, options: ReportOptions) -> Groups:
 
 
 def day_pass(db: Connection, options: ReportOptions) -> Groups:
-    """The period's responses per day issued, stage and working days taken, from the tally.
+    """The period's responses per month issued, stage and working days taken, from the tally.
 
-    The month-by-month figures add the days up per month, and the working-days histogram
-    (with the median and 90th percentile worked out from it) adds them up per stage.
+    The month-by-month figures add them up per month, and the working-days histogram
+    (with the median and 90th percentile worked out from it) adds them up per stage: a
+    few hundred groups.
     """
-    keys = (T.responded_on, T.stage, T.working_days)
+    keys = (extract("year", T.responded_on), extract("month", T.responded_on), T.stage,
+            T.working_days)
     query = (_tallied(options, T, *keys, *_added(T.responses, T.within_base,
                                                  T.within_extension, T.within_code))
              .group_by(*keys).having(func.sum(T.responses) != 0))
-    return _rows(db, query, ("day", "stage", "working_days", "responses", "within_base",
-                             "within_extension", "within_code"))
+    return _rows(db, query, ("year", "month", "stage", "working_days", "responses",
+                             "within_base", "within_extension", "within_code"))
 
 
 def remedy_pass(db: Connection, options: ReportOptions) -> Groups:

@@ -31,12 +31,17 @@ from models.tables import (
     ResponseRow,
 )
 from models.tables import RemedyRow as RemedyTable
-from models.tallies import MissedResponseTallyRow, ResponseTallyRow
+from models.tallies import (
+    AcknowledgementTallyRow,
+    ComplaintTallyRow,
+    MissedResponseTallyRow,
+    ResponseTallyRow,
+)
 
 __all__ = ["ACTIONS", "COMPLAINTS", "EXTENSIONS", "NOT_VOIDED", "REFUSALS", "REMEDIES",
-           "RESPONSES", "A", "C", "E", "F", "M", "R", "T", "X", "ReportOptions", "count_if",
-           "instant_in", "mine", "not_voided", "responses_in_period", "scoped", "within_base",
-           "within_code", "within_extension"]
+           "RESPONSES", "A", "C", "E", "F", "K", "M", "Q", "R", "T", "X", "ReportOptions",
+           "count_if", "instant_in", "mine", "not_voided", "responses_in_period", "scoped",
+           "within_base", "within_code", "within_extension"]
 
 C = ComplaintRow.__table__.c  # type: ignore[attr-defined]
 R = ResponseRow.__table__.c  # type: ignore[attr-defined]
@@ -44,8 +49,12 @@ F = RefusalRow.__table__.c  # type: ignore[attr-defined]
 E = ExtensionRow.__table__.c  # type: ignore[attr-defined]
 M = RemedyTable.__table__.c  # type: ignore[attr-defined]
 A = ActionRow.__table__.c  # type: ignore[attr-defined]
+# The tallies (models.tallies): responses (T), missed responses (X), complaints received
+# (K) and their acknowledgements (Q).
 T = ResponseTallyRow.__table__.c  # type: ignore[attr-defined]
 X = MissedResponseTallyRow.__table__.c  # type: ignore[attr-defined]
+K = ComplaintTallyRow.__table__.c  # type: ignore[attr-defined]
+Q = AcknowledgementTallyRow.__table__.c  # type: ignore[attr-defined]
 COMPLAINTS = ComplaintRow.__table__  # type: ignore[attr-defined]
 RESPONSES = ResponseRow.__table__  # type: ignore[attr-defined]
 REFUSALS = RefusalRow.__table__  # type: ignore[attr-defined]
