@@ -19,6 +19,8 @@ resync``, the synthetic year, and any hand-run SQL. The report adds up a year's 
 - ``acknowledgement_tally``: per landlord and day received, by the acknowledgement's due
   date and the day it was made, how many complaints (the acknowledgement figures as at
   any date).
+- ``late_acknowledgement_tally``: per landlord, day acknowledged, stage, handler and team,
+  how many acknowledgements were made after their due date (the report's breaches).
 
 Voided cases are never counted, and a change to a complaint's landlord, tenure, policy
 file, category, escalation or voiding moves its responses' counts with it. A row can
@@ -29,8 +31,8 @@ import datetime as dt
 
 from sqlmodel import Field, SQLModel
 
-__all__ = ["NO_DATE", "AcknowledgementTallyRow", "ComplaintTallyRow", "MissedResponseTallyRow",
-           "ResponseTallyRow"]
+__all__ = ["NO_DATE", "AcknowledgementTallyRow", "ComplaintTallyRow",
+           "LateAcknowledgementTallyRow", "MissedResponseTallyRow", "ResponseTallyRow"]
 
 
 class ResponseTallyRow(SQLModel, table=True):
@@ -153,3 +155,25 @@ class AcknowledgementTallyRow(SQLModel, table=True):
     is_excluded: int = Field(primary_key=True)
     pending: int = Field(primary_key=True)
     complaints: int = 0
+
+
+class LateAcknowledgementTallyRow(SQLModel, table=True):
+    """The acknowledgements made on one day after their due date, by stage, handler and team.
+
+    A complaint counts once for each stage acknowledged late: stage 1 on the day it was
+    acknowledged, under its stage 1 handler; stage 2 likewise (the report's breaches).
+
+    Attributes:
+        handler: The stage's handler, ``""`` when none was recorded.
+        category: The complaint's category (the team).
+        acknowledgements: How many.
+    """
+
+    __tablename__ = "late_acknowledgement_tally"
+
+    landlord: str = Field(primary_key=True)
+    acknowledged_on: dt.date = Field(primary_key=True)
+    stage: int = Field(primary_key=True)
+    handler: str = Field(primary_key=True)
+    category: str = Field(primary_key=True)
+    acknowledgements: int = 0

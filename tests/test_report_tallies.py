@@ -35,7 +35,7 @@ from sqlalchemy import (
 from complaints.db import make_engine, upgrade
 from complaints.policies import load_compliant_policy
 from complaints.reports import ReportOptions, build_report, parse_year
-from complaints.reports.queries import COMPLAINTS, RESPONSES, C, K, Q, R, T, X
+from complaints.reports.queries import COMPLAINTS, RESPONSES, C, K, L, Q, R, T, X
 from models.tallies import NO_DATE
 from tests.pg import create_database, postgres_url  # noqa: F401
 
@@ -76,7 +76,15 @@ def recount(db: Connection) -> Tallies:
 
     complaints = select().where(C.state != "voided")
     no_date = literal(NO_DATE, Date)
+    late: dict[tuple[Any, ...], tuple[int, ...]] = {}
+    for stage, acknowledged, due, handler in (
+            (1, C.acknowledged_on, C.acknowledgement_due, C.stage1_handler),
+            (2, C.stage2_acknowledged_on, C.stage2_acknowledgement_due, C.stage2_handler)):
+        late |= grouped(complaints.where(acknowledged > due), (
+            C.landlord, acknowledged, literal(stage), func.coalesce(handler, ""), C.category),
+            (func.count(),))
     return {
+        "late": late,
         "response": grouped(joined, (
             C.landlord, R.responded_on, R.stage, func.coalesce(C.tenure, ""), C.policy_name,
             R.working_days_taken), (
@@ -110,7 +118,7 @@ def _case(condition: Any) -> Any:
 def tallied(db: Connection) -> Tallies:
     """Every tally as stored, leaving out rows that have come to count nothing."""
     tables = {"response": (T, 6), "missed": (X, 5), "complaint": (K, 6),
-              "acknowledgement": (Q, 7)}
+              "acknowledgement": (Q, 7), "late": (L, 5)}
     stored: Tallies = {}
     for name, (table, keys) in tables.items():
         rows = db.execute(select(*table))
@@ -135,6 +143,8 @@ def complaint(reference: str, **values: Any) -> dict[str, Any]:
            "imported": False, "tenure": None, "escalation_requested_on": None,
            "acknowledged_on": None, "acknowledgement_due": None, "withdrawn_at": None,
            "declined_at": None, "referred_to_ombudsman_at": None, "taken_on_on": None,
+           "stage2_acknowledged_on": None, "stage2_acknowledgement_due": None,
+           "stage1_handler": None, "stage2_handler": None,
            "created_at": dt.datetime(2025, 5, 1, tzinfo=dt.UTC),
            "updated_at": dt.datetime(2025, 5, 1, tzinfo=dt.UTC)}
     return row | values
@@ -215,7 +225,9 @@ def test_each_step_of_a_random_run_of_writes_keeps_the_tallies_in_step(engine: E
         "imported": [True, False], "taken_on_on": [None, dt.date(2025, 6, 9)],
         "acknowledgement_due": [None, *days], "acknowledged_on": [None, *days],
         "withdrawn_at": [None, stamp], "declined_at": [None, stamp],
-        "referred_to_ombudsman_at": [None, stamp, stamp + dt.timedelta(days=1)]}
+        "referred_to_ombudsman_at": [None, stamp, stamp + dt.timedelta(days=1)],
+        "stage2_acknowledgement_due": [None, *days], "stage2_acknowledged_on": [None, *days],
+        "stage1_handler": [None, "h1", "h2"], "stage2_handler": [None, "h1", "h3"]}
     for n in range(300):
         ref, stage = rng.choice(refs), rng.choice([1, 2])
         with engine.begin() as db:

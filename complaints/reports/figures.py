@@ -67,6 +67,7 @@ from complaints.reports.queries import (
     E,
     F,
     K,
+    L,
     R,
     ReportOptions,
     count_if,
@@ -417,9 +418,9 @@ def _breaches(db: Connection, options: ReportOptions
               ) -> tuple[list[BreachRow], list[BreachRow]]:
     """Missed acknowledgements and responses in the period, per handler and per team.
 
-    One pass over the complaints acknowledged late in the period (both stages), grouped
-    by each stage's handler and the team (category); the missed responses come from
-    :func:`~complaints.reports.passes.missed_responses`, by who issued each.
+    The acknowledgements made late in the period (both stages) come from the late
+    acknowledgement tally, by each stage's handler and the team (category); the missed
+    responses from :func:`~complaints.reports.passes.missed_responses`, by who issued each.
     """
     period = options.period
     by_handler: dict[str, dict[str, int]] = {}
@@ -430,18 +431,14 @@ def _breaches(db: Connection, options: ReportOptions
             entry = into.setdefault(str(name or "(not recorded)"), {})
             entry[field] = entry.get(field, 0) + n
 
-    late1 = and_(C.acknowledged_on.between(period.start, period.end),
-                 C.acknowledged_on > C.acknowledgement_due)
-    late2 = and_(C.stage2_acknowledged_on.between(period.start, period.end),
-                 C.stage2_acknowledged_on > C.stage2_acknowledgement_due)
-    keys = (C.stage1_handler, C.stage2_handler, C.category)
-    query = (select(*keys, count_if(late1), count_if(late2))
-             .where(mine(options), or_(late1, late2)).group_by(*keys))
-    for handler1, handler2, team, n1, n2 in db.execute(query):
-        add(by_handler, handler1, "stage1_acknowledgements", _int(n1))
-        add(by_handler, handler2, "stage2_acknowledgements", _int(n2))
-        add(by_team, team, "stage1_acknowledgements", _int(n1))
-        add(by_team, team, "stage2_acknowledgements", _int(n2))
+    keys = (L.stage, L.handler, L.category)
+    query = (select(*keys, func.sum(L.acknowledgements))
+             .where(L.landlord == options.policy.landlord,
+                    L.acknowledged_on.between(period.start, period.end))
+             .group_by(*keys).having(func.sum(L.acknowledgements) != 0))
+    for stage, handler, team, n in db.execute(query):
+        add(by_handler, handler, f"stage{stage}_acknowledgements", _int(n))
+        add(by_team, team, f"stage{stage}_acknowledgements", _int(n))
     for group in missed_responses(db, options):
         field = f"stage{group['stage']}_responses"
         add(by_handler, group["by"], field, _int(group["missed"]))

@@ -34,12 +34,13 @@ from models.tables import RemedyRow as RemedyTable
 from models.tallies import (
     AcknowledgementTallyRow,
     ComplaintTallyRow,
+    LateAcknowledgementTallyRow,
     MissedResponseTallyRow,
     ResponseTallyRow,
 )
 
 __all__ = ["ACTIONS", "COMPLAINTS", "EXTENSIONS", "NOT_VOIDED", "REFUSALS", "REMEDIES",
-           "RESPONSES", "A", "C", "E", "F", "K", "M", "Q", "R", "T", "X", "ReportOptions",
+           "RESPONSES", "A", "C", "E", "F", "K", "L", "M", "Q", "R", "T", "X", "ReportOptions",
            "count_if", "instant_in", "mine", "not_voided", "responses_in_period", "scoped",
            "within_base", "within_code", "within_extension"]
 
@@ -50,11 +51,12 @@ E = ExtensionRow.__table__.c  # type: ignore[attr-defined]
 M = RemedyTable.__table__.c  # type: ignore[attr-defined]
 A = ActionRow.__table__.c  # type: ignore[attr-defined]
 # The tallies (models.tallies): responses (T), missed responses (X), complaints received
-# (K) and their acknowledgements (Q).
+# (K), their acknowledgements (Q) and acknowledgements made late (L).
 T = ResponseTallyRow.__table__.c  # type: ignore[attr-defined]
 X = MissedResponseTallyRow.__table__.c  # type: ignore[attr-defined]
 K = ComplaintTallyRow.__table__.c  # type: ignore[attr-defined]
 Q = AcknowledgementTallyRow.__table__.c  # type: ignore[attr-defined]
+L = LateAcknowledgementTallyRow.__table__.c  # type: ignore[attr-defined]
 COMPLAINTS = ComplaintRow.__table__  # type: ignore[attr-defined]
 RESPONSES = ResponseRow.__table__  # type: ignore[attr-defined]
 REFUSALS = RefusalRow.__table__  # type: ignore[attr-defined]

@@ -15,6 +15,8 @@ trigger function):
 - a complaint whose landlord, tenure, policy file, category, escalation or voiding
   changes takes its responses' counts away under the old values and adds them under the
   new ones;
+- ``late_acknowledgement_tally`` is counted from the complaint too, a row per stage
+  acknowledged after its due date;
 - a complaint deleted first deletes its responses, so that they are taken away while the
   complaint is still there to say where they were counted (a cascade runs after it).
 
@@ -112,6 +114,14 @@ COMPLAINT_TALLIES = (
         "pending": _flag("{c}.declined_at IS NULL AND {c}.withdrawn_at IS NULL "
                          "AND {c}.referred_to_ombudsman_at IS NULL"),
     }, counts={"complaints": "1"}),
+    # Acknowledgements made after their due date, per stage (two rows of one table).
+    *(Tally("late_acknowledgement_tally", keys={
+        "landlord": "{c}.landlord", "acknowledged_on": f"{{c}}.{prefix}acknowledged_on",
+        "stage": stage, "handler": f"COALESCE({{c}}.stage{stage}_handler, '')",
+        "category": "{c}.category",
+    }, counts={"acknowledgements": "1"},
+        where=f"{{c}}.{prefix}acknowledged_on > {{c}}.{prefix}acknowledgement_due")
+      for stage, prefix in (("1", ""), ("2", "stage2_"))),
 )
 
 #: The columns whose change moves a response's counts.
@@ -123,7 +133,9 @@ _FOR_RESPONSES = ("landlord", "tenure", "policy_name", "category")
 _FOR_RESPONSES_SET = ("escalation_requested_on",)
 #: A complaint's columns the complaint tallies read.
 _FOR_COMPLAINTS = ("landlord", "received_on", "channel", "category", "tenure", "policy_name",
-                   "excluded", "imported", "acknowledgement_due", "acknowledged_on")
+                   "excluded", "imported", "acknowledgement_due", "acknowledged_on",
+                   "stage2_acknowledgement_due", "stage2_acknowledged_on", "stage1_handler",
+                   "stage2_handler")
 _FOR_COMPLAINTS_SET = ("taken_on_on", "withdrawn_at", "escalation_requested_on",
                        "declined_at", "referred_to_ombudsman_at")
 
@@ -261,8 +273,8 @@ def upgrade() -> None:
              "tenure": text, "policy_name": text, "working_days": number, "by": text,
              "category": text, "channel": text, "acknowledgement_due": day,
              "acknowledged_on": day, "within_limit": number, "is_excluded": number,
-             "pending": number}
-    for tally in (*RESPONSE_TALLIES, *COMPLAINT_TALLIES):
+             "pending": number, "handler": text}
+    for tally in {t.table: t for t in (*RESPONSE_TALLIES, *COMPLAINT_TALLIES)}.values():
         _table(tally, types)
     for tally in RESPONSE_TALLIES:
         op.execute(_insert(tally, sign="", r="r", c="c",
@@ -286,5 +298,5 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {name}" + (f" ON {table}" if postgresql else ""))
         if postgresql:
             op.execute(f"DROP FUNCTION IF EXISTS {name}()")
-    for tally in reversed((*RESPONSE_TALLIES, *COMPLAINT_TALLIES)):
-        op.drop_table(tally.table)
+    for table in {t.table: t for t in (*RESPONSE_TALLIES, *COMPLAINT_TALLIES)}:
+        op.drop_table(table)
