@@ -319,6 +319,11 @@ class RemedyRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("reference", "stage", "position",
                          name="uq_remedies_reference_stage_position"),
+        # A period's remedies of one kind, with what the report reads of each besides its
+        # tally: the stage responses offering money, and the unpaid ones listed
+        # (revision 0019).
+        Index("ix_remedies_kind_offered_at", "kind", "offered_at", "reference", "stage",
+              "position", "due_by"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

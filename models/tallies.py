@@ -1,12 +1,12 @@
-"""The report's tallies: complaints and responses counted as they are written (revision 0019).
+"""The report's tallies: complaints, responses and remedies counted as written (revision 0019).
 
-The annual report over a large landlord's year used to read every complaint and response
-of the year, and join each response to its complaint (most of the report's time). These
-tables hold the same counts, kept by database triggers on ``responses`` and
-``complaints`` (created by migration 0019, for SQLite and PostgreSQL alike), so that every
-writer keeps them right: the workflow's recording, ``complaints import``, ``complaints
-resync``, the synthetic year, and any hand-run SQL. The report adds up a year's rows of them instead
-(:mod:`complaints.reports.passes`).
+The annual report over a large landlord's year used to read every complaint, response and
+remedy of the year, and join each response to its complaint (most of the report's time).
+These tables hold the same counts, kept by database triggers on ``complaints``,
+``responses``, ``remedies`` and ``remedy_payments`` (created by migration 0019, for SQLite
+and PostgreSQL alike), so that every writer keeps them right: the workflow's recording,
+``complaints import``, ``complaints resync``, the synthetic year, and any hand-run SQL.
+The report adds up a year's rows of them instead (:mod:`complaints.reports.passes`).
 
 - ``response_tally``: per landlord, day issued, stage, tenure, policy file and working
   days taken, how many responses and how each was counted (within the base date, within
@@ -21,6 +21,9 @@ resync``, the synthetic year, and any hand-run SQL. The report adds up a year's 
   any date).
 - ``late_acknowledgement_tally``: per landlord, day acknowledged, stage, handler and team,
   how many acknowledgements were made after their due date (the report's breaches).
+- ``remedy_tally``: per landlord, hour offered, kind and date promised, how many remedies
+  and their amounts; ``payment_tally``: the payments of financial remedies, by the
+  remedy's hour offered and date promised, and the day paid.
 
 Voided cases are never counted, and a change to a complaint's landlord, tenure, policy
 file, category, escalation or voiding moves its responses' counts with it. A row can
@@ -31,8 +34,11 @@ import datetime as dt
 
 from sqlmodel import Field, SQLModel
 
+from models.columns import UTCDateTime
+
 __all__ = ["NO_DATE", "AcknowledgementTallyRow", "ComplaintTallyRow",
-           "LateAcknowledgementTallyRow", "MissedResponseTallyRow", "ResponseTallyRow"]
+           "LateAcknowledgementTallyRow", "MissedResponseTallyRow", "PaymentTallyRow",
+           "RemedyTallyRow", "ResponseTallyRow"]
 
 
 class ResponseTallyRow(SQLModel, table=True):
@@ -177,3 +183,54 @@ class LateAcknowledgementTallyRow(SQLModel, table=True):
     handler: str = Field(primary_key=True)
     category: str = Field(primary_key=True)
     acknowledgements: int = 0
+
+
+class RemedyTallyRow(SQLModel, table=True):
+    """The remedies offered in one hour (UTC), by kind and the date promised.
+
+    A London day starts on a whole UTC hour, so a period's remedies are those of its
+    hours. The hour is as each database truncates the stored instant (the report only
+    compares it with a period's bounds).
+
+    Attributes:
+        offered_hour: The hour the remedy was offered in.
+        due_by: The date promised (:data:`NO_DATE` when none was).
+        remedies: How many.
+        amount_pence: Their amounts added up (financial remedies).
+        undated: How many were promised with no date.
+    """
+
+    __tablename__ = "remedy_tally"
+
+    landlord: str = Field(primary_key=True)
+    offered_hour: dt.datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    kind: str = Field(primary_key=True)
+    due_by: dt.date = Field(primary_key=True)
+    remedies: int = 0
+    amount_pence: int = 0
+    undated: int = 0
+
+
+class PaymentTallyRow(SQLModel, table=True):
+    """Payments of financial remedies, by the remedy's hour offered and date, and day paid.
+
+    Attributes:
+        offered_hour: The hour the remedy paid was offered in.
+        due_by: The date it was promised by (:data:`NO_DATE` when none was).
+        paid_on: The day paid.
+        payments: How many.
+        amount_pence: The amounts paid added up.
+        undated: How many paid remedies were promised with no date.
+        paid_late: How many were paid after the date promised.
+    """
+
+    __tablename__ = "payment_tally"
+
+    landlord: str = Field(primary_key=True)
+    offered_hour: dt.datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    due_by: dt.date = Field(primary_key=True)
+    paid_on: dt.date = Field(primary_key=True)
+    payments: int = 0
+    amount_pence: int = 0
+    undated: int = 0
+    paid_late: int = 0

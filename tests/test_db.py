@@ -45,7 +45,8 @@ TABLES = {"complaints", "parties", "adjustments", "letters", "deliveries", "exte
           "import_runs", "imported_complaints",
           "complaint_service_requests", "response_learning", "response_learning_tags",
           "service_changes", "satisfaction_results", "response_tally",
-          "missed_response_tally", "complaint_tally", "acknowledgement_tally",
+          "missed_response_tally", "complaint_tally", "acknowledgement_tally", "remedy_tally",
+          "payment_tally",
           "late_acknowledgement_tally"}
 
 

@@ -35,9 +35,27 @@ from sqlalchemy import (
 from complaints.db import make_engine, upgrade
 from complaints.policies import load_compliant_policy
 from complaints.reports import ReportOptions, build_report, parse_year
-from complaints.reports.queries import COMPLAINTS, RESPONSES, C, K, L, Q, R, T, X
+from complaints.reports.queries import (
+    COMPLAINTS,
+    MT,
+    PT,
+    REMEDIES,
+    RESPONSES,
+    C,
+    K,
+    L,
+    M,
+    Q,
+    R,
+    T,
+    X,
+)
+from models.tables import RemedyPaymentRow
 from models.tallies import NO_DATE
 from tests.pg import create_database, postgres_url  # noqa: F401
+
+PAYMENTS = RemedyPaymentRow.__table__  # type: ignore[attr-defined]
+P = PAYMENTS.c
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -84,6 +102,7 @@ def recount(db: Connection) -> Tallies:
             C.landlord, acknowledged, literal(stage), func.coalesce(handler, ""), C.category),
             (func.count(),))
     return {
+        "remedy": _remedies_recounted(db), "payment": _payments_recounted(db),
         "late": late,
         "response": grouped(joined, (
             C.landlord, R.responded_on, R.stage, func.coalesce(C.tenure, ""), C.policy_name,
@@ -111,6 +130,43 @@ def recount(db: Connection) -> Tallies:
     }
 
 
+def _hour(instant: dt.datetime) -> dt.datetime:
+    return instant.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _remedies_recounted(db: Connection) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """The remedy tally worked out in Python from the remedies of cases not voided."""
+    counts: dict[tuple[Any, ...], list[int]] = {}
+    for landlord, offered_at, kind, due_by, amount in db.execute(
+            select(C.landlord, M.offered_at, M.kind, M.due_by, M.amount_pence)
+            .select_from(REMEDIES.join(COMPLAINTS, M.reference == C.reference))
+            .where(C.state != "voided")):
+        entry = counts.setdefault((landlord, _hour(offered_at), kind, due_by or NO_DATE),
+                                  [0, 0, 0])
+        entry[0] += 1
+        entry[1] += amount or 0
+        entry[2] += due_by is None
+    return {key: tuple(n) for key, n in counts.items()}
+
+
+def _payments_recounted(db: Connection) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """The payment tally worked out in Python: payments of financial remedies."""
+    counts: dict[tuple[Any, ...], list[int]] = {}
+    for landlord, offered_at, due_by, paid_on, amount in db.execute(
+            select(C.landlord, M.offered_at, M.due_by, P.paid_on, P.amount_pence)
+            .select_from(PAYMENTS.join(REMEDIES, (P.reference == M.reference)
+                                       & (P.stage == M.stage) & (P.position == M.position))
+                         .join(COMPLAINTS, M.reference == C.reference))
+            .where(C.state != "voided", M.kind == "financial")):
+        entry = counts.setdefault((landlord, _hour(offered_at), due_by or NO_DATE, paid_on),
+                                  [0, 0, 0, 0])
+        entry[0] += 1
+        entry[1] += amount
+        entry[2] += due_by is None
+        entry[3] += due_by is not None and paid_on > due_by
+    return {key: tuple(n) for key, n in counts.items()}
+
+
 def _case(condition: Any) -> Any:
     return case((condition, 1), else_=0)
 
@@ -118,7 +174,7 @@ def _case(condition: Any) -> Any:
 def tallied(db: Connection) -> Tallies:
     """Every tally as stored, leaving out rows that have come to count nothing."""
     tables = {"response": (T, 6), "missed": (X, 5), "complaint": (K, 6),
-              "acknowledgement": (Q, 7), "late": (L, 5)}
+              "acknowledgement": (Q, 7), "late": (L, 5), "remedy": (MT, 4), "payment": (PT, 4)}
     stored: Tallies = {}
     for name, (table, keys) in tables.items():
         rows = db.execute(select(*table))
@@ -265,6 +321,74 @@ def test_each_step_of_a_random_run_of_writes_keeps_the_tallies_in_step(engine: E
         assert tallied(db)["response"], "the run left responses to count"
 
 
+def remedy(reference: str, stage: int = 1, position: int = 1, **values: Any) -> dict[str, Any]:
+    """A remedy row's values: a financial one, offered at 10:30 on 15 May 2025."""
+    row = {"reference": reference, "stage": stage, "position": position,
+           "kind": "financial", "description": "Compensation.", "amount_pence": 5000,
+           "due_by": dt.date(2025, 6, 12), "decision": "upheld", "offered_by": "h1",
+           "offered_at": dt.datetime(2025, 5, 15, 10, 30, tzinfo=dt.UTC)}
+    return row | values
+
+
+def test_each_step_of_a_random_run_of_remedy_writes_keeps_the_tallies_in_step(
+        engine: Engine) -> None:
+    """Remedies and payments written, changed and deleted at random (seeded) stay counted."""
+    rng = random.Random(7)
+    refs = [f"M{n:02d}" for n in range(12)]
+    instants = [dt.datetime(2025, 3, 31, 22, 59, tzinfo=dt.UTC),
+                dt.datetime(2025, 3, 31, 23, 0, tzinfo=dt.UTC),
+                dt.datetime(2025, 5, 15, 10, 30, tzinfo=dt.UTC),
+                dt.datetime(2025, 5, 15, 10, 59, 59, tzinfo=dt.UTC)]
+    dates = [None, dt.date(2025, 6, 1), dt.date(2025, 6, 12)]
+    with engine.begin() as db:
+        db.execute(insert(COMPLAINTS), [complaint(r) for r in refs])
+    remedies: set[tuple[str, int, int]] = set()
+    seq = 0
+    for n in range(300):
+        ref, stage, position = rng.choice(refs), rng.choice([1, 2]), rng.choice([1, 2])
+        key = (ref, stage, position)
+        where = (M.reference == ref, M.stage == stage, M.position == position)
+        with engine.begin() as db:
+            roll = rng.random()
+            if key not in remedies and roll < 0.35:
+                db.execute(insert(REMEDIES), [remedy(
+                    ref, stage, position, kind=rng.choice(["financial", "apology"]),
+                    amount_pence=rng.choice([None, 2500]), due_by=rng.choice(dates),
+                    offered_at=rng.choice(instants))])
+                remedies.add(key)
+            elif roll < 0.6:  # a payment, whether or not the remedy is there
+                seq += 1
+                db.execute(insert(PAYMENTS), [{
+                    "reference": ref, "seq": seq, "stage": stage, "position": position,
+                    "paid_on": rng.choice(dates[1:]), "amount_pence": 2500}])
+            elif key in remedies and roll < 0.75:
+                column, values = rng.choice([("due_by", dates), ("offered_at", instants),
+                                             ("kind", ["financial", "action"]),
+                                             ("amount_pence", [None, 100])])
+                db.execute(update(REMEDIES).where(*where).values({column: rng.choice(values)}))
+            elif key in remedies and roll < 0.82:
+                db.execute(delete(REMEDIES).where(*where))
+                remedies.discard(key)
+            elif roll < 0.88:
+                db.execute(update(PAYMENTS).where(P.reference == ref).values(
+                    paid_on=rng.choice(dates[1:]), position=rng.choice([1, 2])))
+            elif roll < 0.92:
+                db.execute(delete(PAYMENTS).where(P.reference == ref, P.stage == stage))
+            elif roll < 0.96:  # deleted (its remedies stay, no longer counted), lodged again
+                db.execute(delete(COMPLAINTS).where(C.reference == ref))
+                if rng.random() < 0.7:
+                    db.execute(insert(COMPLAINTS), [complaint(ref)])
+            else:
+                db.execute(update(COMPLAINTS).where(C.reference == ref).values(
+                    rng.choice([{"state": "voided"}, {"state": "closed"},
+                                {"landlord": "Other"}, {"landlord": "Connexus"}])))
+        if n % 20 == 19:
+            assert_in_step(engine)
+    with engine.connect() as db:
+        stored = tallied(db)
+    assert stored["remedy"] and stored["payment"], "the run left remedies and payments"
+
+
 def test_the_migration_counts_the_rows_already_stored(tmp_path: Path) -> None:
     """Upgrading a database with complaints and responses from 0018 fills the tallies."""
     url = f"sqlite:///{(tmp_path / 'old.db').as_posix()}"
@@ -291,8 +415,10 @@ def test_the_migration_counts_the_rows_already_stored(tmp_path: Path) -> None:
 #: The triggers migration 0019 creates: a later migration that rebuilds ``complaints`` or
 #: ``responses`` on SQLite (which drops them) must create them again.
 TRIGGERS = {"response_tally_insert", "response_tally_delete", "response_tally_update",
-            "response_tally_complaint", "response_tally_complaint_delete",
-            "complaint_tally_insert", "complaint_tally_delete", "complaint_tally_update"}
+            "complaint_tally_insert", "complaint_tally_delete", "complaint_tally_update",
+            "complaint_children_update", "complaint_children_delete", "remedy_tally_insert",
+            "remedy_tally_delete", "remedy_tally_update", "payment_tally_insert",
+            "payment_tally_delete", "payment_tally_update"}
 
 
 def test_every_trigger_is_there_at_head(engine: Engine) -> None:

@@ -22,8 +22,10 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     and_,
+    exists,
     func,
     select,
+    true,
 )
 
 from complaints.reports.model import (
@@ -34,7 +36,15 @@ from complaints.reports.model import (
 )
 from complaints.reports.passes import Groups
 from complaints.reports.period import Period
-from complaints.reports.queries import REMEDIES, M, ReportOptions, count_if, instant_in, scoped
+from complaints.reports.queries import (
+    PT,
+    REMEDIES,
+    M,
+    ReportOptions,
+    count_if,
+    instant_in,
+    scoped,
+)
 from models.tables import DeadlineRow, RemedyPaymentRow
 
 __all__ = ["ORDER_LABEL_INSTRUCTION", "ombudsman_orders", "remedy_payments"]
@@ -47,22 +57,6 @@ P = PAYMENTS.c
 #: How the case book labels an instruction's deadline (``domain.casebook``).
 ORDER_LABEL_INSTRUCTION = "Ombudsman instruction "
 
-def _payments(options: ReportOptions) -> Any:
-    """Each payment of a financial remedy offered in the period, beside the remedy.
-
-    Columns: the remedy's ``remedy_id``, ``reference`` and ``due_by``, and the payment's
-    ``paid_on`` and ``amount_pence``: ``remedy_payments`` (one row per accepted
-    ``pay_remedy`` entry, written beside it) joined to the remedy by stage and number.
-    """
-    financial = and_(M.kind == "financial", instant_in(M.offered_at, options.period))
-    return (select(M.id.label("remedy_id"), M.reference.label("reference"),
-                   M.due_by.label("due_by"), P.paid_on.label("paid_on"),
-                   P.amount_pence.label("amount_pence"))
-            .select_from(PAYMENTS.join(REMEDIES, and_(
-                P.reference == M.reference, P.stage == M.stage, P.position == M.position)))
-            .where(financial).subquery("paid"))
-
-
 def remedy_payments(db: Connection, options: ReportOptions, remedies: Groups
                     ) -> PaymentFigures:
     """Financial remedies offered in responses issued in the period, and their payment.
@@ -73,8 +67,9 @@ def remedy_payments(db: Connection, options: ReportOptions, remedies: Groups
     due, or promised with no date (responses before casework revision 2).
 
     The remedies offered come counted per kind (``remedies``: the report's
-    :func:`~complaints.reports.passes.remedy_pass`); their payments are counted here, and
-    the unpaid worked out as the difference (a remedy is paid at most once).
+    :func:`~complaints.reports.passes.remedy_pass`); their payments are counted here from
+    the payment tally, and the unpaid worked out as the difference (a remedy is paid at
+    most once).
     """
     as_of = options.as_of
     financial = (M.kind == "financial", instant_in(M.offered_at, options.period))
@@ -82,23 +77,24 @@ def remedy_payments(db: Connection, options: ReportOptions, remedies: Groups
     money = next((g for g in remedies if g["kind"] == "financial"), {})
     o = [int(money.get(k) or 0)
          for k in ("offered", "amount_pence", "due_past", "due_ahead", "due_none")]
-    paid = _payments(options)
-    by_as_of = paid.c.paid_on <= as_of
-    paid_due = {"past": paid.c.due_by < as_of, "ahead": paid.c.due_by >= as_of,
-                "none": paid.c.due_by.is_(None)}
-    payments = db.execute(scoped(
-        options, paid, paid.c.reference, func.count(),
-        func.coalesce(func.sum(paid.c.amount_pence), 0),
-        count_if(paid.c.paid_on > paid.c.due_by),
-        *(count_if(condition) for condition in paid_due.values())).where(by_as_of)).one()
+    dated = PT.payments - PT.undated
+    payments = db.execute(select(*(func.coalesce(func.sum(n).filter(condition), 0)
+                                   for n, condition in (
+        (PT.payments, true()), (PT.amount_pence, true()), (PT.paid_late, true()),
+        (PT.payments, PT.due_by < as_of), (dated, PT.due_by >= as_of),
+        (PT.undated, true())))).where(
+        PT.landlord == options.policy.landlord, instant_in(PT.offered_hour, options.period),
+        PT.paid_on <= as_of)).one()
     p = [int(v or 0) for v in payments]
     listed: Sequence[Any] = []
-    if o[2] > p[3]:  # some are unpaid past their date: list them (reading payments again)
-        # NOT IN a subquery: the payments are worked out once (hashed), not per remedy.
+    if o[2] > p[3]:  # some are unpaid past their date: list them
+        # NOT EXISTS: each candidate's payment looked up through its index, the list
+        # stopping at its limit (a NOT IN list would read every payment first).
+        paid = select(P.id).where(P.reference == M.reference, P.stage == M.stage,
+                                  P.position == M.position, P.paid_on <= as_of)
         listed = db.execute(scoped(
             options, REMEDIES, M.reference, M.reference, M.stage, M.position, M.due_by,
-            M.amount_pence).where(*financial, due_past, M.id.not_in(
-                select(paid.c.remedy_id).where(by_as_of)))
+            M.amount_pence).where(*financial, due_past, ~exists(paid))
             .order_by(M.due_by, M.reference, M.stage, M.position).limit(options.limit)).all()
     return PaymentFigures(
         offered=o[0], amount_offered_pence=o[1], paid=p[0], amount_paid_pence=p[1],

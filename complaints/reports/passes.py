@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 
 from complaints.reports.queries import (
+    MT,
     REMEDIES,
     C,
     K,
@@ -252,22 +253,31 @@ def day_pass(db: Connection, options: ReportOptions) -> Groups:
 
 
 def remedy_pass(db: Connection, options: ReportOptions) -> Groups:
-    """Remedies offered in responses issued in the period, per kind: one pass.
+    """Remedies offered in responses issued in the period, per kind, from the remedy tally.
 
     Counts (see :data:`REMEDY_COUNTS`): ``offered``, ``amount_pence`` (added up),
     ``financial_responses`` (of the financial group: the stage responses offering money,
-    reference and stage each counted once; only for that kind, as the distinct values
-    cost), and by the date promised against the as-of date ``due_past``, ``due_ahead``
-    and ``due_none`` (promised with no date: responses before casework revision 2). The
-    remedies figure takes every kind; the payments figure takes the financial ones, so
-    the remedies are read once for both.
+    reference and stage each counted once, read from the remedies themselves through
+    their index, as distinct values do not add up), and by the date promised against the
+    as-of date ``due_past``, ``due_ahead`` and ``due_none`` (promised with no date:
+    responses before casework revision 2). The remedies figure takes every kind; the
+    payments figure takes the financial ones.
     """
     as_of = options.as_of
+    dated = MT.remedies - MT.undated
+    query = (select(MT.kind, *_added(MT.remedies, MT.amount_pence))
+             .add_columns(*(func.coalesce(func.sum(n).filter(condition), 0) for n, condition
+                            in ((MT.remedies, MT.due_by < as_of), (dated, MT.due_by >= as_of))))
+             .add_columns(*_added(MT.undated))
+             .where(MT.landlord == options.policy.landlord,
+                    instant_in(MT.offered_hour, options.period))
+             .group_by(MT.kind).having(func.sum(MT.remedies) != 0))
+    groups = _rows(db, query, ("kind", "offered", "amount_pence", "due_past", "due_ahead",
+                               "due_none"))
     response = M.reference + ":" + cast(M.stage, String)
-    query = scoped(
-        options, REMEDIES, M.reference, M.kind, func.count(),
-        func.coalesce(func.sum(M.amount_pence), 0),
-        func.count(distinct(case((M.kind == "financial", response)))),
-        count_if(M.due_by < as_of), count_if(M.due_by >= as_of), count_if(M.due_by.is_(None)),
-    ).where(instant_in(M.offered_at, options.period)).group_by(M.kind)
-    return _rows(db, query, ("kind", *REMEDY_COUNTS))
+    financial = db.execute(scoped(options, REMEDIES, M.reference, func.count(distinct(response)))
+                           .where(M.kind == "financial", instant_in(M.offered_at, options.period))
+                           ).scalar_one()
+    for group in groups:
+        group["financial_responses"] = int(financial) if group["kind"] == "financial" else 0
+    return groups

@@ -36,13 +36,15 @@ from models.tallies import (
     ComplaintTallyRow,
     LateAcknowledgementTallyRow,
     MissedResponseTallyRow,
+    PaymentTallyRow,
+    RemedyTallyRow,
     ResponseTallyRow,
 )
 
 __all__ = ["ACTIONS", "COMPLAINTS", "EXTENSIONS", "NOT_VOIDED", "REFUSALS", "REMEDIES",
-           "RESPONSES", "A", "C", "E", "F", "K", "L", "M", "Q", "R", "T", "X", "ReportOptions",
-           "count_if", "instant_in", "mine", "not_voided", "responses_in_period", "scoped",
-           "within_base", "within_code", "within_extension"]
+           "RESPONSES", "A", "C", "E", "F", "K", "L", "M", "MT", "PT", "Q", "R", "T", "X",
+           "ReportOptions", "count_if", "instant_in", "mine", "not_voided",
+           "responses_in_period", "scoped", "within_base", "within_code", "within_extension"]
 
 C = ComplaintRow.__table__.c  # type: ignore[attr-defined]
 R = ResponseRow.__table__.c  # type: ignore[attr-defined]
@@ -51,12 +53,15 @@ E = ExtensionRow.__table__.c  # type: ignore[attr-defined]
 M = RemedyTable.__table__.c  # type: ignore[attr-defined]
 A = ActionRow.__table__.c  # type: ignore[attr-defined]
 # The tallies (models.tallies): responses (T), missed responses (X), complaints received
-# (K), their acknowledgements (Q) and acknowledgements made late (L).
+# (K), their acknowledgements (Q), acknowledgements made late (L), remedies offered (MT)
+# and their payments (PT).
 T = ResponseTallyRow.__table__.c  # type: ignore[attr-defined]
 X = MissedResponseTallyRow.__table__.c  # type: ignore[attr-defined]
 K = ComplaintTallyRow.__table__.c  # type: ignore[attr-defined]
 Q = AcknowledgementTallyRow.__table__.c  # type: ignore[attr-defined]
 L = LateAcknowledgementTallyRow.__table__.c  # type: ignore[attr-defined]
+MT = RemedyTallyRow.__table__.c  # type: ignore[attr-defined]
+PT = PaymentTallyRow.__table__.c  # type: ignore[attr-defined]
 COMPLAINTS = ComplaintRow.__table__  # type: ignore[attr-defined]
 RESPONSES = ResponseRow.__table__  # type: ignore[attr-defined]
 REFUSALS = RefusalRow.__table__  # type: ignore[attr-defined]

@@ -17,6 +17,8 @@ trigger function):
   new ones;
 - ``late_acknowledgement_tally`` is counted from the complaint too, a row per stage
   acknowledged after its due date;
+- a remedy or a payment inserted, deleted or changed likewise (a payment is counted with
+  the financial remedy it pays: a change to the remedy moves it);
 - a complaint deleted first deletes its responses, so that they are taken away while the
   complaint is still there to say where they were counted (a cascade runs after it).
 
@@ -45,13 +47,14 @@ NO_DATE = "'9999-12-31'"
 class Tally:
     """One tally table: what each counted row adds to it.
 
-    Expressions read ``{r}`` (the response) and ``{c}`` (the complaint); a complaint
-    tally reads the complaint only.
+    Expressions read ``{r}`` (a response), ``{m}`` (a remedy), ``{p}`` (a payment) and
+    ``{c}`` (the complaint); ``{offered_hour}`` is the UTC hour a remedy was offered in.
 
     Attributes:
         table: The table.
         keys: Its key columns and the expressions that give them.
-        counts: Its count columns and the condition each counts.
+        counts: Its count columns: the condition each counts, or ``=`` and the value it
+            adds up.
         where: Which rows are counted (all, when empty).
     """
 
@@ -65,6 +68,17 @@ def _flag(condition: str) -> str:
     """1 when ``condition`` holds, else 0 (NULL counts as not)."""
     return f"CASE WHEN {condition} THEN 1 ELSE 0 END"
 
+
+def _count(count: str) -> str:
+    return count if count == "1" else count[1:] if count.startswith("=") else _flag(count)
+
+
+#: The hour (UTC) a remedy was offered in, as each database writes the instant: a London
+#: day starts on a whole UTC hour, so the hours of a period's days are the period's.
+_OFFERED_HOUR = {
+    "sqlite": "substr({m}.offered_at, 1, 13) || ':00:00.000000'",
+    "postgresql": "date_trunc('hour', {m}.offered_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+}
 
 #: ``by`` is a reserved word in PostgreSQL, so it is quoted wherever it is named.
 _WITHIN_EXTENSION = ("{r}.responded_on <= {r}.due_base OR ({r}.extension_within_code "
@@ -123,14 +137,35 @@ COMPLAINT_TALLIES = (
         where=f"{{c}}.{prefix}acknowledged_on > {{c}}.{prefix}acknowledgement_due")
       for stage, prefix in (("1", ""), ("2", "stage2_"))),
 )
+_DUE_BY = f"COALESCE({{m}}.due_by, {NO_DATE})"
+REMEDY_TALLIES = (
+    Tally("remedy_tally", keys={
+        "landlord": "{c}.landlord", "offered_hour": "{offered_hour}", "kind": "{m}.kind",
+        "due_by": _DUE_BY,
+    }, counts={"remedies": "1", "amount_pence": "=COALESCE({m}.amount_pence, 0)",
+               "undated": "{m}.due_by IS NULL"}),
+)
+PAYMENT_TALLIES = (
+    Tally("payment_tally", keys={
+        "landlord": "{c}.landlord", "offered_hour": "{offered_hour}", "due_by": _DUE_BY,
+        "paid_on": "{p}.paid_on",
+    }, counts={"payments": "1", "amount_pence": "={p}.amount_pence",
+               "undated": "{m}.due_by IS NULL", "paid_late": "{p}.paid_on > {m}.due_by"},
+        where="{m}.kind = 'financial'"),
+)
+ALL_TALLIES = (*RESPONSE_TALLIES, *COMPLAINT_TALLIES, *REMEDY_TALLIES, *PAYMENT_TALLIES)
 
-#: The columns whose change moves a response's counts.
+#: The columns whose change moves a row's counts.
 _RESPONSE_COLUMNS = ("reference", "responded_on", "stage", "working_days_taken", "due_base",
                      "due_final", "extension_within_code", "within_code", "extension_days",
                      "decision", '"by"')
-#: A complaint's columns the response tallies read: compared whole, or by whether set.
-_FOR_RESPONSES = ("landlord", "tenure", "policy_name", "category")
-_FOR_RESPONSES_SET = ("escalation_requested_on",)
+_REMEDY_COLUMNS = ("reference", "stage", "position", "kind", "amount_pence", "due_by",
+                   "offered_at")
+_PAYMENT_COLUMNS = ("reference", "stage", "position", "paid_on", "amount_pence")
+#: A complaint's columns its responses' and remedies' counts read: compared whole, or by
+#: whether set.
+_FOR_CHILDREN = ("landlord", "tenure", "policy_name", "category")
+_FOR_CHILDREN_SET = ("escalation_requested_on",)
 #: A complaint's columns the complaint tallies read.
 _FOR_COMPLAINTS = ("landlord", "received_on", "channel", "category", "tenure", "policy_name",
                    "excluded", "imported", "acknowledgement_due", "acknowledged_on",
@@ -139,27 +174,43 @@ _FOR_COMPLAINTS = ("landlord", "received_on", "channel", "category", "tenure", "
 _FOR_COMPLAINTS_SET = ("taken_on_on", "withdrawn_at", "escalation_requested_on",
                        "declined_at", "referred_to_ombudsman_at")
 
+#: Where each kind of row's counts come from, with its complaint (``{c}``) not voided.
+_RESPONSE_OF = "FROM complaints c WHERE c.reference = {r}.reference AND c.state <> 'voided'"
+_REMEDY_OF = "FROM complaints c WHERE c.reference = {m}.reference AND c.state <> 'voided'"
+_PAYMENT_OF = ("FROM remedies m JOIN complaints c ON c.reference = m.reference "
+               "WHERE m.reference = {p}.reference AND m.stage = {p}.stage "
+               "AND m.position = {p}.position AND c.state <> 'voided'")
+_PAYMENTS_OF_REMEDY = ("FROM remedy_payments p JOIN complaints c ON c.reference = p.reference "
+                       "WHERE p.reference = {m}.reference AND p.stage = {m}.stage "
+                       "AND p.position = {m}.position AND c.state <> 'voided'")
+_PAID = ("FROM remedy_payments p JOIN remedies m ON m.reference = p.reference "
+         "AND m.stage = p.stage AND m.position = p.position")
 
-def _insert(tally: Tally, *, sign: str, r: str, c: str, source: str, many: bool) -> str:
+
+def _insert(tally: Tally, dialect: str, *, sign: str, rows: dict[str, str], source: str,
+            many: bool) -> str:
     """One INSERT ... SELECT ... ON CONFLICT adding ``sign`` times the rows' counts.
 
     Args:
         tally: The tally.
+        dialect: ``sqlite`` or ``postgresql``.
         sign: ``""`` to add, ``"-"`` to take away.
-        r: What the response columns are read from (``NEW``, ``OLD`` or a table alias).
-        c: What the complaint columns are read from (likewise).
+        rows: What each of ``r``, ``m``, ``p`` and ``c`` is read from: ``NEW`` or
+            ``OLD`` (the trigger's row) or a table alias of ``source``.
         source: The FROM and WHERE clause of the rows (a bare WHERE for one trigger row).
         many: Whether ``source`` gives many rows to count: they are grouped by key, as one
             statement may not update a row twice on PostgreSQL.
     """
-    def fill(text: str) -> str:
-        return text.format(r=r, c=c)
+    names = {"r": "", "m": "", "p": "", "c": ""} | rows
 
-    # Grouped by the keys read from the table; those of the trigger's row are the same
-    # for every row.
-    tables = [f"{{{name}}}" for name, value in (("r", r), ("c", c))
+    def fill(text: str) -> str:
+        return text.replace("{offered_hour}", _OFFERED_HOUR[dialect]).format(**names)
+
+    # Grouped by the keys read from a table; the trigger's row is the same for every row.
+    tables = [f"{{{name}}}" for name, value in names.items()
               if value and value not in ("NEW", "OLD")]
-    grouped = [fill(v) for v in tally.keys.values() if many and any(t in v for t in tables)]
+    grouped = [fill(v) for v in tally.keys.values()
+               if many and any(t in v.replace("{offered_hour}", "{m}") for t in tables)]
     counts = [f"{sign}SUM({_count(fill(v))})" if many else f"{sign}{_count(fill(v))}"
               for v in tally.counts.values()]
     columns = ", ".join((*tally.keys, *tally.counts))
@@ -172,90 +223,103 @@ def _insert(tally: Tally, *, sign: str, r: str, c: str, source: str, many: bool)
             f"ON CONFLICT ({', '.join(tally.keys)}) DO UPDATE SET {updates}")
 
 
-def _count(condition: str) -> str:
-    return condition if condition == "1" else _flag(condition)
+def _statements(dialect: str, sign: str, row: str, of: str) -> list[str]:
+    """What one trigger row (``row``: NEW or OLD) of table ``of`` adds or takes away."""
+    def each(tallies: Sequence[Tally], rows: dict[str, str], source: str,
+             many: bool) -> list[str]:
+        return [_insert(t, dialect, sign=sign, rows=rows, source=source, many=many)
+                for t in tallies]
+
+    if of == "responses":
+        return each(RESPONSE_TALLIES, {"r": row, "c": "c"}, _RESPONSE_OF, False)
+    if of == "remedies":
+        return (each(REMEDY_TALLIES, {"m": row, "c": "c"}, _REMEDY_OF, False)
+                + each(PAYMENT_TALLIES, {"m": row, "p": "p", "c": "c"}, _PAYMENTS_OF_REMEDY,
+                       True))
+    if of == "remedy_payments":
+        return each(PAYMENT_TALLIES, {"p": row, "m": "m", "c": "c"}, _PAYMENT_OF, False)
+    if of == "complaint":
+        return each(COMPLAINT_TALLIES, {"c": row}, "WHERE {c}.state <> 'voided'", False)
+    assert of == "children", of  # the complaint's responses, remedies and payments
+    mine = " {c}.state <> 'voided' AND "
+    return (each(RESPONSE_TALLIES, {"r": "r", "c": row},
+                 f"FROM responses r WHERE{mine}r.reference = {{c}}.reference", True)
+            + each(REMEDY_TALLIES, {"m": "m", "c": row},
+                   f"FROM remedies m WHERE{mine}m.reference = {{c}}.reference", True)
+            + each(PAYMENT_TALLIES, {"p": "p", "m": "m", "c": row},
+                   f"{_PAID} WHERE{mine}p.reference = {{c}}.reference", True))
 
 
-def _of_response(sign: str, row: str) -> list[str]:
-    """One response's counts (``row``: NEW or OLD), its complaint read from the table."""
-    return [_insert(t, sign=sign, r=row, c="c",
-                    source="FROM complaints c WHERE c.reference = {r}.reference "
-                           "AND c.state <> 'voided'", many=False) for t in RESPONSE_TALLIES]
-
-
-def _of_complaints_responses(sign: str, row: str) -> list[str]:
-    """Every response of one complaint (``row``: NEW or OLD), under that row's values."""
-    return [_insert(t, sign=sign, r="r", c=row,
-                    source="FROM responses r WHERE r.reference = {c}.reference "
-                           "AND {c}.state <> 'voided'", many=True) for t in RESPONSE_TALLIES]
-
-
-def _of_complaint(sign: str, row: str) -> list[str]:
-    """One complaint's own counts (``row``: NEW or OLD)."""
-    return [_insert(t, sign=sign, r="", c=row, source="WHERE {c}.state <> 'voided'",
-                    many=False)
-            for t in COMPLAINT_TALLIES]
-
-
-def _changed(whole: Sequence[str], set_or_not: Sequence[str], differ: str) -> str:
+def _changed(whole: Sequence[str], set_or_not: Sequence[str], differ: str, *,
+             voided: bool = True) -> str:
     """A trigger's WHEN: any of the columns changed (``differ``: the dialect's IS NOT)."""
     return " OR ".join([
         *(f"OLD.{name} {differ} NEW.{name}" for name in whole),
         *(f"(OLD.{name} IS NULL) {differ} (NEW.{name} IS NULL)" for name in set_or_not),
-        f"(OLD.state = 'voided') {differ} (NEW.state = 'voided')"])
+        *([f"(OLD.state = 'voided') {differ} (NEW.state = 'voided')"] if voided else [])])
 
 
-def _triggers(differ: str) -> dict[str, tuple[str, str, str | None, list[str]]]:
+def _triggers(dialect: str) -> dict[str, tuple[str, str, str | None, list[str]]]:
     """Trigger name -> (timing and event, table, WHEN or None, statements)."""
+    differ = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
+
     def of(columns: Sequence[str]) -> str:
         return ", ".join(columns)
 
-    return {
-        "response_tally_insert": ("AFTER INSERT", "responses", None,
-                                  _of_response("", "NEW")),
-        "response_tally_delete": ("AFTER DELETE", "responses", None,
-                                  _of_response("-", "OLD")),
-        "response_tally_update": (
-            f"AFTER UPDATE OF {of(_RESPONSE_COLUMNS)}", "responses",
-            " OR ".join(f"OLD.{name} {differ} NEW.{name}" for name in _RESPONSE_COLUMNS),
-            _of_response("-", "OLD") + _of_response("", "NEW")),
-        "response_tally_complaint": (
-            f"AFTER UPDATE OF state, {of(_FOR_RESPONSES + _FOR_RESPONSES_SET)}",
-            "complaints", _changed(_FOR_RESPONSES, _FOR_RESPONSES_SET, differ),
-            _of_complaints_responses("-", "OLD") + _of_complaints_responses("", "NEW")),
-        "response_tally_complaint_delete": (
-            "BEFORE DELETE", "complaints", None,
-            ["DELETE FROM responses WHERE reference = OLD.reference"]),
+    def both(table: str) -> list[str]:
+        return (_statements(dialect, "-", "OLD", table)
+                + _statements(dialect, "", "NEW", table))
+
+    triggers: dict[str, tuple[str, str, str | None, list[str]]] = {}
+    for name, table, columns in (("response", "responses", _RESPONSE_COLUMNS),
+                                 ("remedy", "remedies", _REMEDY_COLUMNS),
+                                 ("payment", "remedy_payments", _PAYMENT_COLUMNS)):
+        triggers |= {
+            f"{name}_tally_insert": ("AFTER INSERT", table, None,
+                                     _statements(dialect, "", "NEW", table)),
+            f"{name}_tally_delete": ("AFTER DELETE", table, None,
+                                     _statements(dialect, "-", "OLD", table)),
+            f"{name}_tally_update": (f"AFTER UPDATE OF {of(columns)}", table,
+                                     _changed(columns, (), differ, voided=False), both(table)),
+        }
+    return triggers | {
+        # A complaint lodged again under a reference whose remedies stayed counts them.
         "complaint_tally_insert": ("AFTER INSERT", "complaints", None,
-                                   _of_complaint("", "NEW")),
+                                   _statements(dialect, "", "NEW", "complaint")
+                                   + _statements(dialect, "", "NEW", "children")),
         "complaint_tally_delete": ("AFTER DELETE", "complaints", None,
-                                   _of_complaint("-", "OLD")),
+                                   _statements(dialect, "-", "OLD", "complaint")),
         "complaint_tally_update": (
             f"AFTER UPDATE OF state, {of(_FOR_COMPLAINTS + _FOR_COMPLAINTS_SET)}",
             "complaints", _changed(_FOR_COMPLAINTS, _FOR_COMPLAINTS_SET, differ),
-            _of_complaint("-", "OLD") + _of_complaint("", "NEW")),
+            both("complaint")),
+        "complaint_children_update": (
+            f"AFTER UPDATE OF state, {of(_FOR_CHILDREN + _FOR_CHILDREN_SET)}",
+            "complaints", _changed(_FOR_CHILDREN, _FOR_CHILDREN_SET, differ),
+            both("children")),
+        # Its responses go with it (deleted here, while it is there to say where they were
+        # counted, rather than by the cascade after it); its remedies and payments, which
+        # have no foreign key, stay in their tables but are no longer counted.
+        "complaint_children_delete": ("BEFORE DELETE", "complaints", None, [
+            "DELETE FROM responses WHERE reference = OLD.reference",
+            *(s for s in _statements(dialect, "-", "OLD", "children")
+              if not s.startswith(tuple(f"INSERT INTO {t.table} " for t in RESPONSE_TALLIES)))]),
     }
 
 
-#: Every trigger's name and table (for dropping them).
-TRIGGERS = {name: table for name, (_, table, _, _) in _triggers("IS NOT").items()}
-
-
-def _create_sqlite() -> None:
-    for name, (event, table, when, statements) in _triggers("IS NOT").items():
-        body = "".join(f"{s};\n" for s in statements)
-        op.execute(f"CREATE TRIGGER {name} {event} ON {table} FOR EACH ROW"
-                   f"{f' WHEN {when}' if when else ''}\nBEGIN\n{body}END")
-
-
-def _create_postgresql() -> None:
-    for name, (event, table, when, statements) in _triggers("IS DISTINCT FROM").items():
-        returns = "OLD" if event.startswith("BEFORE") else "NULL"
-        body = "".join(f"  {s};\n" for s in statements)
-        op.execute(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-                   f"BEGIN\n{body}  RETURN {returns};\nEND\n$$")
-        op.execute(f"CREATE TRIGGER {name} {event} ON {table} FOR EACH ROW"
-                   f"{f' WHEN ({when})' if when else ''} EXECUTE FUNCTION {name}()")
+def _create(dialect: str) -> None:
+    for name, (event, table, when, statements) in _triggers(dialect).items():
+        if dialect == "postgresql":
+            returns = "OLD" if event.startswith("BEFORE") else "NULL"
+            body = "".join(f"  {s};\n" for s in statements)
+            op.execute(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                       f"BEGIN\n{body}  RETURN {returns};\nEND\n$$")
+            op.execute(f"CREATE TRIGGER {name} {event} ON {table} FOR EACH ROW"
+                       f"{f' WHEN ({when})' if when else ''} EXECUTE FUNCTION {name}()")
+        else:
+            body = "".join(f"{s};\n" for s in statements)
+            op.execute(f"CREATE TRIGGER {name} {event} ON {table} FOR EACH ROW"
+                       f"{f' WHEN {when}' if when else ''}\nBEGIN\n{body}END")
 
 
 def _table(tally: Tally, types: dict[str, sa.types.TypeEngine]) -> None:
@@ -267,36 +331,50 @@ def _table(tally: Tally, types: dict[str, sa.types.TypeEngine]) -> None:
 
 
 def upgrade() -> None:
-    """Create the tallies, fill them from the rows stored, create the triggers."""
+    """Create the tallies, fill them from the rows stored, create the triggers.
+
+    Also an index on the remedies by kind and time offered: the report still reads the
+    period's financial remedies themselves for two figures (see ``models.tables``).
+    """
+    dialect = op.get_bind().dialect.name
     text, day, number = sa.String(), sa.Date(), sa.Integer()
     types = {"landlord": text, "responded_on": day, "received_on": day, "stage": number,
              "tenure": text, "policy_name": text, "working_days": number, "by": text,
              "category": text, "channel": text, "acknowledgement_due": day,
              "acknowledged_on": day, "within_limit": number, "is_excluded": number,
-             "pending": number, "handler": text}
-    for tally in {t.table: t for t in (*RESPONSE_TALLIES, *COMPLAINT_TALLIES)}.values():
+             "pending": number, "handler": text, "kind": text, "due_by": day,
+             "paid_on": day, "offered_hour": sa.DateTime(timezone=True)}
+    for tally in {t.table: t for t in ALL_TALLIES}.values():
         _table(tally, types)
-    for tally in RESPONSE_TALLIES:
-        op.execute(_insert(tally, sign="", r="r", c="c",
-                           source="FROM responses r JOIN complaints c "
-                                  "ON c.reference = r.reference WHERE c.state <> 'voided'",
-                           many=True))
-    for tally in COMPLAINT_TALLIES:
-        op.execute(_insert(tally, sign="", r="", c="c",
-                           source="FROM complaints c WHERE c.state <> 'voided'",
-                           many=True))
-    if op.get_bind().dialect.name == "postgresql":
-        _create_postgresql()
-    else:
-        _create_sqlite()
+    every = {  # each kind of row stored, with its complaint, not voided
+        "responses": ({"r": "r", "c": "c"},
+                      "FROM responses r JOIN complaints c ON c.reference = r.reference"),
+        "complaints": ({"c": "c"}, "FROM complaints c"),
+        "remedies": ({"m": "m", "c": "c"},
+                     "FROM remedies m JOIN complaints c ON c.reference = m.reference"),
+        "payments": ({"p": "p", "m": "m", "c": "c"},
+                     f"{_PAID} JOIN complaints c ON c.reference = p.reference"),
+    }
+    for tallies, (rows, source) in zip(
+            (RESPONSE_TALLIES, COMPLAINT_TALLIES, REMEDY_TALLIES, PAYMENT_TALLIES),
+            every.values(), strict=True):
+        for tally in tallies:
+            op.execute(_insert(tally, dialect, sign="", rows=rows,
+                               source=f"{source} WHERE c.state <> 'voided'", many=True))
+    _create(dialect)
+    op.create_index("ix_remedies_kind_offered_at", "remedies",
+                    ["kind", "offered_at", "reference", "stage", "position", "due_by"])
 
 
 def downgrade() -> None:
-    """Drop the triggers (and their functions) and the tallies."""
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    for name, table in TRIGGERS.items():
-        op.execute(f"DROP TRIGGER IF EXISTS {name}" + (f" ON {table}" if postgresql else ""))
-        if postgresql:
+    """Drop the index, the triggers (and their functions) and the tallies."""
+    op.drop_index("ix_remedies_kind_offered_at", table_name="remedies")
+    dialect = op.get_bind().dialect.name
+    for name, (_, table, _, _) in _triggers(dialect).items():
+        if dialect == "postgresql":
+            op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
             op.execute(f"DROP FUNCTION IF EXISTS {name}()")
-    for table in {t.table: t for t in (*RESPONSE_TALLIES, *COMPLAINT_TALLIES)}:
+        else:
+            op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    for table in {t.table: t for t in ALL_TALLIES}:
         op.drop_table(table)
