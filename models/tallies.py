@@ -19,6 +19,10 @@ The report adds up a year's rows of them instead (:mod:`complaints.reports.passe
 - ``acknowledgement_tally``: per landlord and day received, by the acknowledgement's due
   date and the day it was made, how many complaints (the acknowledgement figures as at
   any date).
+- ``escalation_tally``: per landlord and day escalation was requested, tenure and policy
+  file, by the stage 2 acknowledgement's due date and the day it was made, how many
+  requests; ``taken_on_tally``: per landlord and day, tenure and policy file, the declined
+  complaints taken on by the Ombudsman's order.
 - ``late_acknowledgement_tally``: per landlord, day acknowledged, stage, handler and team,
   how many acknowledgements were made after their due date (the report's breaches).
 - ``remedy_tally``: per landlord, hour offered, kind and date promised, how many remedies
@@ -36,9 +40,9 @@ from sqlmodel import Field, SQLModel
 
 from models.columns import UTCDateTime
 
-__all__ = ["NO_DATE", "AcknowledgementTallyRow", "ComplaintTallyRow",
+__all__ = ["NO_DATE", "AcknowledgementTallyRow", "ComplaintTallyRow", "EscalationTallyRow",
            "LateAcknowledgementTallyRow", "MissedResponseTallyRow", "PaymentTallyRow",
-           "RemedyTallyRow", "ResponseTallyRow"]
+           "RemedyTallyRow", "ResponseTallyRow", "TakenOnTallyRow"]
 
 
 class ResponseTallyRow(SQLModel, table=True):
@@ -160,6 +164,53 @@ class AcknowledgementTallyRow(SQLModel, table=True):
     within_limit: int = Field(primary_key=True)
     is_excluded: int = Field(primary_key=True)
     pending: int = Field(primary_key=True)
+    complaints: int = 0
+
+
+class EscalationTallyRow(SQLModel, table=True):
+    """The escalation requests made on one day, by when each was to be acknowledged and was.
+
+    The report counts from it the stage 2 complaints of a period, their acknowledgements as
+    at its as-of date, and those overdue at it.
+
+    Attributes:
+        tenure: As in :class:`ResponseTallyRow`.
+        stage2_acknowledgement_due: The due date (:data:`NO_DATE` when none was planned).
+        stage2_acknowledged_on: The day acknowledged (:data:`NO_DATE` when not yet).
+        within_limit: 1 when acknowledged on or before the due date.
+        is_refused: 1 while the escalation stands refused.
+        still_open: 1 while the case is neither withdrawn nor referred to the Ombudsman.
+        requests: How many.
+    """
+
+    __tablename__ = "escalation_tally"
+
+    landlord: str = Field(primary_key=True)
+    escalation_requested_on: dt.date = Field(primary_key=True)
+    tenure: str = Field(primary_key=True)
+    policy_name: str = Field(primary_key=True)
+    stage2_acknowledgement_due: dt.date = Field(primary_key=True)
+    stage2_acknowledged_on: dt.date = Field(primary_key=True)
+    within_limit: int = Field(primary_key=True)
+    is_refused: int = Field(primary_key=True)
+    still_open: int = Field(primary_key=True)
+    requests: int = 0
+
+
+class TakenOnTallyRow(SQLModel, table=True):
+    """The declined complaints taken on by the Ombudsman's order on one day (CH01).
+
+    Attributes:
+        tenure: As in :class:`ResponseTallyRow`.
+        complaints: How many.
+    """
+
+    __tablename__ = "taken_on_tally"
+
+    landlord: str = Field(primary_key=True)
+    taken_on_on: dt.date = Field(primary_key=True)
+    tenure: str = Field(primary_key=True)
+    policy_name: str = Field(primary_key=True)
     complaints: int = 0
 
 

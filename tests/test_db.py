@@ -46,7 +46,7 @@ TABLES = {"complaints", "parties", "adjustments", "letters", "deliveries", "exte
           "complaint_service_requests", "response_learning", "response_learning_tags",
           "service_changes", "satisfaction_results", "response_tally",
           "missed_response_tally", "complaint_tally", "acknowledgement_tally", "remedy_tally",
-          "payment_tally",
+          "payment_tally", "escalation_tally", "taken_on_tally",
           "late_acknowledgement_tally"}
 
 

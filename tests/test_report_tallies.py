@@ -37,10 +37,12 @@ from complaints.policies import load_compliant_policy
 from complaints.reports import ReportOptions, build_report, parse_year
 from complaints.reports.queries import (
     COMPLAINTS,
+    E2,
     MT,
     PT,
     REMEDIES,
     RESPONSES,
+    TO,
     C,
     K,
     L,
@@ -101,7 +103,19 @@ def recount(db: Connection) -> Tallies:
         late |= grouped(complaints.where(acknowledged > due), (
             C.landlord, acknowledged, literal(stage), func.coalesce(handler, ""), C.category),
             (func.count(),))
+    escalated = complaints.where(C.escalation_requested_on.is_not(None))
     return {
+        "escalation": grouped(escalated, (
+            C.landlord, C.escalation_requested_on, func.coalesce(C.tenure, ""), C.policy_name,
+            func.coalesce(C.stage2_acknowledgement_due, no_date),
+            func.coalesce(C.stage2_acknowledged_on, no_date),
+            _case(C.stage2_acknowledged_on <= C.stage2_acknowledgement_due),
+            _case(C.escalation_refused == True),  # noqa: E712
+            _case(C.withdrawn_at.is_(None) & C.referred_to_ombudsman_at.is_(None))),
+            (func.count(),)),
+        "taken_on": grouped(complaints.where(C.taken_on_on.is_not(None)), (
+            C.landlord, C.taken_on_on, func.coalesce(C.tenure, ""), C.policy_name),
+            (func.count(),)),
         "remedy": _remedies_recounted(db), "payment": _payments_recounted(db),
         "late": late,
         "response": grouped(joined, (
@@ -174,7 +188,8 @@ def _case(condition: Any) -> Any:
 def tallied(db: Connection) -> Tallies:
     """Every tally as stored, leaving out rows that have come to count nothing."""
     tables = {"response": (T, 6), "missed": (X, 5), "complaint": (K, 6),
-              "acknowledgement": (Q, 7), "late": (L, 5), "remedy": (MT, 4), "payment": (PT, 4)}
+              "acknowledgement": (Q, 7), "late": (L, 5), "remedy": (MT, 4), "payment": (PT, 4),
+              "escalation": (E2, 9), "taken_on": (TO, 4)}
     stored: Tallies = {}
     for name, (table, keys) in tables.items():
         rows = db.execute(select(*table))
@@ -283,7 +298,8 @@ def test_each_step_of_a_random_run_of_writes_keeps_the_tallies_in_step(engine: E
         "withdrawn_at": [None, stamp], "declined_at": [None, stamp],
         "referred_to_ombudsman_at": [None, stamp, stamp + dt.timedelta(days=1)],
         "stage2_acknowledgement_due": [None, *days], "stage2_acknowledged_on": [None, *days],
-        "stage1_handler": [None, "h1", "h2"], "stage2_handler": [None, "h1", "h3"]}
+        "stage1_handler": [None, "h1", "h2"], "stage2_handler": [None, "h1", "h3"],
+        "escalation_refused": [True, False]}
     for n in range(300):
         ref, stage = rng.choice(refs), rng.choice([1, 2])
         with engine.begin() as db:

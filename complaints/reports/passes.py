@@ -28,14 +28,15 @@ from sqlalchemy import (
     distinct,
     extract,
     func,
-    or_,
     select,
     true,
 )
 
 from complaints.reports.queries import (
+    E2,
     MT,
     REMEDIES,
+    TO,
     C,
     K,
     M,
@@ -142,38 +143,43 @@ def acknowledgement_pass(db: Connection, options: ReportOptions) -> dict[str, in
 
 
 def escalation_pass(db: Connection, options: ReportOptions) -> Groups:
-    """The landlord's complaints escalated, or taken on by order, in the period: one pass.
+    """The landlord's complaints escalated, or taken on by order, in the period.
 
-    Grouped by tenure, policy file, month escalated and month taken on. Counts: ``requested``
-    (escalation requested in the period), ``stage2`` (of those, not refused),
-    ``acknowledged`` (by the as-of date) and ``acknowledged_within`` (by its due date),
-    ``unacknowledged_overdue`` (not refused, still open, due before the as-of date), and
-    ``taken_on`` (a declined complaint taken on by order in the period). A group's
-    escalation month counts only through ``requested``, its take-on month only through
-    ``taken_on``.
+    From the escalation and take-on tallies, grouped by tenure, policy file and month
+    escalated (or taken on). Counts: ``requested`` (escalation requested in the period),
+    ``stage2`` (of those, not refused), ``acknowledged`` (by the as-of date) and
+    ``acknowledged_within`` (by its due date), ``unacknowledged_overdue`` (not refused,
+    still open, due before the as-of date), and ``taken_on`` (a declined complaint taken
+    on by order in the period). An escalation group has no take-on month, and a take-on
+    group no escalation month.
     """
-    period, as_of = options.period, options.as_of
-    escalated = C.escalation_requested_on.between(period.start, period.end)
-    taken_on = C.taken_on_on.between(period.start, period.end)
-    acked = and_(escalated, C.stage2_acknowledged_on.is_not(None),
-                 C.stage2_acknowledged_on <= as_of)
-    open_case = and_(C.withdrawn_at.is_(None), C.referred_to_ombudsman_at.is_(None))
-    keys = (C.tenure, C.policy_name, extract("year", C.escalation_requested_on),
-            extract("month", C.escalation_requested_on), extract("year", C.taken_on_on),
-            extract("month", C.taken_on_on))
-    query = select(
-        *keys, count_if(escalated), count_if(and_(escalated, C.escalation_refused != true())),
-        count_if(acked),
-        count_if(and_(acked, C.stage2_acknowledged_on <= C.stage2_acknowledgement_due)),
-        count_if(and_(escalated, ~and_(C.stage2_acknowledged_on.is_not(None),
-                                       C.stage2_acknowledged_on <= as_of),
-                      C.escalation_refused != true(), open_case,
-                      C.stage2_acknowledgement_due < as_of)),
-        count_if(taken_on),
-    ).where(mine(options), or_(escalated, taken_on)).group_by(*keys)
-    return _rows(db, query, ("tenure", "policy", "year", "month", "taken_year", "taken_month",
-                             "requested", "stage2", "acknowledged", "acknowledged_within",
-                             "unacknowledged_overdue", "taken_on"))
+    period, as_of, landlord = options.period, options.as_of, options.policy.landlord
+    acked = E2.stage2_acknowledged_on <= as_of
+    not_refused = E2.is_refused == 0
+    keys = (func.nullif(E2.tenure, ""), E2.policy_name,
+            extract("year", E2.escalation_requested_on),
+            extract("month", E2.escalation_requested_on))
+    query = (select(*keys, *(func.coalesce(func.sum(E2.requests).filter(condition), 0)
+                             for condition in (
+        true(), not_refused, acked, and_(acked, E2.within_limit == 1),
+        and_(~acked, not_refused, E2.still_open == 1,
+             E2.stage2_acknowledgement_due < as_of))))
+             .where(E2.landlord == landlord,
+                    E2.escalation_requested_on.between(period.start, period.end))
+             .group_by(*keys).having(func.sum(E2.requests) != 0))
+    counts = ("requested", "stage2", "acknowledged", "acknowledged_within",
+              "unacknowledged_overdue")
+    groups = [group | {"taken_year": None, "taken_month": None, "taken_on": 0}
+              for group in _rows(db, query, ("tenure", "policy", "year", "month", *counts))]
+    keys = (func.nullif(TO.tenure, ""), TO.policy_name, extract("year", TO.taken_on_on),
+            extract("month", TO.taken_on_on))
+    query = (select(*keys, *_added(TO.complaints))
+             .where(TO.landlord == landlord, TO.taken_on_on.between(period.start, period.end))
+             .group_by(*keys).having(func.sum(TO.complaints) != 0))
+    groups += [group | {"year": None, "month": None} | dict.fromkeys(counts, 0)
+               for group in _rows(db, query, ("tenure", "policy", "taken_year",
+                                              "taken_month", "taken_on"))]
+    return groups
 
 
 def _tallied(options: ReportOptions, tally: Any, *columns: Any) -> Select[Any]:

@@ -34,16 +34,18 @@ from models.tables import RemedyRow as RemedyTable
 from models.tallies import (
     AcknowledgementTallyRow,
     ComplaintTallyRow,
+    EscalationTallyRow,
     LateAcknowledgementTallyRow,
     MissedResponseTallyRow,
     PaymentTallyRow,
     RemedyTallyRow,
     ResponseTallyRow,
+    TakenOnTallyRow,
 )
 
 __all__ = ["ACTIONS", "COMPLAINTS", "EXTENSIONS", "NOT_VOIDED", "REFUSALS", "REMEDIES",
-           "RESPONSES", "A", "C", "E", "F", "K", "L", "M", "MT", "PT", "Q", "R", "T", "X",
-           "ReportOptions", "count_if", "instant_in", "mine", "not_voided",
+           "RESPONSES", "A", "C", "E", "E2", "F", "K", "L", "M", "MT", "PT", "Q", "R", "T", "TO",
+           "X", "ReportOptions", "count_if", "instant_in", "mine", "not_voided",
            "responses_in_period", "scoped", "within_base", "within_code", "within_extension"]
 
 C = ComplaintRow.__table__.c  # type: ignore[attr-defined]
@@ -54,7 +56,7 @@ M = RemedyTable.__table__.c  # type: ignore[attr-defined]
 A = ActionRow.__table__.c  # type: ignore[attr-defined]
 # The tallies (models.tallies): responses (T), missed responses (X), complaints received
 # (K), their acknowledgements (Q), acknowledgements made late (L), remedies offered (MT)
-# and their payments (PT).
+# and their payments (PT), escalation requests (E2) and complaints taken on by order (TO).
 T = ResponseTallyRow.__table__.c  # type: ignore[attr-defined]
 X = MissedResponseTallyRow.__table__.c  # type: ignore[attr-defined]
 K = ComplaintTallyRow.__table__.c  # type: ignore[attr-defined]
@@ -62,6 +64,8 @@ Q = AcknowledgementTallyRow.__table__.c  # type: ignore[attr-defined]
 L = LateAcknowledgementTallyRow.__table__.c  # type: ignore[attr-defined]
 MT = RemedyTallyRow.__table__.c  # type: ignore[attr-defined]
 PT = PaymentTallyRow.__table__.c  # type: ignore[attr-defined]
+E2 = EscalationTallyRow.__table__.c  # type: ignore[attr-defined]
+TO = TakenOnTallyRow.__table__.c  # type: ignore[attr-defined]
 COMPLAINTS = ComplaintRow.__table__  # type: ignore[attr-defined]
 RESPONSES = ResponseRow.__table__  # type: ignore[attr-defined]
 REFUSALS = RefusalRow.__table__  # type: ignore[attr-defined]

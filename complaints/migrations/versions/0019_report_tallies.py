@@ -128,6 +128,19 @@ COMPLAINT_TALLIES = (
         "pending": _flag("{c}.declined_at IS NULL AND {c}.withdrawn_at IS NULL "
                          "AND {c}.referred_to_ombudsman_at IS NULL"),
     }, counts={"complaints": "1"}),
+    Tally("escalation_tally", keys={
+        "landlord": "{c}.landlord", "escalation_requested_on": "{c}.escalation_requested_on",
+        "tenure": "COALESCE({c}.tenure, '')", "policy_name": "{c}.policy_name",
+        "stage2_acknowledgement_due": f"COALESCE({{c}}.stage2_acknowledgement_due, {NO_DATE})",
+        "stage2_acknowledged_on": f"COALESCE({{c}}.stage2_acknowledged_on, {NO_DATE})",
+        "within_limit": _flag("{c}.stage2_acknowledged_on <= {c}.stage2_acknowledgement_due"),
+        "is_refused": _flag("{c}.escalation_refused"),
+        "still_open": _flag("{c}.withdrawn_at IS NULL AND {c}.referred_to_ombudsman_at IS NULL"),
+    }, counts={"requests": "1"}, where="{c}.escalation_requested_on IS NOT NULL"),
+    Tally("taken_on_tally", keys={
+        "landlord": "{c}.landlord", "taken_on_on": "{c}.taken_on_on",
+        "tenure": "COALESCE({c}.tenure, '')", "policy_name": "{c}.policy_name",
+    }, counts={"complaints": "1"}, where="{c}.taken_on_on IS NOT NULL"),
     # Acknowledgements made after their due date, per stage (two rows of one table).
     *(Tally("late_acknowledgement_tally", keys={
         "landlord": "{c}.landlord", "acknowledged_on": f"{{c}}.{prefix}acknowledged_on",
@@ -170,9 +183,9 @@ _FOR_CHILDREN_SET = ("escalation_requested_on",)
 _FOR_COMPLAINTS = ("landlord", "received_on", "channel", "category", "tenure", "policy_name",
                    "excluded", "imported", "acknowledgement_due", "acknowledged_on",
                    "stage2_acknowledgement_due", "stage2_acknowledged_on", "stage1_handler",
-                   "stage2_handler")
-_FOR_COMPLAINTS_SET = ("taken_on_on", "withdrawn_at", "escalation_requested_on",
-                       "declined_at", "referred_to_ombudsman_at")
+                   "stage2_handler", "escalation_requested_on", "escalation_refused",
+                   "taken_on_on")
+_FOR_COMPLAINTS_SET = ("withdrawn_at", "declined_at", "referred_to_ombudsman_at")
 
 #: Where each kind of row's counts come from, with its complaint (``{c}``) not voided.
 _RESPONSE_OF = "FROM complaints c WHERE c.reference = {r}.reference AND c.state <> 'voided'"
@@ -343,7 +356,10 @@ def upgrade() -> None:
              "category": text, "channel": text, "acknowledgement_due": day,
              "acknowledged_on": day, "within_limit": number, "is_excluded": number,
              "pending": number, "handler": text, "kind": text, "due_by": day,
-             "paid_on": day, "offered_hour": sa.DateTime(timezone=True)}
+             "paid_on": day, "offered_hour": sa.DateTime(timezone=True),
+             "escalation_requested_on": day, "stage2_acknowledgement_due": day,
+             "stage2_acknowledged_on": day, "is_refused": number, "still_open": number,
+             "taken_on_on": day}
     for tally in {t.table: t for t in ALL_TALLIES}.values():
         _table(tally, types)
     every = {  # each kind of row stored, with its complaint, not voided
