@@ -21,11 +21,8 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
-    String,
     and_,
     case,
-    cast,
-    distinct,
     extract,
     func,
     select,
@@ -280,10 +277,12 @@ def remedy_pass(db: Connection, options: ReportOptions) -> Groups:
              .group_by(MT.kind).having(func.sum(MT.remedies) != 0))
     groups = _rows(db, query, ("kind", "offered", "amount_pence", "due_past", "due_ahead",
                                "due_none"))
-    response = M.reference + ":" + cast(M.stage, String)
-    financial = db.execute(scoped(options, REMEDIES, M.reference, func.count(distinct(response)))
-                           .where(M.kind == "financial", instant_in(M.offered_at, options.period))
-                           ).scalar_one()
+    # Each stage response once: DISTINCT over the two columns (hashed on PostgreSQL),
+    # not over a string made of them, which cost twice as much.
+    responses = (scoped(options, REMEDIES, M.reference, M.reference, M.stage)
+                 .where(M.kind == "financial", instant_in(M.offered_at, options.period))
+                 .distinct().subquery("financial"))
+    financial = db.execute(select(func.count()).select_from(responses)).scalar_one()
     for group in groups:
         group["financial_responses"] = int(financial) if group["kind"] == "financial" else 0
     return groups
