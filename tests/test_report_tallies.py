@@ -235,9 +235,9 @@ def response(reference: str, stage: int = 1, seq: int = 1, **values: Any) -> dic
 
 def test_every_kind_of_write_keeps_the_tallies_in_step(engine: Engine) -> None:
     """Inserts, changes and deletes of responses and complaints each keep both tallies right."""
-    late = {"responded_on": dt.date(2025, 5, 20), "within_code": False,
-            "working_days_taken": 12}
-    steps: list[tuple[str, Any]] = [
+    late: dict[str, Any] = {"responded_on": dt.date(2025, 5, 20), "within_code": False,
+                            "working_days_taken": 12}
+    steps: list[Any] = [
         ("complaints", [complaint("A"), complaint("B", tenure="lcra"),
                         complaint("C", tenure="lcho", category="estates")]),
         ("responses", [response("A"), response("B", **late), response("C", decision="not_upheld")]),
@@ -359,6 +359,9 @@ def test_each_step_of_a_random_run_of_remedy_writes_keeps_the_tallies_in_step(
     with engine.begin() as db:
         db.execute(insert(COMPLAINTS), [complaint(r) for r in refs])
     remedies: set[tuple[str, int, int]] = set()
+    remedy_changes: list[tuple[str, list[Any]]] = [
+        ("due_by", dates), ("offered_at", instants), ("kind", ["financial", "action"]),
+        ("amount_pence", [None, 100])]
     seq = 0
     for n in range(300):
         ref, stage, position = rng.choice(refs), rng.choice([1, 2]), rng.choice([1, 2])
@@ -378,9 +381,7 @@ def test_each_step_of_a_random_run_of_remedy_writes_keeps_the_tallies_in_step(
                     "reference": ref, "seq": seq, "stage": stage, "position": position,
                     "paid_on": rng.choice(dates[1:]), "amount_pence": 2500}])
             elif key in remedies and roll < 0.75:
-                column, values = rng.choice([("due_by", dates), ("offered_at", instants),
-                                             ("kind", ["financial", "action"]),
-                                             ("amount_pence", [None, 100])])
+                column, values = rng.choice(remedy_changes)
                 db.execute(update(REMEDIES).where(*where).values({column: rng.choice(values)}))
             elif key in remedies and roll < 0.82:
                 db.execute(delete(REMEDIES).where(*where))

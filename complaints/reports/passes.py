@@ -134,9 +134,8 @@ def acknowledgement_pass(db: Connection, options: ReportOptions) -> dict[str, in
         and_(Q.acknowledged_on > as_of, Q.pending == 1, Q.acknowledgement_due < as_of)))
     ).where(Q.landlord == options.policy.landlord,
             Q.received_on.between(period.start, period.end))
-    acknowledged, within, overdue = db.execute(query).one()
-    return {"acknowledged": int(acknowledged), "acknowledged_within": int(within),
-            "unacknowledged_overdue": int(overdue)}
+    names = ("acknowledged", "acknowledged_within", "unacknowledged_overdue")
+    return dict(zip(names, (int(n) for n in db.execute(query).one()), strict=True))
 
 
 def escalation_pass(db: Connection, options: ReportOptions) -> Groups:

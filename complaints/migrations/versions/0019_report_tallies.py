@@ -29,6 +29,7 @@ batch mode copies the table, which drops its triggers) must create them again:
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -335,7 +336,7 @@ def _create(dialect: str) -> None:
                        f"{f' WHEN {when}' if when else ''}\nBEGIN\n{body}END")
 
 
-def _table(tally: Tally, types: dict[str, sa.types.TypeEngine]) -> None:
+def _table(tally: Tally, types: dict[str, Any]) -> None:
     keys = [key.strip('"') for key in tally.keys]
     op.create_table(tally.table,
                     *(sa.Column(key, types[key], nullable=False) for key in keys),
