@@ -1,16 +1,16 @@
-"""The report's passes over the data: each reads its rows once and counts in small groups.
+"""The report's passes: each adds up a period's rows of a tally, in small groups.
 
-A report over a large landlord's year is dominated by how many times it reads the
-complaints and responses tables, not by how many figures it works out. So the figures
-that read the same rows share one aggregate query here, grouped by the few
-low-cardinality columns they break down by (channel, team, tenure, month, stage, policy,
-handler): a few hundred or thousand groups, which :mod:`complaints.reports.figures` adds
-up in Python into each figure. Every count is still worked out by the database (``COUNT``
-and ``SUM``); no case row is loaded into Python.
+A report over a large landlord's year was dominated by reading the year's complaints,
+responses and remedies. Their counts are now kept as the rows are written (the tallies of
+:mod:`models.tallies`, kept by triggers), and each pass here adds up the period's tally
+rows, grouped by the few low-cardinality columns the figures break down by (channel,
+team, tenure, month, stage, policy, handler): a few hundred or thousand groups, which
+:mod:`complaints.reports.figures` adds up in Python into each figure. Every count is
+still worked out by the database (``SUM``); no case row is loaded into Python.
 
-The responses are not read at all: their counts are kept per day as they are written
-(the tallies of :mod:`models.tallies`, kept by triggers), and the passes over them add
-up a year's rows of those.
+Still read from the tables themselves, through indexes: the complaints escalated after
+the as-of date (taken off the tallies' "escalated", which counts every escalation), and
+the stage responses offering money (distinct values do not add up).
 """
 
 from __future__ import annotations
@@ -209,15 +209,15 @@ def response_pass(db: Connection, options: ReportOptions) -> Groups:
         *_added(T.upheld, T.partly_upheld, T.not_upheld, T.escalated),
     ).group_by(*keys).having(func.sum(T.responses) != 0)
     groups = _rows(db, query, ("stage", "tenure", "policy", *RESPONSE_COUNTS))
-    # Driven from the complaints escalated after the as-of date (their index), each one's
-    # responses counted by a correlated subquery: a join lets the planner start from the
-    # year's responses instead, which reads them all.
+    # Driven from the complaints escalated after the as-of date, as in _escalated_later
+    # (only the escalation date in the WHERE clause), each one's responses counted by a
+    # correlated subquery: a join lets the planner start from the year's responses.
     period = options.period
     later = [select(func.count()).where(R.reference == C.reference, R.stage == stage,
                                         R.responded_on.between(period.start, period.end))
              .scalar_subquery() for stage in (1, 2)]
-    query = (select(C.tenure, C.policy_name, *(func.sum(n) for n in later))
-             .where(mine(options), C.escalation_requested_on > options.as_of)
+    query = (select(C.tenure, C.policy_name, *(func.sum(n).filter(mine(options)) for n in later))
+             .where(C.escalation_requested_on > options.as_of)
              .group_by(C.tenure, C.policy_name))
     for tenure, policy, *per_stage in db.execute(query):
         for group in groups:
