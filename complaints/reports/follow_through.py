@@ -25,7 +25,6 @@ from sqlalchemy import (
     exists,
     func,
     select,
-    true,
 )
 
 from complaints.reports.model import (
@@ -44,6 +43,7 @@ from complaints.reports.queries import (
     count_if,
     instant_in,
     scoped,
+    sum_if,
 )
 from models.tables import DeadlineRow, RemedyPaymentRow
 
@@ -78,11 +78,10 @@ def remedy_payments(db: Connection, options: ReportOptions, remedies: Groups
     o = [int(money.get(k) or 0)
          for k in ("offered", "amount_pence", "due_past", "due_ahead", "due_none")]
     dated = PT.payments - PT.undated
-    payments = db.execute(select(*(func.coalesce(func.sum(n).filter(condition), 0)
-                                   for n, condition in (
-        (PT.payments, true()), (PT.amount_pence, true()), (PT.paid_late, true()),
-        (PT.payments, PT.due_by < as_of), (dated, PT.due_by >= as_of),
-        (PT.undated, true())))).where(
+    payments = db.execute(select(
+        sum_if(PT.payments), sum_if(PT.amount_pence), sum_if(PT.paid_late),
+        sum_if(PT.payments, PT.due_by < as_of), sum_if(dated, PT.due_by >= as_of),
+        sum_if(PT.undated)).where(
         PT.landlord == options.policy.landlord, instant_in(PT.offered_hour, options.period),
         PT.paid_on <= as_of)).one()
     p = [int(v or 0) for v in payments]

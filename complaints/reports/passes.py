@@ -26,7 +26,6 @@ from sqlalchemy import (
     extract,
     func,
     select,
-    true,
 )
 
 from complaints.reports.queries import (
@@ -46,6 +45,7 @@ from complaints.reports.queries import (
     instant_in,
     mine,
     scoped,
+    sum_if,
 )
 
 __all__ = ["REMEDY_COUNTS", "RESPONSE_COUNTS", "Groups", "acknowledgement_pass", "day_pass",
@@ -129,7 +129,7 @@ def acknowledgement_pass(db: Connection, options: ReportOptions) -> dict[str, in
     """
     period, as_of = options.period, options.as_of
     acked = and_(Q.acknowledged_on <= as_of, Q.is_excluded == 0)
-    query = select(*(func.coalesce(func.sum(Q.complaints).filter(condition), 0) for condition in (
+    query = select(*(sum_if(Q.complaints, condition) for condition in (
         acked, and_(acked, Q.within_limit == 1),
         and_(Q.acknowledged_on > as_of, Q.pending == 1, Q.acknowledgement_due < as_of)))
     ).where(Q.landlord == options.policy.landlord,
@@ -155,9 +155,8 @@ def escalation_pass(db: Connection, options: ReportOptions) -> Groups:
     keys = (func.nullif(E2.tenure, ""), E2.policy_name,
             extract("year", E2.escalation_requested_on),
             extract("month", E2.escalation_requested_on))
-    query = (select(*keys, *(func.coalesce(func.sum(E2.requests).filter(condition), 0)
-                             for condition in (
-        true(), not_refused, acked, and_(acked, E2.within_limit == 1),
+    query = (select(*keys, *(sum_if(E2.requests, condition) for condition in (
+        None, not_refused, acked, and_(acked, E2.within_limit == 1),
         and_(~acked, not_refused, E2.still_open == 1,
              E2.stage2_acknowledgement_due < as_of))))
              .where(E2.landlord == landlord,
@@ -178,15 +177,16 @@ def escalation_pass(db: Connection, options: ReportOptions) -> Groups:
     return groups
 
 
+def _added(*columns: Any) -> list[ColumnElement[Any]]:
+    """Each of ``columns`` added up over the rows (:func:`sum_if` with no condition)."""
+    return [sum_if(column) for column in columns]
+
+
 def _tallied(options: ReportOptions, tally: Any, *columns: Any) -> Select[Any]:
     """SELECT ``columns`` FROM a response tally's rows of the landlord's period."""
     period = options.period
     return select(*columns).where(tally.landlord == options.policy.landlord,
                                   tally.responded_on.between(period.start, period.end))
-
-
-def _added(*columns: Any) -> list[ColumnElement[Any]]:
-    return [func.coalesce(func.sum(column), 0) for column in columns]
 
 
 def response_pass(db: Connection, options: ReportOptions) -> Groups:
@@ -268,8 +268,8 @@ def remedy_pass(db: Connection, options: ReportOptions) -> Groups:
     as_of = options.as_of
     dated = MT.remedies - MT.undated
     query = (select(MT.kind, *_added(MT.remedies, MT.amount_pence))
-             .add_columns(*(func.coalesce(func.sum(n).filter(condition), 0) for n, condition
-                            in ((MT.remedies, MT.due_by < as_of), (dated, MT.due_by >= as_of))))
+             .add_columns(sum_if(MT.remedies, MT.due_by < as_of),
+                          sum_if(dated, MT.due_by >= as_of))
              .add_columns(*_added(MT.undated))
              .where(MT.landlord == options.policy.landlord,
                     instant_in(MT.offered_hour, options.period))

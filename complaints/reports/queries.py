@@ -46,7 +46,8 @@ from models.tallies import (
 __all__ = ["ACTIONS", "COMPLAINTS", "EXTENSIONS", "NOT_VOIDED", "REFUSALS", "REMEDIES",
            "RESPONSES", "A", "C", "E", "E2", "F", "K", "L", "M", "MT", "PT", "Q", "R", "T", "TO",
            "X", "ReportOptions", "count_if", "instant_in", "mine", "not_voided",
-           "responses_in_period", "scoped", "within_base", "within_code", "within_extension"]
+           "responses_in_period", "scoped", "sum_if", "within_base", "within_code",
+           "within_extension"]
 
 C = ComplaintRow.__table__.c  # type: ignore[attr-defined]
 R = ResponseRow.__table__.c  # type: ignore[attr-defined]
@@ -121,6 +122,15 @@ def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     every row (about a quarter of a response pass's time on SQLite).
     """
     return func.count().filter(condition)
+
+
+def sum_if(value: Any, condition: ColumnElement[bool] | None = None) -> ColumnElement[int]:
+    """``value`` added up over the rows that meet ``condition`` (all when None); 0 for none.
+
+    How the report adds up its tallies' counts (:mod:`models.tallies`).
+    """
+    total = func.sum(value) if condition is None else func.sum(value).filter(condition)
+    return func.coalesce(total, 0)
 
 
 def within_base() -> ColumnElement[bool]:
