@@ -312,6 +312,10 @@ class NotificationDeliveryRow(SQLModel, table=True):
     delivered_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+#: The rows of the remedies' partial indexes: the financial remedies.
+FINANCIAL_REMEDY = text("kind = 'financial'")
+
+
 class RemedyRow(SQLModel, table=True):
     """A remedy offered in a stage response (7.1-7.3); key (reference, stage, position)."""
 
@@ -319,11 +323,13 @@ class RemedyRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("reference", "stage", "position",
                          name="uq_remedies_reference_stage_position"),
-        # A period's remedies of one kind, with what the report reads of each besides its
-        # tally: the stage responses offering money, and the unpaid ones listed
-        # (revision 0019).
-        Index("ix_remedies_kind_offered_at", "kind", "offered_at", "reference", "stage",
-              "position", "due_by"),
+        # The financial remedies, as the report reads them besides their tally (revision
+        # 0020): by the date promised, for the unpaid ones listed in that order, and by
+        # the instant offered, a response's side by side, for the responses offering money.
+        Index("ix_remedies_financial_due", "due_by", "reference", "stage", "position",
+              "offered_at", postgresql_where=FINANCIAL_REMEDY, sqlite_where=FINANCIAL_REMEDY),
+        Index("ix_remedies_financial_offered", "offered_at", "reference", "stage",
+              postgresql_where=FINANCIAL_REMEDY, sqlite_where=FINANCIAL_REMEDY),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -370,7 +376,9 @@ class ActionRow(SQLModel, table=True):
     __tablename__ = "actions"
     __table_args__ = (
         UniqueConstraint("reference", "action_id", name="uq_actions_reference_action_id"),
-        Index("ix_actions_completed_at_due_by", "completed_at", "due_by"),
+        # The open actions (not completed, or completed after an as-of date) by due date:
+        # the report's overdue actions (revision 0020).
+        Index("ix_actions_completed_on_due_by", "completed_on", "due_by"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -95,7 +95,7 @@ def test_upgrade_is_repeatable_and_keeps_data(db_url: str) -> None:
     with session_factory(engine)() as session:
         rows = session.exec(select(ComplaintRow)).all()
     engine.dispose()
-    assert current_revision(db_url) == head_revision() == "0019"
+    assert current_revision(db_url) == head_revision() == "0020"
     assert [r.reference for r in rows] == ["CMP-2026-000001"]
 
 

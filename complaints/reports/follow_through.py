@@ -36,6 +36,7 @@ from complaints.reports.model import (
 from complaints.reports.passes import Groups
 from complaints.reports.period import Period
 from complaints.reports.queries import (
+    FINANCIAL,
     PT,
     REMEDIES,
     M,
@@ -72,7 +73,7 @@ def remedy_payments(db: Connection, options: ReportOptions, remedies: Groups
     most once).
     """
     as_of = options.as_of
-    financial = (M.kind == "financial", instant_in(M.offered_at, options.period))
+    financial = (M.kind == FINANCIAL, instant_in(M.offered_at, options.period))
     due_past = M.due_by < as_of
     money = next((g for g in remedies if g["kind"] == "financial"), {})
     o = [int(money.get(k) or 0)

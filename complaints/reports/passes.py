@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from complaints.reports.queries import (
     E2,
+    FINANCIAL,
     MT,
     REMEDIES,
     TO,
@@ -77,7 +78,7 @@ def received_pass(db: Connection, options: ReportOptions, *,
                   escalated_by_as_of: bool = True) -> Groups:
     """The landlord's complaints received in the period, from the complaint tally.
 
-    Grouped by channel, category, tenure and month received. Counts: ``logged`` (all),
+    Grouped by channel, category, tenure, policy file and month received. Counts: ``logged`` (all),
     ``refused`` (on receipt), ``withdrawn``, ``escalated`` (escalation requested by the
     as-of date) and ``imported`` (from ``complaints import``). The tally counts every
     escalation; those requested after the as-of date are taken off (see
@@ -86,23 +87,23 @@ def received_pass(db: Connection, options: ReportOptions, *,
     :func:`acknowledgement_pass`.
     """
     period = options.period
-    keys = (K.channel, K.category, func.nullif(K.tenure, ""), extract("year", K.received_on),
-            extract("month", K.received_on))
+    keys = (K.channel, K.category, func.nullif(K.tenure, ""), K.policy_name,
+            extract("year", K.received_on), extract("month", K.received_on))
     query = (select(*keys, *_added(K.logged, K.refused, K.withdrawn, K.escalated, K.imported))
              .where(K.landlord == options.policy.landlord,
                     K.received_on.between(period.start, period.end))
              .group_by(*keys).having(func.sum(K.logged) != 0))
-    groups = _rows(db, query, ("channel", "category", "tenure", "year", "month", "logged",
-                               "refused", "withdrawn", "escalated", "imported"))
+    names = ("channel", "category", "tenure", "policy", "year", "month")
+    groups = _rows(db, query, (*names, "logged", "refused", "withdrawn", "escalated",
+                               "imported"))
     if not escalated_by_as_of:
         return groups
-    later = _escalated_later(db, options, (C.channel, C.category, C.tenure,
+    later = _escalated_later(db, options, (C.channel, C.category, C.tenure, C.policy_name,
                                            extract("year", C.received_on),
                                            extract("month", C.received_on)),
                              C.received_on.between(period.start, period.end))
     for group in groups:
-        group["escalated"] -= later.get(tuple(group[k] for k in ("channel", "category",
-                                                                 "tenure", "year", "month")), 0)
+        group["escalated"] -= later.get(tuple(group[k] for k in names), 0)
     return groups
 
 
@@ -195,10 +196,11 @@ def response_pass(db: Connection, options: ReportOptions) -> Groups:
     Grouped by stage, tenure and policy file: a handful of groups, which the figures per
     stage, per tenure, the policies named and the late total add up. Counts (see
     :data:`RESPONSE_COUNTS`): ``days`` is the working days taken added up (the mean is
-    worked out from it), ``max`` the most taken, ``escalated`` the responses whose
-    complaint was escalated by the as-of date: the tally counts every escalation, and
-    those requested after the as-of date (an index seek on the escalation date, then the
-    complaint's responses) are taken off.
+    worked out from it), ``max`` the most taken, ``escalated`` (stage 1 only: the other
+    stage's is left as the tally has it, and not read) the responses whose complaint was
+    escalated by the as-of date: the tally counts every escalation, and those requested
+    after the as-of date (an index seek on the escalation date, then the complaint's
+    stage 1 responses) are taken off.
     """
     keys = (T.stage, func.nullif(T.tenure, ""), T.policy_name)
     query = _tallied(
@@ -211,18 +213,20 @@ def response_pass(db: Connection, options: ReportOptions) -> Groups:
     groups = _rows(db, query, ("stage", "tenure", "policy", *RESPONSE_COUNTS))
     # Driven from the complaints escalated after the as-of date, as in _escalated_later
     # (only the escalation date in the WHERE clause), each one's responses counted by a
-    # correlated subquery: a join lets the planner start from the year's responses.
+    # correlated subquery: a join lets the planner start from the year's responses. Only
+    # stage 1's: "escalated" means a stage 1 response was taken further, and the figures
+    # read no other stage's.
     period = options.period
-    later = [select(func.count()).where(R.reference == C.reference, R.stage == stage,
+    later = (select(func.count()).where(R.reference == C.reference, R.stage == 1,
                                         R.responded_on.between(period.start, period.end))
-             .scalar_subquery() for stage in (1, 2)]
-    query = (select(C.tenure, C.policy_name, *(func.sum(n).filter(mine(options)) for n in later))
+             .scalar_subquery())
+    query = (select(C.tenure, C.policy_name, func.sum(later).filter(mine(options)))
              .where(C.escalation_requested_on > options.as_of)
              .group_by(C.tenure, C.policy_name))
-    for tenure, policy, *per_stage in db.execute(query):
+    for tenure, policy, n in db.execute(query):
         for group in groups:
-            if (group["tenure"], group["policy"]) == (tenure, policy):
-                group["escalated"] -= _int(per_stage[int(group["stage"]) - 1])
+            if (group["stage"], group["tenure"], group["policy"]) == (1, tenure, policy):
+                group["escalated"] -= _int(n)
     return groups
 
 
@@ -276,10 +280,12 @@ def remedy_pass(db: Connection, options: ReportOptions) -> Groups:
              .group_by(MT.kind).having(func.sum(MT.remedies) != 0))
     groups = _rows(db, query, ("kind", "offered", "amount_pence", "due_past", "due_ahead",
                                "due_none"))
-    # Each stage response once: DISTINCT over the two columns (hashed on PostgreSQL),
-    # not over a string made of them, which cost twice as much.
-    responses = (scoped(options, REMEDIES, M.reference, M.reference, M.stage)
-                 .where(M.kind == "financial", instant_in(M.offered_at, options.period))
+    # Each response once: its remedies share the instant it was issued (offered_at), so
+    # (offered_at, reference, stage) names it, in the order of the remedies' index: the
+    # duplicates come side by side and are dropped as the index is read, where DISTINCT
+    # (reference, stage) made both databases hash or sort the year's financial remedies.
+    responses = (scoped(options, REMEDIES, M.reference, M.offered_at, M.reference, M.stage)
+                 .where(M.kind == FINANCIAL, instant_in(M.offered_at, options.period))
                  .distinct().subquery("financial"))
     financial = db.execute(select(func.count()).select_from(responses)).scalar_one()
     for group in groups:
