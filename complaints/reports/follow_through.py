@@ -73,7 +73,9 @@ def remedy_payments(db: Connection, options: ReportOptions, remedies: Groups
     most once).
     """
     as_of = options.as_of
-    financial = (M.kind == FINANCIAL, instant_in(M.offered_at, options.period))
+    # The offered dates are likely: the list is read in the order of the date promised
+    # (ix_remedies_financial_due), and stops at its limit.
+    financial = (M.kind == FINANCIAL, instant_in(M.offered_at, options.period, likely=True))
     due_past = M.due_by < as_of
     money = next((g for g in remedies if g["kind"] == "financial"), {})
     o = [int(money.get(k) or 0)
