@@ -262,9 +262,9 @@ def remedy_pass(db: Connection, options: ReportOptions) -> Groups:
     """Remedies offered in responses issued in the period, per kind, from the remedy tally.
 
     Counts (see :data:`REMEDY_COUNTS`): ``offered``, ``amount_pence`` (added up),
-    ``financial_responses`` (of the financial group: the stage responses offering money,
-    reference and stage each counted once, read from the remedies themselves through
-    their index, as distinct values do not add up), and by the date promised against the
+    ``financial_responses`` (of the financial group: the responses offering money, each
+    counted once as (reference, stage, instant issued), read from the remedies themselves
+    through their index, as distinct values do not add up), and by the date promised against the
     as-of date ``due_past``, ``due_ahead`` and ``due_none`` (promised with no date:
     responses before casework revision 2). The remedies figure takes every kind; the
     payments figure takes the financial ones.
