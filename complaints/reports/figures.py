@@ -506,14 +506,16 @@ def _beside(db: Connection, options: ReportOptions, evidence: bool) -> dict[str,
 
 def _build(db: Connection, side: Connection | None, options: ReportOptions,
            evidence: bool) -> Report:
-    """The report from ``db``, with :func:`_beside` on ``side`` at the same time if given."""
+    """The report from ``db``, with :func:`_beside` on ``side`` at the same time if given.
+
+    The two give disjoint fields of the report (a field given twice is a TypeError).
+    """
+    _decide_join(db, options)
+    if side is None:
+        return Report(**_passes(db, options), **_beside(db, options, evidence))
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        _decide_join(db, options)
-        beside = (pool.submit(_beside, side, options, evidence) if side is not None
-                  else None)
-        figures = _passes(db, options)
-        figures |= beside.result() if beside is not None else _beside(db, options, evidence)
-    return Report(**figures)
+        beside = pool.submit(_beside, side, options, evidence)
+        return Report(**_passes(db, options), **beside.result())
 
 
 def _decide_join(db: Connection, options: ReportOptions) -> None:
