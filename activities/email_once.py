@@ -14,9 +14,10 @@ So a retry knows how far an attempt that died got: no claim, or a claim without 
 all and commits it on that ``.``, record it (``unconfirmed``) without sending a second
 copy. The same holds when the connection drops after the ``.``. A refusal (``4xx``,
 ``5xx``) or a refused connection releases the claim: nothing was delivered and the retry
-sends normally. Recording an accepted email retries through a database outage, and
-accepted emails are remembered in the worker process, so that an outage right after the
-acceptance never sends an email twice.
+sends normally; any other error after the ``.`` keeps it. A cancellation raised into the
+activity's thread waits until the email is recorded. Recording an accepted email retries
+through a database outage, and accepted emails are remembered in the worker process, so
+that an outage right after the acceptance never sends an email twice.
 
 What is left (see RELIABILITY.md): a crash in the microseconds between writing the ``.``
 and the marker (a duplicate, same Message-ID), a server that fails after receiving the
@@ -33,10 +34,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import smtplib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,12 @@ def retry_write(write: Callable[[], None], what: str, budget: float) -> None:
             delay = min(delay * 2, 5.0)
 
 
+def _shielded() -> AbstractContextManager[None]:
+    """Hold off a cancellation raised into this activity's thread until the block ends."""
+    return activity.shield_thread_cancel_exception() if activity.in_activity() \
+        else nullcontext()
+
+
 class OnceEmailer:
     """Send each (key, recipient) email once, through crashes, refusals and outages.
 
@@ -210,7 +218,10 @@ class OnceEmailer:
         """
         item = (key, recipient)
         marker = self._marker(key, recipient)
-        with self._sending(item):
+        # A cancellation of a threaded activity is raised inside its thread, at whatever
+        # line it is running: between the server's commit and the record it would drop the
+        # claim, and the retry would send a second copy. It waits for the record instead.
+        with _shielded(), self._sending(item):
             status = self._claim(key, recipient)
             if status is None:
                 self._drop(marker)
@@ -226,14 +237,26 @@ class OnceEmailer:
                 status = UNCONFIRMED
                 log.warning(f"{self.what}_email_handed_over_before_a_crash_not_resent")
             else:
+                handed_over: list[bool] = []
+
+                def note_handed_over() -> None:
+                    handed_over.append(True)
+                    self._note_handed_over(marker, key)
+
                 try:
                     mailer.send(to=recipient, subject=subject, text=text, html=html,
-                                message_id=message_id,
-                                on_handed_over=lambda: self._note_handed_over(marker, key))
+                                message_id=message_id, on_handed_over=note_handed_over)
                 except DeliveryUncertain:
                     status = UNCONFIRMED
                     log.warning(f"{self.what}_email_answer_lost_not_resent")
-                except Exception:
+                except Exception as exc:
+                    # Only a refusal (SMTP's answer) or a failure before the whole message
+                    # went certainly delivered nothing. Anything else after the hand-over
+                    # keeps the claim and the marker: the retry records, never resends.
+                    if handed_over and not isinstance(exc, smtplib.SMTPResponseException):
+                        log.warning(f"{self.what}_email_failed_after_hand_over_kept",
+                                    error=type(exc).__name__)
+                        raise
                     self._drop(marker)
                     self._release(key, recipient)
                     raise

@@ -279,3 +279,81 @@ def test_a_refused_email_releases_its_claim_and_is_sent_on_retry(
     assert server.messages == [(STAFF_ADDRESS, message_id_for(NOTIFICATION_ID))]
     assert _deliveries(sessions) == [(NOTIFICATION_ID, STAFF_ADDRESS, SENT)]
     assert _markers(outbox) == []
+
+
+def test_a_cancellation_while_the_server_answers_does_not_email_again(
+        tmp_path: Path, sessions: Callable[[], Session], server: Server) -> None:
+    """A cancellation raised into the attempt's thread after the hand-over: the retry sends none."""
+    outbox = tmp_path / "outbox"
+    mailer = SmtpMailer("127.0.0.1", server.port, timeout=10)
+    activities = NotificationActivities(sessions, mailer, None, STAFF_DOMAIN,
+                                        outbox_dir=outbox)
+    env = ActivityEnvironment()
+    failures: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            env.run(activities.notify, _notify_input())
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            failures.append(exc)
+
+    server.hold = "DATA"  # the server has committed the email; its answer waits
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    deadline = time.monotonic() + WAIT_S
+    while not (server.holding.is_set() and _markers(outbox)):
+        assert time.monotonic() < deadline, "the email was never handed over"
+        time.sleep(0.02)
+    # As the worker cancels a local activity whose workflow task was lost: the SDK raises
+    # CancelledError inside the activity's thread, here as soon as the answer arrives.
+    env.cancel()
+    server.release()
+    thread.join(WAIT_S)
+    assert [type(exc).__name__ for exc in failures] == ["CancelledError"]
+
+    _retry(sessions, mailer, outbox)
+
+    assert server.messages == [(STAFF_ADDRESS, message_id_for(NOTIFICATION_ID))]
+    assert _deliveries(sessions) == [(NOTIFICATION_ID, STAFF_ADDRESS, SENT)]
+    assert _recorded(sessions)
+    assert _markers(outbox) == []
+
+
+class _FailsAfterHandOver(SmtpMailer):
+    """Hands the message over, then fails in a way that is no SMTP refusal.
+
+    A stand-in for a fault in mail code after the final ``.`` (nothing here raises one
+    naturally once ``SmtpMailer`` has handed a message over).
+    """
+
+    def send(self, *, to: str, subject: str, text: str, html: str | None,
+             message_id: str, on_handed_over: Callable[[], None] | None = None) -> None:
+        def then_fail() -> None:
+            if on_handed_over is not None:
+                on_handed_over()
+            raise RuntimeError("a fault after the hand-over")
+
+        super().send(to=to, subject=subject, text=text, html=html, message_id=message_id,
+                     on_handed_over=then_fail)
+
+
+def test_a_failure_after_the_hand_over_keeps_the_claim(
+        tmp_path: Path, sessions: Callable[[], Session], server: Server) -> None:
+    """An error that is no refusal, after the hand-over: the retry records it, sends none."""
+    outbox = tmp_path / "outbox"
+    failing = NotificationActivities(sessions, _FailsAfterHandOver("127.0.0.1", server.port,
+                                                                   timeout=10),
+                                     None, STAFF_DOMAIN, outbox_dir=outbox)
+    with pytest.raises(RuntimeError):
+        ActivityEnvironment().run(failing.notify, _notify_input())
+    deadline = time.monotonic() + WAIT_S
+    while not server.messages:  # the server reads the message after the client has gone
+        assert time.monotonic() < deadline, "the server never committed the email"
+        time.sleep(0.02)
+    assert len(_markers(outbox)) == 1
+
+    _retry(sessions, SmtpMailer("127.0.0.1", server.port, timeout=10), outbox)
+
+    assert server.messages == [(STAFF_ADDRESS, message_id_for(NOTIFICATION_ID))]
+    assert _deliveries(sessions) == [(NOTIFICATION_ID, STAFF_ADDRESS, UNCONFIRMED)]
+    assert _markers(outbox) == []
