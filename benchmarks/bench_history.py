@@ -13,6 +13,12 @@ history), throughput, update latency (p50, p99), the time from a start until the
 idle, CPU of the worker process and of the dev server, and the time to replay one history;
 then the ratios and the issue's targets. Updates are timed on a case that is idle after
 its start (opened and recorded, as staff find it): the start is timed on its own.
+
+The worker runs in a process of its own, as ``python worker.py`` does in production, and
+the staff's updates come from this one, as they come from the web process: the driver's
+own work (starting cases, waiting on their histories, timing updates) then neither takes
+the worker's interpreter lock nor counts as the worker's CPU. ``--worker-in-process`` puts
+the worker back in this process (how this benchmark ran until 2026-11-27), to compare.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ import argparse
 import asyncio
 import compileall
 import concurrent.futures
+import contextlib
 import datetime as dt
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -212,6 +221,12 @@ async def run_case(client: Client, task_queue: str, product: bool,
     return handle
 
 
+def _cpu_of(entry: Path) -> float:
+    """CPU seconds (user and system, all threads) of the process ``/proc/<pid>``."""
+    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def server_cpu() -> float:
     """CPU seconds used so far by the Temporal dev server (``temporal server start-dev``).
 
@@ -228,11 +243,59 @@ def server_cpu() -> float:
             command = (entry / "cmdline").read_bytes()
             if b"start-dev" not in command or b"temporal" not in command:
                 continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += _cpu_of(entry)
         except (OSError, IndexError, ValueError):
             continue  # a process that ended meanwhile
     return total
+
+
+def worker_cpu(worker: subprocess.Popen[str] | None) -> float:
+    """CPU seconds used so far by the worker: its own process, else this one."""
+    if worker is None:
+        return time.process_time()
+    try:
+        return _cpu_of(Path("/proc") / str(worker.pid))
+    except (OSError, IndexError, ValueError):
+        return 0.0  # not Linux: the row reads 0
+
+
+def make_worker(client: Client, task_queue: str, settings: Settings,
+                executor: concurrent.futures.Executor) -> Worker:
+    """The worker of both kinds: the product's workflow and activities, and the bare ones."""
+    return Worker(client, task_queue=task_queue, workflows=[ComplaintWorkflow, BareWorkflow],
+                  activities=[*build_activities(settings), bare_record],
+                  activity_executor=executor, max_concurrent_activities=16)
+
+
+def bench_settings(folder: str) -> Settings:
+    """The product's settings for a run: SQLite, the outbox and no email, in ``folder``."""
+    return Settings(data_dir=Path(folder), database_url=f"sqlite:///{folder}/c.db",
+                    outbox_dir=Path(folder) / "outbox", smtp_host=None, webhook_url=None)
+
+
+async def serve(address: str, task_queue: str, folder: str) -> None:
+    """Run the worker in this process until SIGTERM (``--serve``, started by ``main``)."""
+    configure_logging(level="WARNING")
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    with concurrent.futures.ThreadPoolExecutor(16) as executor:
+        async with make_worker(client, task_queue, bench_settings(folder), executor):
+            print("worker ready", flush=True)
+            await stop.wait()
+
+
+def start_worker(address: str, task_queue: str, folder: str) -> subprocess.Popen[str]:
+    """Start ``serve`` in a child process and wait until it polls the task queue."""
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve", address, task_queue, folder],
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if line.strip() != "worker ready":
+        child.kill()
+        raise RuntimeError(f"the benchmark's worker did not start (exit {child.wait()})")
+    return child
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -241,7 +304,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 1)) - 1))]
 
 
-async def main(cases: int, concurrency: int) -> None:
+async def main(cases: int, concurrency: int, in_process: bool = False) -> None:
     """Run the comparison and print the table."""
     configure_logging(level="WARNING")  # the activities' info lines would cost and clutter
     # As the worker image does (Dockerfile): compiled once, so that the sandbox's import of
@@ -253,15 +316,13 @@ async def main(cases: int, concurrency: int) -> None:
         dev_server_existing_path=str(CLI), data_converter=pydantic_data_converter,
         search_attributes=[SA_STATE, SA_STAGE, SA_NEXT_DEADLINE, SA_LANDLORD, SA_HANDLER,
                            SA_OVERDUE])
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), database_url=f"sqlite:///{tmp}/c.db",
-                            outbox_dir=Path(tmp) / "outbox", smtp_host=None, webhook_url=None)
+    with tempfile.TemporaryDirectory() as tmp, \
+            concurrent.futures.ThreadPoolExecutor(16) as executor:
         task_queue = f"bench-{uuid.uuid4().hex[:8]}"
-        executor = concurrent.futures.ThreadPoolExecutor(16)
-        worker = Worker(env.client, task_queue=task_queue,
-                        workflows=[ComplaintWorkflow, BareWorkflow],
-                        activities=[*build_activities(settings), bare_record],
-                        activity_executor=executor, max_concurrent_activities=16)
+        child = None if in_process else start_worker(
+            env.client.service_client.config.target_host, task_queue, tmp)
+        worker = make_worker(env.client, task_queue, bench_settings(tmp), executor) \
+            if in_process else contextlib.nullcontext()
         results: dict[bool, dict[str, Any]] = {
             kind: {"latencies": [], "starts": [], "wall": 0.0, "cpu": 0.0, "server cpu": 0.0,
                    "handles": []}
@@ -274,19 +335,22 @@ async def main(cases: int, concurrency: int) -> None:
             for number in range(rounds):
                 for kind in ((True, False) if number % 2 == 0 else (False, True)):
                     slot = results[kind]
-                    wall, cpu = time.perf_counter(), time.process_time()
+                    wall, cpu = time.perf_counter(), worker_cpu(child)
                     server = server_cpu()
                     handles = await asyncio.gather(*(
                         run_case(env.client, task_queue, kind, slot["latencies"],
                                  slot["starts"])
                         for _ in range(concurrency)))
                     slot["wall"] += time.perf_counter() - wall
-                    slot["cpu"] += time.process_time() - cpu
+                    slot["cpu"] += worker_cpu(child) - cpu
                     slot["server cpu"] += server_cpu() - server
                     slot["handles"] += handles
                 print(f"round {number + 1}/{rounds} done", file=sys.stderr, flush=True)
             histories = {kind: [await h.fetch_history() for h in results[kind]["handles"]]
                          for kind in (True, False)}
+        if child is not None:
+            child.send_signal(signal.SIGTERM)
+            child.wait(60)
         await env.shutdown()
     table: dict[str, dict[bool, float]] = {}
     for kind in (True, False):
@@ -314,7 +378,9 @@ async def main(cases: int, concurrency: int) -> None:
             timings.append(time.perf_counter() - started)
         table.setdefault("replay of one history (ms)", {})[kind] = \
             statistics.median(timings) * 1e3
-    print(f"\n{cases} cases each, {concurrency} at a time, alternating batches\n")
+    where = "in this process" if in_process else "in its own process"
+    print(f"\n{cases} cases each, {concurrency} at a time, alternating batches, the worker "
+          f"{where}\n")
     print("| per full two-stage case | product | bare | product / bare |")
     print("|---|---:|---:|---:|")
     for key, values in table.items():
@@ -340,5 +406,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=60)
     parser.add_argument("--concurrency", type=int, default=5)
+    parser.add_argument("--worker-in-process", action="store_true",
+                        help="run the worker in this process, beside the driver")
+    parser.add_argument("--serve", nargs=3, metavar=("ADDRESS", "TASK_QUEUE", "FOLDER"),
+                        help=argparse.SUPPRESS)  # the worker's own process (start_worker)
     args = parser.parse_args()
-    asyncio.run(main(args.cases, args.concurrency))
+    if args.serve:
+        asyncio.run(serve(*args.serve))
+    else:
+        asyncio.run(main(args.cases, args.concurrency, args.worker_in_process))
