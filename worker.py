@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -124,6 +125,7 @@ async def _serve(settings: Settings, stop: asyncio.Event | None,
 
     """
     from activities import build_activities
+    from activities.recording_processes import RecordingProcesses
     from complaints.dbcheck import check_at_start, watch_database
     from complaints.retention import ensure_schedule_at_start
 
@@ -134,9 +136,13 @@ async def _serve(settings: Settings, stop: asyncio.Event | None,
     if checked is not None:
         checked.set()
     problem: str | None = None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as executor:
+    recording = RecordingProcesses(settings, settings.recording_processes) \
+        if settings.recording_processes else None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as executor, \
+            recording or contextlib.nullcontext():
         worker = build_worker(client, settings.temporal_task_queue,
-                              build_activities(settings, client=client), executor)
+                              build_activities(settings, client=client, recording=recording),
+                              executor)
         log.info("worker started", task_queue=settings.temporal_task_queue,
                  address=settings.temporal_address, namespace=settings.temporal_namespace)
         async with worker:

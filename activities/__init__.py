@@ -28,6 +28,8 @@ from complaints.settings import Settings
 if TYPE_CHECKING:
     from temporalio.client import Client
 
+    from activities.recording_processes import RecordingProcesses
+
 __all__ = [
     "CalendarActivities",
     "CaseworkActivities",
@@ -39,37 +41,35 @@ __all__ = [
     "RetentionActivities",
     "SmtpMailer",
     "build_activities",
+    "build_casework",
 ]
 
 
-def build_activities(settings: Settings, policy_dir: Path | None = None, *,
-                     client: Client | None = None) -> list[Callable[..., Any]]:
-    """Build every activity the worker registers, wired to the settings' surroundings.
+def build_casework(settings: Settings, policy_dir: Path | None = None) -> CaseworkActivities:
+    """Build the casework activities alone (a recording helper's; see ``build_activities``).
 
-    Brings the database to the newest schema first (Alembic migrations).
+    The database must be at the newest schema already (the worker brought it there).
 
     Args:
-        settings: The worker's settings (database URL, outbox folder, SMTP, webhook).
+        settings: The worker's settings.
         policy_dir: A folder of landlord policies taking precedence over those shipped.
-        client: The worker's Temporal client, with which the retention job deletes
-            finished workflows of erased cases (None: left to the namespace retention).
 
     Returns:
-        The bound activity methods: ``open_case``, ``load_calendar``,
-        ``record_case_event`` and ``notify`` (the ``Complaint`` workflow's), and
-        ``load_policy``, ``plan_deadline``, ``send_letter``, ``record_intake``,
-        ``record_snapshot``, ``record_audit`` and ``record_ombudsman_details`` (kept for
-        cases of the first workflow type), and ``erase_expired`` (the retention job's).
+        ``open_case``, ``load_calendar`` and ``record_case_event``'s class, wired up.
 
     """
-    from complaints.db import ensure_schema, make_engine, session_factory
+    return _build(settings, policy_dir)[0]
+
+
+def _build(settings: Settings, policy_dir: Path | None
+           ) -> tuple[CaseworkActivities, PolicyActivities, LetterActivities,
+                      NotificationActivities, RecordActivities]:
+    from complaints.db import make_engine, session_factory
 
     url = settings.effective_database_url()
-    ensure_schema(url)
     sessions = session_factory(make_engine(url))
     mailer = Mailer.from_settings(settings)
     policies = PolicyActivities(policy_dir)
-    calendar = CalendarActivities()
     letters = LetterActivities(sessions, settings.effective_outbox(), mailer)
     notifications = NotificationActivities(sessions, mailer, settings.webhook_url,
                                            settings.staff_email_domain,
@@ -82,15 +82,47 @@ def build_activities(settings: Settings, policy_dir: Path | None = None, *,
     casework = CaseworkActivities(sessions, policies, records, letters, notifications,
                                   integration_webhook_url=settings.integration_webhook_url,
                                   read_sessions=reader)
-    retention = RetentionActivities(sessions, settings.effective_outbox(),
+    return casework, policies, letters, notifications, records
+
+
+def build_activities(settings: Settings, policy_dir: Path | None = None, *,
+                     client: Client | None = None,
+                     recording: RecordingProcesses | None = None) -> list[Callable[..., Any]]:
+    """Build every activity the worker registers, wired to the settings' surroundings.
+
+    Brings the database to the newest schema first (Alembic migrations).
+
+    Args:
+        settings: The worker's settings (database URL, outbox folder, SMTP, webhook).
+        policy_dir: A folder of landlord policies taking precedence over those shipped.
+        client: The worker's Temporal client, with which the retention job deletes
+            finished workflows of erased cases (None: left to the namespace retention).
+        recording: Helper processes to run ``open_case`` and ``record_case_event`` in
+            (None: in the worker's threads).
+
+    Returns:
+        The bound activity methods: ``open_case``, ``load_calendar``,
+        ``record_case_event`` and ``notify`` (the ``Complaint`` workflow's), and
+        ``load_policy``, ``plan_deadline``, ``send_letter``, ``record_intake``,
+        ``record_snapshot``, ``record_audit`` and ``record_ombudsman_details`` (kept for
+        cases of the first workflow type), and ``erase_expired`` (the retention job's).
+
+    """
+    from complaints.db import ensure_schema
+
+    ensure_schema(settings.effective_database_url())
+    casework, policies, letters, notifications, records = _build(settings, policy_dir)
+    calendar = CalendarActivities()
+    retention = RetentionActivities(records.session_factory, settings.effective_outbox(),
                                     settings.data_dir / "documents", client=client,
                                     policy_dir=policy_dir,
                                     service_request_years=settings.service_request_retention_years)
     return [
-        # The ``Complaint`` workflow's: open a case, record each event.
-        casework.open_case,
+        # The ``Complaint`` workflow's: open a case, record each event (in the helper
+        # processes when given: see ``activities.recording_processes``).
+        (recording or casework).open_case,
         casework.load_calendar,
-        casework.record_case_event,
+        (recording or casework).record_case_event,
         # The first workflow type's (``ComplaintWorkflow``), kept for the cases it runs.
         policies.load_policy,
         calendar.plan_deadline,

@@ -51,6 +51,7 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Replayer, Worker  # noqa: E402
 
 from activities import build_activities  # noqa: E402
+from activities.recording_processes import RecordingProcesses  # noqa: E402
 from benchmarks.bare_workflow import BareInput, BareWorkflow, bare_record  # noqa: E402
 from complaints.logs import configure_logging  # noqa: E402
 from complaints.settings import Settings  # noqa: E402
@@ -250,20 +251,38 @@ def server_cpu() -> float:
 
 
 def worker_cpu(worker: subprocess.Popen[str] | None) -> float:
-    """CPU seconds used so far by the worker: its own process, else this one."""
+    """CPU seconds used so far by the worker and its recording helpers (or this process).
+
+    The helpers are the worker's descendants (``activities.recording_processes``), read
+    from ``/proc`` (Linux; elsewhere the row reads 0).
+    """
     if worker is None:
         return time.process_time()
-    try:
-        return _cpu_of(Path("/proc") / str(worker.pid))
-    except (OSError, IndexError, ValueError):
-        return 0.0  # not Linux: the row reads 0
+    proc = Path("/proc")
+    parents: dict[int, int] = {}
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if entry.name.isdigit():
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(stat[1])
+    family, grown = {worker.pid}, True
+    while grown:
+        children = {pid for pid, parent in parents.items() if parent in family} - family
+        family |= children
+        grown = bool(children)
+    total = 0.0
+    for pid in family:
+        with contextlib.suppress(OSError, IndexError, ValueError):  # one that ended meanwhile
+            total += _cpu_of(proc / str(pid))
+    return total
 
 
 def make_worker(client: Client, task_queue: str, settings: Settings,
-                executor: concurrent.futures.Executor) -> Worker:
+                executor: concurrent.futures.Executor,
+                recording: RecordingProcesses | None = None) -> Worker:
     """The worker of both kinds: the product's workflow and activities, and the bare ones."""
     return Worker(client, task_queue=task_queue, workflows=[ComplaintWorkflow, BareWorkflow],
-                  activities=[*build_activities(settings), bare_record],
+                  activities=[*build_activities(settings, recording=recording), bare_record],
                   activity_executor=executor, max_concurrent_activities=16)
 
 
@@ -279,8 +298,13 @@ async def serve(address: str, task_queue: str, folder: str) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     client = await Client.connect(address, data_converter=pydantic_data_converter)
-    with concurrent.futures.ThreadPoolExecutor(16) as executor:
-        async with make_worker(client, task_queue, bench_settings(folder), executor):
+    settings = bench_settings(folder)
+    # As worker.py: the recording in helper processes unless RECORDING_PROCESSES=0.
+    recording = RecordingProcesses(settings, settings.recording_processes) \
+        if settings.recording_processes else None
+    with concurrent.futures.ThreadPoolExecutor(16) as executor, \
+            recording or contextlib.nullcontext():
+        async with make_worker(client, task_queue, settings, executor, recording):
             print("worker ready", flush=True)
             await stop.wait()
 

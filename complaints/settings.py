@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in data_dir")
     #: How often a running worker checks that its database is still there (seconds).
     database_check_seconds: float = Field(default=10.0, gt=0)
+    #: Helper processes the worker records cases in (``activities.recording_processes``);
+    #: 0 records in the worker's own threads (a one-core machine).
+    recording_processes: int = Field(default=2, ge=0, le=32)
     outbox_dir: Path | None = None
 
     smtp_host: str | None = None

@@ -1,0 +1,134 @@
+"""The recording activities in helper processes: the same records, errors and recovery.
+
+Real helper processes (``forkserver``) on a real SQLite database and outbox; the inputs
+are a full two-stage case's, taken from a committed history as ``bench_recording.py`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, col, select
+from temporalio.client import WorkflowHistory
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities import build_activities
+from activities.recording_processes import RecordingProcesses
+from benchmarks.bench_recording import DEFAULT_HISTORY, recorded_inputs, under
+from complaints.db import make_engine, session_factory
+from complaints.settings import Settings
+from models.events import CaseEvent, OpenCaseInput
+from models.tables import AuditRow, DeliveryRow, LetterRow
+
+
+@pytest.fixture(scope="module")
+def case_inputs() -> tuple[OpenCaseInput, list[CaseEvent]]:
+    """The opening and events of the committed two-stage case."""
+    history = WorkflowHistory.from_json("h", json.loads(DEFAULT_HISTORY.read_text()))
+    return recorded_inputs(history)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """A SQLite database and outbox in a temporary folder, no email."""
+    return Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/c.db",
+                    outbox_dir=tmp_path / "outbox", smtp_host=None, webhook_url=None)
+
+
+@pytest.fixture
+def helpers(settings: Settings) -> Iterator[RecordingProcesses]:
+    """Two helper processes (the schema made first, as the worker does)."""
+    build_activities(settings)
+    with RecordingProcesses(settings, 2) as processes:
+        yield processes
+
+
+def _rows(settings: Settings, reference: str) -> tuple[int, int, int]:
+    """A case's audit rows, letters and recorded deliveries."""
+    with session_factory(make_engine(settings.effective_database_url()))() as session:
+        deliveries = session.exec(select(DeliveryRow).where(
+            col(DeliveryRow.letter_id).startswith(reference + ":"))).all()
+        return _count(session, AuditRow, reference), _count(session, LetterRow, reference), \
+            len(deliveries)
+
+
+def _count(session: Session, table: type[AuditRow] | type[LetterRow], reference: str) -> int:
+    return len(session.exec(select(table).where(table.reference == reference)).all())
+
+
+def test_a_case_recorded_in_helpers_matches_one_recorded_in_threads(
+        settings: Settings, helpers: RecordingProcesses,
+        case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
+    """The same case recorded both ways gives the same letters, audit rows and deliveries."""
+    env = ActivityEnvironment()
+    in_threads = {a.__name__: a for a in build_activities(settings)}
+    results = {}
+    for reference, open_case, record in (
+            ("CMP-2026-000101", helpers.open_case, helpers.record_case_event),
+            ("CMP-2026-000102", in_threads["open_case"], in_threads["record_case_event"])):
+        opened, events = under(reference, *case_inputs)
+        context = env.run(open_case, opened)
+        recorded = [env.run(record, event) for event in events]
+        results[reference] = (context, [[(r.kind, r.stage, r.seq) for r in rec.letters]
+                                        for rec in recorded])
+    helped, threaded = results["CMP-2026-000101"], results["CMP-2026-000102"]
+    assert helped[0] == threaded[0]
+    assert helped[1] == threaded[1]
+    assert sum(len(letters) for letters in helped[1]) > 0
+    assert _rows(settings, "CMP-2026-000101") == _rows(settings, "CMP-2026-000102")
+    assert min(_rows(settings, "CMP-2026-000101")) > 0
+
+
+def test_an_event_recorded_twice_in_helpers_is_recorded_once(
+        settings: Settings, helpers: RecordingProcesses,
+        case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
+    """A retry of an event through the helpers writes nothing twice."""
+    env = ActivityEnvironment()
+    opened, events = under("CMP-2026-000103", *case_inputs)
+    env.run(helpers.open_case, opened)
+    first = env.run(helpers.record_case_event, events[0])
+    before = _rows(settings, "CMP-2026-000103")
+    again = env.run(helpers.record_case_event, events[0])
+    assert again.letters == first.letters
+    assert _rows(settings, "CMP-2026-000103") == before
+
+
+def test_a_domain_error_in_a_helper_comes_back_as_the_same_error(
+        helpers: RecordingProcesses, case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
+    """An event of a case never opened is refused with the in-thread error, retryable."""
+    _, events = under("CMP-2026-000104", *case_inputs)
+    with pytest.raises(ApplicationError) as refused:
+        ActivityEnvironment().run(helpers.record_case_event, events[0])
+    assert refused.value.type == "IntakeNotRecorded"
+    assert not refused.value.non_retryable
+    assert "not recorded yet" in refused.value.message
+
+
+def test_a_helper_that_died_is_replaced_and_the_attempt_retried(
+        settings: Settings, helpers: RecordingProcesses,
+        case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
+    """A killed helper fails the attempt retryable; the next attempt runs in a new helper."""
+    env = ActivityEnvironment()
+    opened, events = under("CMP-2026-000105", *case_inputs)
+    env.run(helpers.open_case, opened)
+    env.run(helpers.record_case_event, events[0])
+    assert events[1].letters, "the second event (the acknowledgement) sends a letter"
+    # The helpers' processes are the executors' own (private: no public way to reach them).
+    for pool in helpers._pools:
+        for process in list(pool._processes.values()):  # type: ignore[union-attr]
+            assert process.pid is not None
+            os.kill(process.pid, signal.SIGKILL)
+            process.join(10)
+    with pytest.raises(ApplicationError) as lost:
+        env.run(helpers.record_case_event, events[1])
+    assert lost.value.type == "RecordingProcessLost"
+    assert not lost.value.non_retryable
+    recorded = env.run(helpers.record_case_event, events[1])
+    assert recorded.letters
+    assert _rows(settings, "CMP-2026-000105")[1] == len(recorded.letters)
