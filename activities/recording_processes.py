@@ -22,15 +22,19 @@ process and waits for it with the lock released.
   the first workflow type). A cancellation stops the wait, not the helper: the recording
   runs to its end, and the retry, sent to the same helper, finds it done.
 
-Helpers start with the worker and stop with it; SIGKILL of the worker's process group
-takes them too. ``RECORDING_PROCESSES=0`` records in the worker's threads.
+Helpers start with the worker and stop with it. A worker that is killed takes them with
+it: each helper watches the worker's process and ends the moment it does.
+``RECORDING_PROCESSES=0`` records in the worker's threads.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
+import select
 import threading
+import time
 import zlib
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -53,14 +57,50 @@ WAIT_BEAT_SECONDS = 5.0
 _CASEWORK: Any = None
 
 
-def _start(settings: Settings, policy_dir: Path | None) -> None:
-    """In a new helper: log as the worker does and build its casework activities."""
+def _start(settings: Settings, policy_dir: Path | None, worker: int) -> None:
+    """In a new helper: end with the worker, log as it does, build the activities."""
     global _CASEWORK
     from activities import build_casework
     from complaints.logs import configure_logging
 
+    _end_with(worker)
     configure_logging(json=settings.log_json, level=settings.log_level)
     _CASEWORK = build_casework(settings, policy_dir)
+
+
+def _end_with(worker: int) -> None:
+    """End this helper the moment the worker process ``worker`` ends, as a kill would.
+
+    A helper's parent is the fork server, which outlives a worker killed alone as long as
+    the helpers live. Without this, a helper would finish the recording it was running
+    while the next worker retries it: two attempts of one email in two processes.
+    """
+    try:
+        handle = os.pidfd_open(worker)  # Linux: readable once the process has ended
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):
+        handle = None  # no pidfd here: look every second instead
+
+    def watch() -> None:
+        if handle is not None:
+            select.select([handle], [], [])
+        else:
+            while _running(worker):
+                time.sleep(1.0)
+        os._exit(1)  # at once, as SIGKILL would: the next worker's retry takes it over
+
+    threading.Thread(target=watch, name="end-with-worker", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _ready() -> None:
@@ -105,7 +145,7 @@ class RecordingProcesses:
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         return concurrent.futures.ProcessPoolExecutor(
             1, mp_context=self._context, initializer=_start,
-            initargs=(self._settings, self._policy_dir))
+            initargs=(self._settings, self._policy_dir, os.getpid()))
 
     def __enter__(self) -> RecordingProcesses:
         """Use as a context: the helpers stop at its end."""

@@ -6,9 +6,13 @@ are a full two-stage case's, taken from a committed history as ``bench_recording
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +29,8 @@ from complaints.db import make_engine, session_factory
 from complaints.settings import Settings
 from models.events import CaseEvent, OpenCaseInput
 from models.tables import AuditRow, DeliveryRow, LetterRow
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +138,51 @@ def test_a_helper_that_died_is_replaced_and_the_attempt_retried(
     recorded = env.run(helpers.record_case_event, events[1])
     assert recorded.letters
     assert _rows(settings, "CMP-2026-000105")[1] == len(recorded.letters)
+
+
+#: A worker in miniature: helpers started, their process ids printed, then a long wait.
+_WORKER = """
+import sys, time
+from pathlib import Path
+from activities import build_activities
+from activities.recording_processes import RecordingProcesses, _ready
+from complaints.settings import Settings
+folder = Path(sys.argv[1])
+settings = Settings(data_dir=folder, database_url=f"sqlite:///{folder}/c.db",
+                    outbox_dir=folder / "outbox", smtp_host=None, webhook_url=None)
+build_activities(settings)
+helpers = RecordingProcesses(settings, 2)
+for pool in helpers._pools:
+    pool.submit(_ready).result()
+print(" ".join(str(pid) for pool in helpers._pools for pid in pool._processes), flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_helpers_end_when_their_worker_is_killed_alone(tmp_path: Path) -> None:
+    """SIGKILL of the worker process alone (not its group) ends its helpers too."""
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(tmp_path)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert worker.stdout is not None
+        pids = [int(pid) for pid in worker.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
