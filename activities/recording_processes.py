@@ -45,6 +45,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeats import heartbeat
+from complaints.db import database_file
 from complaints.settings import Settings
 from models.events import CaseContext, CaseEvent, OpenCaseInput, Recorded
 
@@ -65,6 +66,11 @@ def _start(settings: Settings, policy_dir: Path | None, worker: int) -> None:
 
     _end_with(worker)
     configure_logging(json=settings.log_json, level=settings.log_level)
+    path = database_file(settings.effective_database_url())
+    if path is not None and not path.exists():
+        # Opening it would create an empty one. The worker's own check of its database
+        # says what happened and stops it; until then each attempt fails, retryable.
+        raise RuntimeError("the complaints database file is missing")
     _CASEWORK = build_casework(settings, policy_dir)
 
 

@@ -73,6 +73,12 @@ def _sqlite_file(url: URL) -> Path | None:
 #: Helper threads SQLite's sorter may use (``PRAGMA threads``).
 SQLITE_SORTER_THREADS = min(4, os.cpu_count() or 1)
 
+def database_file(url: str) -> Path | None:
+    """Return the file of a SQLite database URL; None for another database or in memory."""
+    parsed = make_url(url)
+    return _sqlite_file(parsed) if _is_sqlite(parsed) else None
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     """Set the pragmas every SQLite connection needs and hand transactions to SQLAlchemy."""
     # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own implicit BEGIN is

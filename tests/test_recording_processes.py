@@ -186,3 +186,18 @@ def test_helpers_end_when_their_worker_is_killed_alone(tmp_path: Path) -> None:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(worker.pid, signal.SIGKILL)
+
+
+def test_a_helper_never_creates_a_missing_database(
+        settings: Settings, case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
+    """A helper started after the database file was deleted fails the attempt, creating nothing."""
+    build_activities(settings)
+    database = Path(settings.data_dir) / "c.db"
+    assert database.exists()
+    database.unlink()
+    opened, _ = under("CMP-2026-000106", *case_inputs)
+    with RecordingProcesses(settings, 1) as helpers, \
+            pytest.raises(ApplicationError) as lost:
+        ActivityEnvironment().run(helpers.open_case, opened)
+    assert lost.value.type == "RecordingProcessLost"
+    assert not database.exists()
