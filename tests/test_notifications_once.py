@@ -197,6 +197,14 @@ def _markers(outbox: Path) -> list[Path]:
     return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
+def _notifier(sessions: Callable[[], Session], server: Server, outbox: Path,
+              mailer: Mailer | None = None) -> NotificationActivities:
+    """Notification activities emailing through ``server`` (or ``mailer``), no webhook."""
+    return NotificationActivities(sessions, mailer or SmtpMailer("127.0.0.1", server.port,
+                                                                 timeout=10),
+                                  None, STAFF_DOMAIN, outbox_dir=outbox)
+
+
 def test_a_retry_after_a_kill_between_send_and_record_does_not_email_again(
         tmp_path: Path, db_url: str, sessions: Callable[[], Session], server: Server) -> None:
     """Killed after handing the whole email over, before recording it: the retry sends none."""
@@ -263,9 +271,7 @@ def test_a_refused_email_releases_its_claim_and_is_sent_on_retry(
         tmp_path: Path, sessions: Callable[[], Session], server: Server) -> None:
     """A 550 from the server leaves no claim: the retry sends normally (``sent``, once)."""
     outbox = tmp_path / "outbox"
-    mailer = SmtpMailer("127.0.0.1", server.port, timeout=10)
-    activities = NotificationActivities(sessions, mailer, None, STAFF_DOMAIN,
-                                        outbox_dir=outbox)
+    activities = _notifier(sessions, server, outbox)
     server.refuse = True
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         ActivityEnvironment().run(activities.notify, _notify_input())
@@ -286,8 +292,7 @@ def test_a_cancellation_while_the_server_answers_does_not_email_again(
     """A cancellation raised into the attempt's thread after the hand-over: the retry sends none."""
     outbox = tmp_path / "outbox"
     mailer = SmtpMailer("127.0.0.1", server.port, timeout=10)
-    activities = NotificationActivities(sessions, mailer, None, STAFF_DOMAIN,
-                                        outbox_dir=outbox)
+    activities = _notifier(sessions, server, outbox, mailer)
     env = ActivityEnvironment()
     failures: list[BaseException] = []
 
@@ -341,9 +346,8 @@ def test_a_failure_after_the_hand_over_keeps_the_claim(
         tmp_path: Path, sessions: Callable[[], Session], server: Server) -> None:
     """An error that is no refusal, after the hand-over: the retry records it, sends none."""
     outbox = tmp_path / "outbox"
-    failing = NotificationActivities(sessions, _FailsAfterHandOver("127.0.0.1", server.port,
-                                                                   timeout=10),
-                                     None, STAFF_DOMAIN, outbox_dir=outbox)
+    failing = _notifier(sessions, server, outbox,
+                        _FailsAfterHandOver("127.0.0.1", server.port, timeout=10))
     with pytest.raises(RuntimeError):
         ActivityEnvironment().run(failing.notify, _notify_input())
     deadline = time.monotonic() + WAIT_S

@@ -68,6 +68,16 @@ def _count(session: Session, table: type[AuditRow] | type[LetterRow], reference:
     return len(session.exec(select(table).where(table.reference == reference)).all())
 
 
+def _opened(helpers: RecordingProcesses, reference: str,
+            case_inputs: tuple[OpenCaseInput, list[CaseEvent]],
+            ) -> tuple[ActivityEnvironment, list[CaseEvent]]:
+    """Open the case under ``reference`` through the helpers; return its events."""
+    env = ActivityEnvironment()
+    opened, events = under(reference, *case_inputs)
+    env.run(helpers.open_case, opened)
+    return env, events
+
+
 def test_a_case_recorded_in_helpers_matches_one_recorded_in_threads(
         settings: Settings, helpers: RecordingProcesses,
         case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
@@ -95,9 +105,7 @@ def test_an_event_recorded_twice_in_helpers_is_recorded_once(
         settings: Settings, helpers: RecordingProcesses,
         case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
     """A retry of an event through the helpers writes nothing twice."""
-    env = ActivityEnvironment()
-    opened, events = under("CMP-2026-000103", *case_inputs)
-    env.run(helpers.open_case, opened)
+    env, events = _opened(helpers, "CMP-2026-000103", case_inputs)
     first = env.run(helpers.record_case_event, events[0])
     before = _rows(settings, "CMP-2026-000103")
     again = env.run(helpers.record_case_event, events[0])
@@ -120,9 +128,7 @@ def test_a_helper_that_died_is_replaced_and_the_attempt_retried(
         settings: Settings, helpers: RecordingProcesses,
         case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
     """A killed helper fails the attempt retryable; the next attempt runs in a new helper."""
-    env = ActivityEnvironment()
-    opened, events = under("CMP-2026-000105", *case_inputs)
-    env.run(helpers.open_case, opened)
+    env, events = _opened(helpers, "CMP-2026-000105", case_inputs)
     env.run(helpers.record_case_event, events[0])
     assert events[1].letters, "the second event (the acknowledgement) sends a letter"
     # The helpers' processes are the executors' own (private: no public way to reach them).
