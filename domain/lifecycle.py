@@ -205,6 +205,15 @@ IN_FLIGHT_LETTERS_PATCH = "letters-in-flight"
 #: server (no three events, no second workflow task per action). Before it they were
 #: ordinary activities, and cases that started then keep them for the rest of their run.
 LOCAL_RECORDING_PATCH = "local-recording"
+#: The patch id of cases started from revision 6 on. It stands for every patch above
+#: (:data:`REVISION_6_COVERS`), so that a new case records one patch marker, not four:
+#: each ``workflow.patched`` call also upserts the ``TemporalChangeVersion`` search
+#: attribute, so the four cost a new case eight events and four visibility writes. A later
+#: patch is checked on its own, after this one.
+REVISION_6_PATCH = "revision-6"
+#: The patches a case under :data:`REVISION_6_PATCH` takes without their own markers.
+REVISION_6_COVERS = (CASEWORK_PATCH, CASEWORK_3_PATCH, IN_FLIGHT_LETTERS_PATCH,
+                     LOCAL_RECORDING_PATCH)
 #: The triggers revision 3 adds: refused on cases that started before it.
 CASEWORK_3_TRIGGERS = frozenset({"assign"})
 #: The triggers revision 2 adds: refused on cases that started before it.

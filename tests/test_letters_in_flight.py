@@ -26,7 +26,7 @@ from models.events import ActionResult, CaseEvent, Recorded
 from models.tables import LetterRow
 from tests.conftest import Stack, make_intake
 from tests.test_workflow import drive, started, view
-from tests.test_workflow_casework import patch_markers
+from tests.test_workflow_casework import takes_patch
 from workflows.complaint import ComplaintState
 
 S = ComplaintState
@@ -65,7 +65,7 @@ async def test_an_update_accepted_during_a_recording_gets_its_own_letter(stack: 
         release.set()
         delayed, completed = await first, await second.result()
         history = await handle.fetch_history()
-    assert IN_FLIGHT_LETTERS_PATCH in patch_markers(history)
+    assert takes_patch(history, IN_FLIGHT_LETTERS_PATCH)
     assert len(delayed.letters) == len(completed.letters) == 1
     assert delayed.letters != completed.letters
     with stack.session() as session:

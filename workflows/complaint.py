@@ -14,8 +14,8 @@ time and the outside world:
 - **Recording**: each accepted action (and each batch of refusals, and what a timer did)
   is one :class:`CaseEvent`, recorded by one activity that writes the audit entry, the read
   model and the letters in order and exactly once (a local activity, inside the workflow
-  task, on cases started under ``LOCAL_RECORDING_PATCH``). The update returns once it is
-  recorded.
+  task, on cases started under ``LOCAL_RECORDING_PATCH`` or ``REVISION_6_PATCH``). The
+  update returns once it is recorded.
 - **Timers**: the main loop sleeps until the next reminder, deadline or breach notice.
   Entering a state stops every clock :data:`domain.lifecycle.CLOCKS` does not list for it.
 - **Bounded state**: the workflow keeps states, dates, ids and counts, the last
@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         CASEWORK_PATCH,
         IN_FLIGHT_LETTERS_PATCH,
         LOCAL_RECORDING_PATCH,
+        REVISION_6_PATCH,
         TRIGGERS,
         ComplaintState,
     )
@@ -163,13 +164,19 @@ class ComplaintWorkflow:
         self.intake = input.intake
         # Decided once per run, before any handler (validators may not call patched()):
         # cases that started before casework revision 2 replay and carry on without it,
-        # and revision 2 cases that started before revision 3 keep revision 2.
-        casework = 2 if workflow.patched(CASEWORK_PATCH) else 1
-        if casework == 2 and workflow.patched(CASEWORK_3_PATCH):
-            casework = 3
+        # and revision 2 cases that started before revision 3 keep revision 2. A case
+        # started from revision 6 on takes every earlier patch under one marker.
+        if workflow.patched(REVISION_6_PATCH):
+            casework, in_flight, local = 3, True, True
+        else:
+            casework = 2 if workflow.patched(CASEWORK_PATCH) else 1
+            if casework == 2 and workflow.patched(CASEWORK_3_PATCH):
+                casework = 3
+            in_flight = workflow.patched(IN_FLIGHT_LETTERS_PATCH)
+            local = workflow.patched(LOCAL_RECORDING_PATCH)
         self.book = CaseBook(input.intake, input.carried, workflow.now, casework=casework)
-        self.book.count_in_flight = workflow.patched(IN_FLIGHT_LETTERS_PATCH)
-        self._local = workflow.patched(LOCAL_RECORDING_PATCH)
+        self.book.count_in_flight = in_flight
+        self._local = local
         self._awaited: set[int] = set()  # events an update waits on ...
         self._sent: dict[int, tuple[str, ...]] = {}  # ... and the letters they sent
         self._search: dict[str, Any] = {}
