@@ -70,14 +70,14 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-#: Helper threads SQLite's sorter may use (``PRAGMA threads``).
-SQLITE_SORTER_THREADS = min(4, os.cpu_count() or 1)
-
 def database_file(url: str) -> Path | None:
     """Return the file of a SQLite database URL; None for another database or in memory."""
     parsed = make_url(url)
     return _sqlite_file(parsed) if _is_sqlite(parsed) else None
 
+
+#: Helper threads SQLite's sorter may use (``PRAGMA threads``).
+SQLITE_SORTER_THREADS = min(4, os.cpu_count() or 1)
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     """Set the pragmas every SQLite connection needs and hand transactions to SQLAlchemy."""
