@@ -14,8 +14,7 @@ time and the outside world:
 - **Recording**: each accepted action (and each batch of refusals, and what a timer did)
   is one :class:`CaseEvent`, recorded by one activity that writes the audit entry, the read
   model and the letters in order and exactly once (a local activity, inside the workflow
-  task, on cases started under ``LOCAL_RECORDING_PATCH`` or ``REVISION_6_PATCH``). The
-  update returns once it is recorded.
+  task, on cases started under the local-recording patch). The update returns once done.
 - **Timers**: the main loop sleeps until the next reminder, deadline or breach notice.
   Entering a state stops every clock :data:`domain.lifecycle.CLOCKS` does not list for it.
 - **Bounded state**: the workflow keeps states, dates, ids and counts, the last
@@ -27,9 +26,8 @@ Change this workflow (and the case book) only behind ``workflow.patched(...)``, 
 tests over committed histories (``tests/histories/``).
 """
 
-# No ``from __future__ import annotations``: the sandbox runs this module again for every
-# case it starts, and the SDK then reads each handler's type hints; string annotations
-# would be compiled and evaluated each time (3 to 4 ms of a case's start, measured).
+# No ``from __future__ import annotations``: the sandbox runs this module for every new
+# case, and the SDK would compile each handler's string annotations again (3 to 4 ms).
 import json
 from collections.abc import Sequence
 from datetime import timedelta
@@ -162,10 +160,9 @@ class ComplaintWorkflow:
     @workflow.init
     def __init__(self, input: CaseInput) -> None:
         self.intake = input.intake
-        # Decided once per run, before any handler (validators may not call patched()):
-        # cases that started before casework revision 2 replay and carry on without it,
-        # and revision 2 cases that started before revision 3 keep revision 2. A case
-        # started from revision 6 on takes every earlier patch under one marker.
+        # Decided once per run, before any handler (validators may not call patched()): a
+        # case started before a revision replays and carries on without it; one started
+        # from revision 6 on takes every earlier patch under one marker.
         if workflow.patched(REVISION_6_PATCH):
             casework, in_flight, local = 3, True, True
         else:
