@@ -127,7 +127,7 @@ class RecordingProcesses:
     """The helper processes, and the two activities that send them the recordings."""
 
     def __init__(self, settings: Settings, count: int, policy_dir: Path | None = None) -> None:
-        """Prepare ``count`` helpers (started on first use).
+        """Start ``count`` helpers (each builds its activities before its first recording).
 
         Args:
             settings: The worker's settings, for the helpers to build their activities.
