@@ -54,6 +54,10 @@ TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 os.environ.setdefault("PAYLOAD_KEYS", "test:" + new_key_line().split()[1])
 #: The run's payload keys, for processes started with none of the caller's settings.
 RUN_PAYLOAD_KEYS = os.environ["PAYLOAD_KEYS"]
+# Workers started by tests record in their own threads: helper processes would only add
+# load to two cores shared by two test processes. The fault tests (tests/faults.py) and
+# tests/test_recording_processes.py run the helpers on purpose.
+os.environ.setdefault("RECORDING_PROCESSES", "0")
 #: The engine's own converter (pydantic, AES-GCM encrypted) with the run's key.
 CONVERTER = data_converter(keys_for(Settings(_env_file=None)))
 SEARCH_KEYS: list[SearchAttributeKey[Any]] = [

@@ -57,6 +57,7 @@ from activities.letters import (
 )
 from activities.mail import message_id_for
 from complaints.db import make_engine
+from complaints.settings import Settings
 from models.actions import (
     Acknowledge,
     AcknowledgeEscalation,
@@ -252,7 +253,9 @@ def worker_settings(server: TemporalServer, task_queue: str, database_url: str,
     """The environment that points a worker at the test's surroundings."""
     settings = {"TEMPORAL_ADDRESS": server.address, "TEMPORAL_TASK_QUEUE": task_queue,
                 "DATABASE_URL": database_url, "OUTBOX_DIR": str(outbox),
-                "DATA_DIR": str(data_dir), "STAFF_EMAIL_DOMAIN": STAFF_DOMAIN}
+                "DATA_DIR": str(data_dir), "STAFF_EMAIL_DOMAIN": STAFF_DOMAIN,
+                # As deployed: the recording in helper processes (conftest sets 0).
+                "RECORDING_PROCESSES": str(Settings.model_fields["recording_processes"].default)}
     if smtp_port is not None:
         settings |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
                      "SMTP_SENDER": "complaints@connexus.example"}
