@@ -153,9 +153,12 @@ async def test_resync_errors_are_one_line(stack: Stack, tmp_path: Path, args: tu
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("signalled", [False, True], ids=["updates", "signalled"])
 async def test_restore_then_resync_for_the_complaint_type(stack: Stack, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A `Complaint` case: resync replays its recorded events onto a backup, with no gap."""
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          signalled: bool) -> None:
+    """A `Complaint` case (signalled too: both kinds of recording), resynced with no gap."""
+    from complaints.resync_replay import has_local_activities
     from tests.test_resync_replay import scheduled_types
     from tests.test_workflow import do as act
     from tests.test_workflow import started as begun
@@ -166,13 +169,18 @@ async def test_restore_then_resync_for_the_complaint_type(stack: Stack, tmp_path
     async with stack.worker():
         handle = await stack.lodge(intake)
         await begun(handle)
+        if signalled:  # refused (nothing to close yet); the case records in ordinary activities
+            await handle.signal("close", {"by": "integration"})
         await act(handle, ACKNOWLEDGE)
         backup_sqlite(_database(stack), backup)
         await act(handle, Extend(by=STAGE1_HANDLER, working_days=5,
                                  reason="A surveyor must inspect the roof"))
         last = await act(handle, respond_to((await view(handle)).case, STAGE1_HANDLER))
-    # A new case records through local activities: only the replay restores its events.
-    assert "record_case_event" not in scheduled_types(await handle.fetch_history())
+    # A new case records through local activities (only the replay restores their events)
+    # unless it was signalled a moment ago: then through ordinary ones, kept in history.
+    history = await handle.fetch_history()
+    assert ("record_case_event" in scheduled_types(history)) == signalled
+    assert has_local_activities(history)  # open_case, before any signal
     # An update returns once its event is recorded: nothing is left to write.
     live = make_engine(stack.settings.effective_database_url())
     before = records(live, reference)

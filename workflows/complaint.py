@@ -14,7 +14,8 @@ time and the outside world:
 - **Recording**: each accepted action (and each batch of refusals, and what a timer did)
   is one :class:`CaseEvent`, recorded by one activity that writes the audit entry, the read
   model and the letters in order and exactly once (a local activity, inside the workflow
-  task, on cases started under the local-recording patch). The update returns once done.
+  task, on cases started under the local-recording patch; an ordinary one while signals
+  are arriving, so that a flood never holds a task open). The update returns once done.
 - **Timers**: the main loop sleeps until the next reminder, deadline or breach notice.
   Entering a state stops every clock :data:`domain.lifecycle.CLOCKS` does not list for it.
 - **Bounded state**: the workflow keeps states, dates, ids and counts, the last
@@ -60,6 +61,8 @@ with workflow.unsafe.imports_passed_through():
         IN_FLIGHT_LETTERS_PATCH,
         LOCAL_RECORDING_PATCH,
         REVISION_6_PATCH,
+        REVISION_7_PATCH,
+        SIGNALS_SETTLE,
         TRIGGERS,
         ComplaintState,
     )
@@ -162,8 +165,9 @@ class ComplaintWorkflow:
         self.intake = input.intake
         # Decided once per run, before any handler (validators may not call patched()): a
         # case started before a revision replays and carries on without it; one started
-        # from revision 6 on takes every earlier patch under one marker.
-        if workflow.patched(REVISION_6_PATCH):
+        # from revision 6 (or 7) on takes every earlier patch under one marker.
+        self._flood_safe = workflow.patched(REVISION_7_PATCH)
+        if self._flood_safe or workflow.patched(REVISION_6_PATCH):
             casework, in_flight, local = 3, True, True
         else:
             casework = 2 if workflow.patched(CASEWORK_PATCH) else 1
@@ -177,6 +181,8 @@ class ComplaintWorkflow:
         self._awaited: set[int] = set()  # events an update waits on ...
         self._sent: dict[int, tuple[str, ...]] = {}  # ... and the letters they sent
         self._search: dict[str, Any] = {}
+        # When the last signal came; a run continued with refusals to record came mid-flood.
+        self._signalled_at = workflow.now() if self.book.pending_count else None
 
     # -- the main loop ------------------------------------------------------------------
 
@@ -496,6 +502,7 @@ class ComplaintWorkflow:
     @workflow.signal(dynamic=True)
     def signal(self, name: str, args: Sequence[RawValue]) -> None:
         """Take a staff action sent as a signal; refuse (and count) anything else."""
+        self._signalled_at = workflow.now()
         try:
             self._signalled(name, args)
         except Exception as exc:
@@ -639,8 +646,10 @@ class ComplaintWorkflow:
         by the workflow task's timeout (10 s) instead of the heartbeat; the next worker
         runs the activity again, which is idempotent. Their inputs are not in history
         (only their results are): ``complaints resync`` gets them back by replaying it.
+        While signals are arriving (:data:`SIGNALS_SETTLE`), ordinary ones on revision 7.
         """
-        if self._local:
+        if self._local and not (self._flood_safe and self._signalled_at is not None
+                                and workflow.now() - self._signalled_at < SIGNALS_SETTLE):
             return await workflow.execute_local_activity(
                 name, arg, result_type=result_type, start_to_close_timeout=timeout,
                 retry_policy=RETRY)
