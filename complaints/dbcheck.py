@@ -43,9 +43,9 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 
 from complaints.db import (
-    _sqlite_file,
     alembic_config,
     current_revision,
+    database_file,
     ensure_schema,
     head_revision,
     make_engine,
@@ -133,11 +133,10 @@ class DatabaseWatch:
 
 def database_label(url: str) -> str:
     """The database's URL for messages: the SQLite file path, else the URL sans password."""
-    parsed = make_url(url)
-    path = _sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
+    path = database_file(url)
     if path is not None:
         return str(path)
-    return parsed.render_as_string(hide_password=True)
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def repair_hint(label: str) -> str:
@@ -236,7 +235,7 @@ async def check_at_start(settings: Settings, client: Client) -> DatabaseWatch:
                 f"{settings.temporal_task_queue!r}: the database was lost or replaced; "
                 f"{repair_hint(label)}")
     sqlite = make_url(url).get_backend_name() == "sqlite"
-    path = _sqlite_file(make_url(url)) if sqlite else None
+    path = database_file(url)
     identity = FileIdentity.of(path) if path is not None else None
     return DatabaseWatch(url=url, label=label, revision=revision, file=identity,
                          had_complaints=has_cases, server=not sqlite)

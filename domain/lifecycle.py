@@ -215,17 +215,15 @@ REVISION_6_PATCH = "revision-6"
 #: The patches a case under :data:`REVISION_6_PATCH` takes without their own markers.
 REVISION_6_COVERS = (CASEWORK_PATCH, CASEWORK_3_PATCH, IN_FLIGHT_LETTERS_PATCH,
                      LOCAL_RECORDING_PATCH)
-#: The patch id of cases started from revision 7 on, standing for revision 6 and what it
-#: covers. While signals are arriving such a case records in ordinary activities, never
-#: in local ones: a local activity keeps the workflow task open, the server buffers the
-#: signals behind it, and past 100 buffered events it fails the task. Under a flood on a
-#: loaded machine every retry was failed again, until one retry had to take thousands of
-#: signals at once and the case was stuck.
-REVISION_7_PATCH = "revision-7"
-#: The patches a case under :data:`REVISION_7_PATCH` takes without their own markers.
-REVISION_7_COVERS = (REVISION_6_PATCH, *REVISION_6_COVERS)
-#: How long after its last signal a case under :data:`REVISION_7_PATCH` keeps recording
-#: in ordinary activities.
+#: The patch id under which a case records in *ordinary* activities while signals are
+#: arriving (one in the last :data:`SIGNALS_SETTLE`), never in local ones: a local
+#: activity keeps the workflow task open, the server buffers the signals behind it, and
+#: past 100 buffered events it fails the task. Under a flood on a loaded machine every
+#: retry was failed again, until one retry had to take thousands of signals at once and
+#: the case was stuck. Asked only when a case records while signals are arriving, so a
+#: case that is never signalled records no marker, and a running case takes it too.
+SIGNALLED_RECORDING_PATCH = "signalled-recording"
+#: How long after its last signal a case keeps recording in ordinary activities.
 SIGNALS_SETTLE = timedelta(minutes=1)
 #: The triggers revision 3 adds: refused on cases that started before it.
 CASEWORK_3_TRIGGERS = frozenset({"assign"})

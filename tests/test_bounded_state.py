@@ -54,8 +54,8 @@ async def test_ten_thousand_refusals_and_five_hundred_actions_stay_bounded(
         # An integration gone wrong: 25 signals in flight at a time (a burst of thousands
         # delivered in one workflow task is the SDK's limit, see RELIABILITY.md), and it
         # lets the case catch up every 500: on a loaded machine the flood once ran ahead of
-        # the workflow tasks until one burst was past what a replay can take (fixed by
-        # revision 7, see the next test; the bound stays so that a regression fails).
+        # the workflow tasks until one burst was past what a replay can take (fixed by the
+        # signalled-recording patch, see the next test; the bound stays to catch a regression).
         for first in range(0, REFUSED, 25):
             await asyncio.gather(*(
                 handle.signal("close", {"by": "integration", "note": note})
@@ -143,7 +143,8 @@ async def test_a_flood_while_recording_is_slow_never_fails_a_workflow_task(
     assert task_failures(history) == 0
     assert contact.state == "received"
     assert sum(int(detail.split()[0]) for detail in refused) == flood
-    # Recorded in ordinary activities while the signals came (revision 7), in batches.
+    # Recorded in ordinary activities while the signals came (the signalled-recording patch),
+    # in batches.
     scheduled = [e for e in history.events
                  if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
     assert 1 < len(scheduled) < flood // 10

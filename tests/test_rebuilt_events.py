@@ -10,9 +10,10 @@ Here a workflow interceptor (test code, not the product's) fails the workflow ta
 after the recording of a refusal batch, until the test has sent more signals: the same
 refusal, deterministically, on the real dev server, worker and database.
 
-A case started from revision 7 on records in ordinary activities while signals arrive
-(``SIGNALS_SETTLE``), so this cannot happen to its refusals; cases started before it, and
-events recorded when no signal came lately, still record locally. The test sets the settling
+A case now records in ordinary activities while signals arrive (``SIGNALS_SETTLE``, the
+signalled-recording patch), so this cannot happen to its refusals; runs that recorded
+refusals locally before the patch keep doing so, and events recorded when no signal came
+lately are still recorded locally. The test sets the settling
 time to zero, so that the case records its refusals locally as those cases do.
 """
 

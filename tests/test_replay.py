@@ -75,50 +75,54 @@ def test_only_r4_histories_count_the_letters_being_recorded() -> None:
 
 def test_only_r5_histories_record_locally() -> None:
     """Histories recorded before the local-recording patch keep ordinary activities."""
-    from domain.lifecycle import LOCAL_RECORDING_PATCH, REVISION_6_PATCH, REVISION_7_PATCH
+    from domain.lifecycle import LOCAL_RECORDING_PATCH, REVISION_6_PATCH, SIGNALLED_RECORDING_PATCH
 
     for path in HISTORIES:
         events = json.loads(path.read_text(encoding="utf-8"))["events"]
-        marked = bool({LOCAL_RECORDING_PATCH, REVISION_6_PATCH, REVISION_7_PATCH}
-                      & patch_ids(path))
+        ids = patch_ids(path)
+        marked = bool({LOCAL_RECORDING_PATCH, REVISION_6_PATCH} & ids)
         assert marked == path.stem.startswith(
             ("complaint_r5_", "complaint_r6_", "complaint_r7_")), path.name
         scheduled = {e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
                      for e in events if "activityTaskScheduledEventAttributes" in e}
-        signalled = any("workflowExecutionSignaledEventAttributes" in e for e in events)
         if not marked:
             assert bool(scheduled & {"open_case", "record_case_event"}) == \
                 path.stem.startswith("complaint_"), path.name
-        elif path.stem.startswith("complaint_r7_") and signalled:
-            # Revision 7 records in ordinary activities while signals are arriving.
+        elif SIGNALLED_RECORDING_PATCH in ids:
+            # Recorded in ordinary activities while signals were arriving, else locally.
             assert scheduled & {"open_case", "record_case_event"} == {"record_case_event"}
         else:  # marked histories run their recordings as local activities
             assert not scheduled & {"open_case", "record_case_event"}, path.name
 
 
-def test_revision_histories_carry_one_patch_marker() -> None:
-    """A case started from revision 6 (or 7) on records one patch marker, standing for all."""
-    from domain.lifecycle import (
-        REVISION_6_COVERS,
-        REVISION_6_PATCH,
-        REVISION_7_COVERS,
-        REVISION_7_PATCH,
-    )
+def test_r6_histories_carry_one_patch_marker() -> None:
+    """A case started from revision 6 on records one patch marker, standing for the four."""
+    from domain.lifecycle import REVISION_6_COVERS, REVISION_6_PATCH, SIGNALLED_RECORDING_PATCH
 
-    assert REVISION_6_PATCH in REVISION_7_COVERS and set(REVISION_6_COVERS) < set(
-        REVISION_7_COVERS)
-    for prefix, patch in (("complaint_r6_", REVISION_6_PATCH),
-                          ("complaint_r7_", REVISION_7_PATCH)):
-        revision = [path for path in HISTORIES if path.stem.startswith(prefix)]
-        assert revision, prefix
-        for path in HISTORIES:
-            ids = patch_ids(path)
-            assert (patch in ids) == (path in revision), path.name
-            if path in revision:
-                assert ids == {patch}, path.name
+    revision_6 = [path for path in HISTORIES
+                  if path.stem.startswith(("complaint_r6_", "complaint_r7_"))]
+    assert revision_6
     for path in HISTORIES:
-        if path.stem.startswith("complaint_r5_"):
-            assert patch_ids(path) == set(REVISION_6_COVERS), path.name
+        ids = patch_ids(path)
+        assert (REVISION_6_PATCH in ids) == (path in revision_6), path.name
+        if path in revision_6:
+            assert ids - {SIGNALLED_RECORDING_PATCH} == {REVISION_6_PATCH}, path.name
+        elif path.stem.startswith("complaint_r5_"):
+            assert ids == set(REVISION_6_COVERS), path.name
+
+
+def test_only_signalled_r7_histories_take_the_signalled_recording_patch() -> None:
+    """The patch is asked for lazily: only a case that records while signals arrive has it."""
+    from domain.lifecycle import SIGNALLED_RECORDING_PATCH
+
+    revision_7 = [path for path in HISTORIES if path.stem.startswith("complaint_r7_")]
+    assert len(revision_7) >= 2
+    for path in HISTORIES:
+        events = json.loads(path.read_text(encoding="utf-8"))["events"]
+        signalled = any("workflowExecutionSignaledEventAttributes" in e for e in events)
+        assert (SIGNALLED_RECORDING_PATCH in patch_ids(path)) == (
+            path in revision_7 and signalled), path.name
+    assert any(SIGNALLED_RECORDING_PATCH in patch_ids(path) for path in revision_7)
 
 
 def patch_ids(path: Path) -> set[str]:

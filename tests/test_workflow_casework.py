@@ -16,8 +16,6 @@ from domain.lifecycle import (
     CASEWORK_PATCH,
     REVISION_6_COVERS,
     REVISION_6_PATCH,
-    REVISION_7_COVERS,
-    REVISION_7_PATCH,
 )
 from models.actions import (
     Acknowledge,
@@ -64,10 +62,9 @@ def patch_markers(history: Any) -> str:
 
 
 def takes_patch(history: Any, patch: str) -> bool:
-    """Whether a case runs under ``patch``: its own marker, or a revision's that covers it."""
+    """Whether a case runs under ``patch``: its own marker, or revision 6's, which covers it."""
     markers = patch_markers(history)
-    return patch in markers or (REVISION_6_PATCH in markers and patch in REVISION_6_COVERS) \
-        or (REVISION_7_PATCH in markers and patch in REVISION_7_COVERS)
+    return patch in markers or (REVISION_6_PATCH in markers and patch in REVISION_6_COVERS)
 
 
 def letter_kinds(stack: Stack, reference: str) -> list[str]:

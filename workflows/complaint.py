@@ -61,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
         IN_FLIGHT_LETTERS_PATCH,
         LOCAL_RECORDING_PATCH,
         REVISION_6_PATCH,
-        REVISION_7_PATCH,
+        SIGNALLED_RECORDING_PATCH,
         SIGNALS_SETTLE,
         TRIGGERS,
         ComplaintState,
@@ -165,9 +165,8 @@ class ComplaintWorkflow:
         self.intake = input.intake
         # Decided once per run, before any handler (validators may not call patched()): a
         # case started before a revision replays and carries on without it; one started
-        # from revision 6 (or 7) on takes every earlier patch under one marker.
-        self._flood_safe = workflow.patched(REVISION_7_PATCH)
-        if self._flood_safe or workflow.patched(REVISION_6_PATCH):
+        # from revision 6 on takes every earlier patch under one marker.
+        if workflow.patched(REVISION_6_PATCH):
             casework, in_flight, local = 3, True, True
         else:
             casework = 2 if workflow.patched(CASEWORK_PATCH) else 1
@@ -646,16 +645,21 @@ class ComplaintWorkflow:
         by the workflow task's timeout (10 s) instead of the heartbeat; the next worker
         runs the activity again, which is idempotent. Their inputs are not in history
         (only their results are): ``complaints resync`` gets them back by replaying it.
-        While signals are arriving (:data:`SIGNALS_SETTLE`), ordinary ones on revision 7.
+        While signals are arriving, ordinary ones (see :data:`SIGNALLED_RECORDING_PATCH`).
         """
-        if self._local and not (self._flood_safe and self._signalled_at is not None
-                                and workflow.now() - self._signalled_at < SIGNALS_SETTLE):
+        if self._local and not self._signals_arriving():
             return await workflow.execute_local_activity(
                 name, arg, result_type=result_type, start_to_close_timeout=timeout,
                 retry_policy=RETRY)
         return await workflow.execute_activity(
             name, arg, result_type=result_type, start_to_close_timeout=timeout,
             heartbeat_timeout=heartbeat, retry_policy=RETRY)
+
+    def _signals_arriving(self) -> bool:
+        """Whether a signal came within :data:`SIGNALS_SETTLE`, on a case under the patch."""
+        return (self._signalled_at is not None
+                and workflow.now() - self._signalled_at < SIGNALS_SETTLE
+                and workflow.patched(SIGNALLED_RECORDING_PATCH))  # asked last: lazily
 
     async def _record(self, event: CaseEvent) -> None:
         """Record one event; a failure that retrying cannot mend is told to a person."""
