@@ -181,12 +181,15 @@ class CaseBookState:
         nxt = self.next_pending()
         last = self.recent[-1] if self.recent else None
         ended = self.ended_at() if self.machine.state in ENDED else None
+        wake_at, why = self.next_wake()  # what the case's timer waits for
         return (f"**{header.state}** (stage {header.stage})  \n"
                 f"next deadline: {nxt.label + ' ' + nxt.due.isoformat() if nxt else 'none'}"
                 f"{' (OVERDUE)' if header.overdue else ''}  \n"
                 f"last action: {last.action + ' by ' + last.by if last else 'lodged'}"
                 + (f"  \nfinished; open for late Ombudsman actions until "
-                   f"{london_date(ended + RETENTION).isoformat()}" if ended else ""))
+                   f"{london_date(ended + RETENTION).isoformat()}" if ended else "")
+                + (f"  \nnext wake {wake_at:%Y-%m-%d %H:%M} UTC: {why}"
+                   if wake_at is not None else ""))
 
     def result(self, seq: int, letters: tuple[str, ...]) -> ActionResult:
         """What an update returns: small, never the whole case."""

@@ -213,14 +213,15 @@ class ComplaintWorkflow:
                 break
             if book.calendar_wanted():
                 await self._extend_calendar()
-            wake_at, summary = book.next_wake()
+            # Why the case wakes is in the current details, not in a timer summary: a case
+            # starts about ten timers, and each summary is a payload to encode and store.
+            wake_at, _ = book.next_wake()
             # At least a second: a zero timeout would spin without letting time pass.
             timeout = None if wake_at is None else max(wake_at - workflow.now(),
                                                        timedelta(seconds=1))
             try:
                 await workflow.wait_condition(
-                    lambda: bool(book.queue) or book.pending_count > 0,
-                    timeout=timeout, timeout_summary=summary)
+                    lambda: bool(book.queue) or book.pending_count > 0, timeout=timeout)
             except TimeoutError:
                 book.timers_due()
         await workflow.wait_condition(workflow.all_handlers_finished)
