@@ -16,6 +16,7 @@ from sqlmodel import func, select
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 
+from complaints.resync_replay import LOCAL_ACTIVITY_MARKER
 from models.actions import ContactDirection, RecordContact
 from models.case import Channel
 from models.events import ActionResult, CaseEvent, Recorded
@@ -107,9 +108,9 @@ async def test_ten_thousand_refusals_and_five_hundred_actions_stay_bounded(
 SLOW_RECORDING = 1.0
 
 
-async def test_a_flood_while_recording_is_slow_never_fails_a_workflow_task(
+async def test_a_flood_while_recording_is_slow_never_holds_a_workflow_task_open(
         stack: Stack) -> None:
-    """An unpaced flood of refused signals while each recording takes a second: no task fails."""
+    """An unpaced flood while each recording takes a second: no task waits on a recording."""
     real = next(a for a in stack.activities if getattr(a, "__name__", "") == "record_case_event")
 
     # A stand-in for a slow (loaded) database: the real recording, a second late.
@@ -140,11 +141,20 @@ async def test_a_flood_while_recording_is_slow_never_fails_a_workflow_task(
             if sum(int(detail.split()[0]) for detail in refused) == flood:
                 break
             await asyncio.sleep(0.2)
-    assert task_failures(history) == 0
     assert contact.state == "received"
     assert sum(int(detail.split()[0]) for detail in refused) == flood
-    # Recorded in ordinary activities while the signals came (the signalled-recording patch),
-    # in batches.
+    # Recorded in ordinary activities while the signals came (the signalled-recording
+    # patch), in batches: no local activity held a workflow task open behind it. Before
+    # the patch every recording here was local, and the server failed 22 tasks for the
+    # signals buffered behind them (FORCE_CLOSE_COMMAND), on a quiet machine. On a starved
+    # one the worker itself can still be too slow for the flood now and then (a few
+    # failed tasks, then it catches up: RELIABILITY.md), so failures are not counted.
+    first_signal = next(e.event_id for e in history.events
+                        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+    local_after = [e for e in history.events if e.event_id > first_signal
+                   and e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+                   and e.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER]
+    assert not local_after
     scheduled = [e for e in history.events
                  if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
     assert 1 < len(scheduled) < flood // 10
