@@ -7,22 +7,20 @@ what a timer does) lives in :class:`domain.casebook.CaseBook`, with deadlines co
 time and the outside world:
 
 - **Staff actions** are updates, one per trigger, each with its validator beside it: a
-  refusal says what is allowed and nothing enters history. Integrations may send the same
-  actions as signals; a single dynamic handler decodes them defensively, because a typed
-  signal handler fails the workflow task when it is sent another number of arguments. A
-  refused signal is counted, the last few kept, and the batch recorded as one audit entry.
+  refusal says what is allowed and nothing enters history. Integrations may send them as
+  signals, to one dynamic handler that decodes defensively (a typed one fails the task on
+  another number of arguments); refusals are counted, the last few kept, batched.
 - **Recording**: each accepted action (and each batch of refusals, and what a timer did)
   is one :class:`CaseEvent`, recorded by one activity that writes the audit entry, the read
   model and the letters in order and exactly once (a local activity, inside the workflow
-  task, on cases started under the local-recording patch; an ordinary one while signals
-  are arriving, so that a flood never holds a task open). The update returns once done.
+  task; an ordinary one while signals arrive). The update returns once done.
 - **Timers**: the main loop sleeps until the next reminder, deadline or breach notice.
   Entering a state stops every clock :data:`domain.lifecycle.CLOCKS` does not list for it.
 - **Bounded state**: the workflow keeps states, dates, ids and counts, the last
   :data:`RECENT` audit entries and :data:`REFUSALS_KEPT` refusals; bodies live in the
   database. It continues as new when Temporal suggests it.
 
-Cases started before this type run :mod:`workflows.complaint_v1` (type ``ComplaintWorkflow``).
+Cases started before this type run :mod:`workflows.complaint_v1` (``ComplaintWorkflow``).
 Change this workflow (and the case book) only behind ``workflow.patched(...)``, with replay
 tests over committed histories (``tests/histories/``).
 """
@@ -146,9 +144,8 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2
 RECORD_TIMEOUT = timedelta(minutes=2)
 RECORD_HEARTBEAT = timedelta(seconds=40)
 SHORT = timedelta(seconds=30)
-#: How a recording activity that will not succeed fails: an ordinary activity as an
-#: ``ActivityError``; a local one as its own error (the SDK does not wrap it), an
-#: ``ApplicationError`` or, past its timeout, a ``TimeoutError``.
+#: How a recording that will not succeed fails: ordinary, an ``ActivityError``; local, its
+#: own ``ApplicationError`` (unwrapped) or, past its timeout, a ``TimeoutError``.
 RECORDING_FAILED = (ActivityError, ApplicationError, ActivityTimeout)
 #: How often a case whose policy cannot be loaded tries again (the manager is told once).
 POLICY_RETRY_EVERY = timedelta(days=1)
@@ -163,9 +160,8 @@ class ComplaintWorkflow:
     @workflow.init
     def __init__(self, input: CaseInput) -> None:
         self.intake = input.intake
-        # Decided once per run, before any handler (validators may not call patched()): a
-        # case started before a revision replays and carries on without it; one started
-        # from revision 6 on takes every earlier patch under one marker.
+        # Decided once per run, before any handler (validators may not call patched()); a
+        # case started from revision 6 on takes every earlier patch under one marker.
         if workflow.patched(REVISION_6_PATCH):
             casework, in_flight, local = 3, True, True
         else:
@@ -194,11 +190,9 @@ class ComplaintWorkflow:
         while True:
             while book.queue:
                 await self._record(book.queue.pop(0))
-            # Checked before recording refusals: under a flood of signals there are always
-            # more to record, and the history must not grow past what a replay can take.
+            # Before recording refusals: under a flood there are always more to record.
             if workflow.info().is_continue_as_new_suggested():
-                # An update in flight waits for its event to be recorded here: wait for
-                # the handlers or for work, never for the handlers alone (a deadlock).
+                # An update in flight waits for its event here: never wait on handlers alone.
                 await workflow.wait_condition(
                     lambda: workflow.all_handlers_finished() or bool(book.queue))
                 if book.queue or not workflow.all_handlers_finished():
@@ -213,8 +207,7 @@ class ComplaintWorkflow:
                 break
             if book.calendar_wanted():
                 await self._extend_calendar()
-            # Why the case wakes is in the current details, not in a timer summary: a case
-            # starts about ten timers, and each summary is a payload to encode and store.
+            # Why it wakes is in the current details: a timer summary would cost a payload.
             wake_at, _ = book.next_wake()
             # At least a second: a zero timeout would spin without letting time pass.
             timeout = None if wake_at is None else max(wake_at - workflow.now(),
@@ -471,9 +464,8 @@ class ComplaintWorkflow:
     async def refresh_calendar(self, request: RefreshCalendar) -> ActionResult:
         """Read the policy's calendar again; deadlines planned from now on count with it.
 
-        The case reads its calendar once, when it starts, and again only when asked: a
-        proclaimed bank holiday or a new closure day reaches a running case this way.
-        Deadlines already planned keep their dates: residents were told them.
+        Read once at the start, and again only when asked: how a proclaimed bank holiday
+        reaches a running case. Deadlines already planned keep the dates residents got.
         """
         book = self.book
         await workflow.wait_condition(lambda: book.context is not None)
@@ -491,8 +483,7 @@ class ComplaintWorkflow:
 
     @refresh_calendar.validator
     def _refresh_calendar_allowed(self, request: RefreshCalendar) -> None:
-        # Every update has a validator: one called with the wrong arguments raises here,
-        # which rejects the update, where a handler would fail the workflow task.
+        # Wrong arguments raise here, rejecting the update, not in the handler (a failed task).
         problem = first_problem(request)
         if problem is not None:
             raise ApplicationError(problem, type="ActionRefused", non_retryable=True)
@@ -522,8 +513,7 @@ class ComplaintWorkflow:
             self._refuse(name, "unknown", f"{size:,} bytes, at most {MAX_SIGNAL_BYTES:,}")
             return
         raw = args[0].payload
-        # Plain JSON (what every client sends) is parsed directly: a flood of signals must
-        # stay cheap; anything else goes through the converter.
+        # Plain JSON (what every client sends) is parsed directly, to keep a flood cheap.
         payload = json.loads(raw.data) if raw.metadata.get("encoding") == b"json/plain" \
             else workflow.payload_converter().from_payload(raw)
         if not isinstance(payload, dict):
@@ -578,15 +568,13 @@ class ComplaintWorkflow:
             return PreviewAnswer(refusal="malformed: " + validation_fields(exc))
         if book.context is None:
             return PreviewAnswer(refusal="the case is still starting")
-        # A deep copy through JSON, as a continue-as-new carries it: carried() shares the
-        # book's case file and deadlines, which accept() mutates in place.
+        # A deep copy through JSON: carried() shares what accept() mutates in place.
         carried = CaseState.model_validate(book.carried().model_dump(mode="json"))
         now = workflow.now()
         if question.at is not None and question.at > now:
             now = question.at  # a quiet case's own time is its last task's (see PreviewInput)
         twin = CaseBook(self.intake, carried, lambda: now, casework=book.casework)
-        # Events queued but not recorded yet count towards letter numbers, as in the book.
-        twin.queue = list(book.queue)
+        twin.queue = list(book.queue)  # queued events count towards letter numbers
         twin.in_flight, twin.count_in_flight = book.in_flight, book.count_in_flight
         reason = twin.refusal(action)
         if reason is not None:
@@ -640,13 +628,11 @@ class ComplaintWorkflow:
                          timeout: timedelta, heartbeat: timedelta | None = None) -> Any:
         """Run one of the case's own recording activities (``open_case``, an event).
 
-        Local activities on cases that started under :data:`LOCAL_RECORDING_PATCH`: they
-        take milliseconds, so the worker runs them inside the workflow task, and an
-        action is accepted, recorded and answered in one task. A killed worker is noticed
-        by the workflow task's timeout (10 s) instead of the heartbeat; the next worker
-        runs the activity again, which is idempotent. Their inputs are not in history
-        (only their results are): ``complaints resync`` gets them back by replaying it.
-        While signals are arriving, ordinary ones (see :data:`SIGNALLED_RECORDING_PATCH`).
+        Local on cases started under :data:`LOCAL_RECORDING_PATCH`: accepted, recorded and
+        answered in one workflow task; a killed worker is noticed by the task's 10 s
+        timeout and the next one runs it again (idempotent); ``complaints resync`` gets
+        the inputs by replaying. Ordinary while signals arrive (see
+        :data:`SIGNALLED_RECORDING_PATCH`).
         """
         if self._local and not self._signals_arriving():
             return await workflow.execute_local_activity(
