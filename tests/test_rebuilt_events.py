@@ -13,8 +13,8 @@ refusal, deterministically, on the real dev server, worker and database.
 A case now records in ordinary activities while signals arrive (``SIGNALS_SETTLE``, the
 signalled-recording patch), so this cannot happen to its refusals; runs that recorded
 refusals locally before the patch keep doing so, and events recorded when no signal came
-lately are still recorded locally. The test sets the settling
-time to zero, so that the case records its refusals locally as those cases do.
+lately are still recorded locally. The test sets the settling time to zero, so that the
+case records its refusals locally as those cases do.
 """
 
 from __future__ import annotations
