@@ -225,6 +225,15 @@ REVISION_6_COVERS = (CASEWORK_PATCH, CASEWORK_3_PATCH, IN_FLIGHT_LETTERS_PATCH,
 SIGNALLED_RECORDING_PATCH = "signalled-recording"
 #: How long after its last signal a case keeps recording in ordinary activities.
 SIGNALS_SETTLE = timedelta(minutes=1)
+#: The patch id of cases started from revision 8 on. It stands for everything
+#: :data:`REVISION_6_PATCH` does and for :data:`SIGNALLED_RECORDING_PATCH` (still one
+#: marker a case), and it keeps the case's timer while its wake time stays the same.
+#: Before it, the main loop started a timer each time it waited and cancelled it when an
+#: action came: two events, a timer task and a workflow-task command each time, half of
+#: them for a wake time that had not moved (6 of the 11 timers in a two-stage case).
+REVISION_8_PATCH = "revision-8"
+#: The patches a case under :data:`REVISION_8_PATCH` takes without their own markers.
+REVISION_8_COVERS = (*REVISION_6_COVERS, REVISION_6_PATCH, SIGNALLED_RECORDING_PATCH)
 #: The triggers revision 3 adds: refused on cases that started before it.
 CASEWORK_3_TRIGGERS = frozenset({"assign"})
 #: The triggers revision 2 adds: refused on cases that started before it.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -84,3 +86,64 @@ async def test_operator_finds_case_by_search_attributes(local: WorkflowEnvironme
                             str(description.typed_search_attributes), handle.id])
         for secret in (intake.parties[0].name, intake.description, "2 Test Row"):
             assert secret not in visible
+
+
+async def test_a_timer_is_kept_while_the_wake_time_stays(local: WorkflowEnvironment,
+                                                         tmp_path: Path) -> None:
+    """Refused signals leave the wake time alone, so the case's timer is not restarted."""
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'c.db'}",
+                        outbox_dir=tmp_path / "outbox")
+    queue = f"tq-{uuid.uuid4()}"
+    worker = Worker(local.client, task_queue=queue, workflows=WORKFLOWS,
+                    activities=build_activities(settings),
+                    activity_executor=concurrent.futures.ThreadPoolExecutor(4))
+    async with worker:
+        handle = await lodge_intake(local.client, make_intake(), queue)
+        for _ in range(100):  # opened, waiting on its first timer
+            if (await handle.query("case_view", result_type=CaseView)).deadlines:
+                break
+            await asyncio.sleep(0.1)
+        events: list[HistoryEvent] = []
+        for sent in (1, 2, 3):  # one at a time, so that each is its own recorded event
+            await handle.signal("close", {"by": "integration"})  # refused: not responded
+            for _ in range(200):  # until its refusal is recorded and the case waits again
+                events = list((await handle.fetch_history()).events)
+                if _recorded_refusals(events) == sent and _idle(events):
+                    break
+                await asyncio.sleep(0.1)
+        view = await handle.query("case_view", result_type=CaseView)
+        assert view.refused_total == 3 and _recorded_refusals(events) == 3
+    started = [e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    assert started, "the case should be waiting on a timer"
+    # Before revision 8 each recorded refusal cancelled the timer and started it again.
+    assert _restarts_for_the_same_time(events) == 0
+
+
+def _recorded_refusals(events: list[HistoryEvent]) -> int:
+    """Events recorded while signals arrive (ordinary activities): one per refusal here."""
+    return sum(e.activity_task_scheduled_event_attributes.activity_type.name
+               == "record_case_event" for e in events)
+
+
+def _idle(events: list[HistoryEvent]) -> bool:
+    """Whether the last workflow task completed and no other is scheduled."""
+    tasks = [e.event_type for e in events if e.event_type in (
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)]
+    return bool(tasks) and tasks[-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+
+
+def _restarts_for_the_same_time(events: list[HistoryEvent]) -> int:
+    """How often a cancelled timer was followed by a new one due within a second of it."""
+    due: dict[str, dt.datetime] = {}
+    cancelled: dt.datetime | None = None
+    restarts = 0
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+            attributes = event.timer_started_event_attributes
+            at = event.event_time.ToDatetime() + attributes.start_to_fire_timeout.ToTimedelta()
+            due[attributes.timer_id] = at
+            restarts += cancelled is not None and abs(at - cancelled) < dt.timedelta(seconds=1)
+            cancelled = None
+        elif event.event_type == EventType.EVENT_TYPE_TIMER_CANCELED:
+            cancelled = due[event.timer_canceled_event_attributes.timer_id]
+    return restarts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -75,20 +76,26 @@ def test_only_r4_histories_count_the_letters_being_recorded() -> None:
 
 def test_only_r5_histories_record_locally() -> None:
     """Histories recorded before the local-recording patch keep ordinary activities."""
-    from domain.lifecycle import LOCAL_RECORDING_PATCH, REVISION_6_PATCH, SIGNALLED_RECORDING_PATCH
+    from domain.lifecycle import (
+        LOCAL_RECORDING_PATCH,
+        REVISION_6_PATCH,
+        REVISION_8_PATCH,
+        SIGNALLED_RECORDING_PATCH,
+    )
 
     for path in HISTORIES:
         events = json.loads(path.read_text(encoding="utf-8"))["events"]
         ids = patch_ids(path)
-        marked = bool({LOCAL_RECORDING_PATCH, REVISION_6_PATCH} & ids)
+        marked = bool({LOCAL_RECORDING_PATCH, REVISION_6_PATCH, REVISION_8_PATCH} & ids)
         assert marked == path.stem.startswith(
-            ("complaint_r5_", "complaint_r6_", "complaint_r7_")), path.name
+            ("complaint_r5_", "complaint_r6_", "complaint_r7_", "complaint_r8_")), path.name
         scheduled = {e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
                      for e in events if "activityTaskScheduledEventAttributes" in e}
+        signalled = any("workflowExecutionSignaledEventAttributes" in e for e in events)
         if not marked:
             assert bool(scheduled & {"open_case", "record_case_event"}) == \
                 path.stem.startswith("complaint_"), path.name
-        elif SIGNALLED_RECORDING_PATCH in ids:
+        elif SIGNALLED_RECORDING_PATCH in ids or (REVISION_8_PATCH in ids and signalled):
             # Recorded in ordinary activities while signals were arriving, else locally.
             assert scheduled & {"open_case", "record_case_event"} == {"record_case_event"}
         else:  # marked histories run their recordings as local activities
@@ -123,6 +130,42 @@ def test_only_signalled_r7_histories_take_the_signalled_recording_patch() -> Non
         assert (SIGNALLED_RECORDING_PATCH in patch_ids(path)) == (
             path in revision_7 and signalled), path.name
     assert any(SIGNALLED_RECORDING_PATCH in patch_ids(path) for path in revision_7)
+
+
+def test_r8_histories_carry_one_marker_and_keep_their_timer() -> None:
+    """From revision 8 a case records one marker and restarts its timer only for a new time."""
+    from domain.lifecycle import REVISION_8_PATCH
+
+    revision_8 = [path for path in HISTORIES if path.stem.startswith("complaint_r8_")]
+    assert len(revision_8) >= 3
+    for path in HISTORIES:
+        ids = patch_ids(path)
+        assert (REVISION_8_PATCH in ids) == (path in revision_8), path.name
+        if path in revision_8:
+            assert ids == {REVISION_8_PATCH}, path.name  # signalled ones included
+            assert timers_restarted_for_the_same_time(path) == 0, path.name
+    # Before it, an action that left the wake time alone still cancelled and restarted it.
+    assert timers_restarted_for_the_same_time(
+        next(p for p in HISTORIES if p.stem == "complaint_r7_both_stages")) >= 5
+
+
+def timers_restarted_for_the_same_time(path: Path) -> int:
+    """How often a cancelled timer was followed by a new one due within a second of it."""
+    events = json.loads(path.read_text(encoding="utf-8"))["events"]
+    due: dict[str, dt.datetime] = {}
+    cancelled: dt.datetime | None = None
+    restarts = 0
+    for event in events:
+        if "timerStartedEventAttributes" in event:
+            attributes = event["timerStartedEventAttributes"]
+            at = dt.datetime.fromisoformat(event["eventTime"]) + dt.timedelta(
+                seconds=float(attributes["startToFireTimeout"].rstrip("s")))
+            due[attributes["timerId"]] = at
+            restarts += cancelled is not None and abs(at - cancelled) < dt.timedelta(seconds=1)
+            cancelled = None
+        elif "timerCanceledEventAttributes" in event:
+            cancelled = due[event["timerCanceledEventAttributes"]["timerId"]]
+    return restarts
 
 
 def patch_ids(path: Path) -> set[str]:

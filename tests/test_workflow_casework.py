@@ -16,6 +16,8 @@ from domain.lifecycle import (
     CASEWORK_PATCH,
     REVISION_6_COVERS,
     REVISION_6_PATCH,
+    REVISION_8_COVERS,
+    REVISION_8_PATCH,
 )
 from models.actions import (
     Acknowledge,
@@ -62,9 +64,10 @@ def patch_markers(history: Any) -> str:
 
 
 def takes_patch(history: Any, patch: str) -> bool:
-    """Whether a case runs under ``patch``: its own marker, or revision 6's, which covers it."""
+    """Whether a case runs under ``patch``: its own marker, or a revision's that covers it."""
     markers = patch_markers(history)
-    return patch in markers or (REVISION_6_PATCH in markers and patch in REVISION_6_COVERS)
+    return patch in markers or (REVISION_6_PATCH in markers and patch in REVISION_6_COVERS) \
+        or (REVISION_8_PATCH in markers and patch in REVISION_8_COVERS)
 
 
 def letter_kinds(stack: Stack, reference: str) -> list[str]:

@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         IN_FLIGHT_LETTERS_PATCH,
         LOCAL_RECORDING_PATCH,
         REVISION_6_PATCH,
+        REVISION_8_PATCH,
         SIGNALLED_RECORDING_PATCH,
         SIGNALS_SETTLE,
         TRIGGERS,
@@ -107,6 +108,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.limits import first_problem
     from models.messages import CaseView, NotificationKind
+
+from workflows.timers import WakeTimer
 
 __all__ = [  # with what the first workflow type and the tests take from here
     "ACTION_HORIZON_DAYS", "CASE_BOUNDS", "MAX_SIGNAL_BYTES", "POLICY_RETRY_EVERY", "RECENT",
@@ -161,8 +164,9 @@ class ComplaintWorkflow:
     def __init__(self, input: CaseInput) -> None:
         self.intake = input.intake
         # Decided once per run, before any handler (validators may not call patched()); a
-        # case started from revision 6 on takes every earlier patch under one marker.
-        if workflow.patched(REVISION_6_PATCH):
+        # case started from revision 6 (8) on takes every earlier patch under one marker.
+        self._revision_8 = workflow.patched(REVISION_8_PATCH)
+        if self._revision_8 or workflow.patched(REVISION_6_PATCH):
             casework, in_flight, local = 3, True, True
         else:
             casework = 2 if workflow.patched(CASEWORK_PATCH) else 1
@@ -178,6 +182,7 @@ class ComplaintWorkflow:
         self._search: dict[str, Any] = {}
         # When the last signal came; a run continued with refusals to record came mid-flood.
         self._signalled_at = workflow.now() if self.book.pending_count else None
+        self._timer = WakeTimer(keep=self._revision_8)
 
     # -- the main loop ------------------------------------------------------------------
 
@@ -209,14 +214,9 @@ class ComplaintWorkflow:
                 await self._extend_calendar()
             # Why it wakes is in the current details: a timer summary would cost a payload.
             wake_at, _ = book.next_wake()
-            # At least a second: a zero timeout would spin without letting time pass.
-            timeout = None if wake_at is None else max(wake_at - workflow.now(),
-                                                       timedelta(seconds=1))
-            try:
-                await workflow.wait_condition(
-                    lambda: bool(book.queue) or book.pending_count > 0, timeout=timeout)
-            except TimeoutError:
+            if await self._timer.wait(wake_at, lambda: bool(book.queue) or book.pending_count > 0):
                 book.timers_due()
+        self._timer.cancel()  # an action ended the case before its timer fired (revision 8)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return book.view()
 
@@ -643,10 +643,10 @@ class ComplaintWorkflow:
             heartbeat_timeout=heartbeat, retry_policy=RETRY)
 
     def _signals_arriving(self) -> bool:
-        """Whether a signal came within :data:`SIGNALS_SETTLE`, on a case under the patch."""
+        """Whether a signal came within :data:`SIGNALS_SETTLE` (patch asked lazily; r8 has it)."""
         return (self._signalled_at is not None
                 and workflow.now() - self._signalled_at < SIGNALS_SETTLE
-                and workflow.patched(SIGNALLED_RECORDING_PATCH))  # asked last: lazily
+                and (self._revision_8 or workflow.patched(SIGNALLED_RECORDING_PATCH)))
 
     async def _record(self, event: CaseEvent) -> None:
         """Record one event; a failure that retrying cannot mend is told to a person."""
