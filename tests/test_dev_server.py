@@ -22,7 +22,7 @@ from models.actions import Acknowledge
 from models.events import ActionResult
 from models.messages import CaseView
 from tests.cases import DEFINITION, STAGE1_HANDLER
-from tests.conftest import CONVERTER, SEARCH_KEYS, TEMPORAL_CLI, make_intake
+from tests.conftest import CONVERTER, SEARCH_KEYS, TEMPORAL_CLI, Stack, make_intake
 from worker import WORKFLOWS
 
 
@@ -93,12 +93,9 @@ async def test_a_timer_is_kept_while_the_wake_time_stays(local: WorkflowEnvironm
     """Refused signals leave the wake time alone, so the case's timer is not restarted."""
     settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'c.db'}",
                         outbox_dir=tmp_path / "outbox")
-    queue = f"tq-{uuid.uuid4()}"
-    worker = Worker(local.client, task_queue=queue, workflows=WORKFLOWS,
-                    activities=build_activities(settings),
-                    activity_executor=concurrent.futures.ThreadPoolExecutor(4))
-    async with worker:
-        handle = await lodge_intake(local.client, make_intake(), queue)
+    stack = Stack(local, f"tq-{uuid.uuid4()}", settings, build_activities(settings))
+    async with stack.worker():
+        handle = await stack.lodge(make_intake())
         for _ in range(100):  # opened, waiting on its first timer
             if (await handle.query("case_view", result_type=CaseView)).deadlines:
                 break
