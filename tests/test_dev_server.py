@@ -113,7 +113,7 @@ async def test_a_timer_is_kept_while_the_wake_time_stays(local: WorkflowEnvironm
     started = [e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
     assert started, "the case should be waiting on a timer"
     # Before revision 8 each recorded refusal cancelled the timer and started it again.
-    assert _restarts_for_the_same_time(events) == 0
+    assert restarts_for_the_same_time(events) == 0
 
 
 def _recorded_refusals(events: list[HistoryEvent]) -> int:
@@ -129,7 +129,7 @@ def _idle(events: list[HistoryEvent]) -> bool:
     return bool(tasks) and tasks[-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
 
 
-def _restarts_for_the_same_time(events: list[HistoryEvent]) -> int:
+def restarts_for_the_same_time(events: list[HistoryEvent]) -> int:
     """How often a cancelled timer was followed by a new one due within a second of it."""
     due: dict[str, dt.datetime] = {}
     cancelled: dt.datetime | None = None

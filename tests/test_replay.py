@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.conftest import CONVERTER
+from tests.test_dev_server import restarts_for_the_same_time
 from worker import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -150,22 +150,9 @@ def test_r8_histories_carry_one_marker_and_keep_their_timer() -> None:
 
 
 def timers_restarted_for_the_same_time(path: Path) -> int:
-    """How often a cancelled timer was followed by a new one due within a second of it."""
-    events = json.loads(path.read_text(encoding="utf-8"))["events"]
-    due: dict[str, dt.datetime] = {}
-    cancelled: dt.datetime | None = None
-    restarts = 0
-    for event in events:
-        if "timerStartedEventAttributes" in event:
-            attributes = event["timerStartedEventAttributes"]
-            at = dt.datetime.fromisoformat(event["eventTime"]) + dt.timedelta(
-                seconds=float(attributes["startToFireTimeout"].rstrip("s")))
-            due[attributes["timerId"]] = at
-            restarts += cancelled is not None and abs(at - cancelled) < dt.timedelta(seconds=1)
-            cancelled = None
-        elif "timerCanceledEventAttributes" in event:
-            cancelled = due[event["timerCanceledEventAttributes"]["timerId"]]
-    return restarts
+    """How often a saved history cancelled a timer only to start one for the same time."""
+    history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+    return restarts_for_the_same_time(list(history.events))
 
 
 def patch_ids(path: Path) -> set[str]:
