@@ -6,6 +6,7 @@ are a full two-stage case's, taken from a committed history as ``bench_recording
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -13,8 +14,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
@@ -68,13 +70,19 @@ def _count(session: Session, table: type[AuditRow] | type[LetterRow], reference:
     return len(session.exec(select(table).where(table.reference == reference)).all())
 
 
-def _opened(helpers: RecordingProcesses, reference: str,
-            case_inputs: tuple[OpenCaseInput, list[CaseEvent]],
-            ) -> tuple[ActivityEnvironment, list[CaseEvent]]:
+def _run(env: ActivityEnvironment, activity: Callable[..., Any], input: Any) -> Any:
+    """Run a sync activity, or an async one (the helpers') to its end."""
+    result = env.run(activity, input)
+    return asyncio.run(result) if asyncio.iscoroutine(result) else result
+
+
+async def _opened(helpers: RecordingProcesses, reference: str,
+                  case_inputs: tuple[OpenCaseInput, list[CaseEvent]],
+                  ) -> tuple[ActivityEnvironment, list[CaseEvent]]:
     """Open the case under ``reference`` through the helpers; return its events."""
     env = ActivityEnvironment()
     opened, events = under(reference, *case_inputs)
-    env.run(helpers.open_case, opened)
+    await env.run(helpers.open_case, opened)
     return env, events
 
 
@@ -84,15 +92,20 @@ def test_a_case_recorded_in_helpers_matches_one_recorded_in_threads(
     """The same case recorded both ways gives the same letters, audit rows and deliveries."""
     env = ActivityEnvironment()
     in_threads = {a.__name__: a for a in build_activities(settings)}
-    results = {}
-    for reference, open_case, record in (
-            ("CMP-2026-000101", helpers.open_case, helpers.record_case_event),
-            ("CMP-2026-000102", in_threads["open_case"], in_threads["record_case_event"])):
-        opened, events = under(reference, *case_inputs)
-        context = env.run(open_case, opened)
-        recorded = [env.run(record, event) for event in events]
-        results[reference] = (context, [[(r.kind, r.stage, r.seq) for r in rec.letters]
-                                        for rec in recorded])
+
+    async def record_both() -> dict[str, Any]:
+        results = {}
+        for reference, open_case, record in (
+                ("CMP-2026-000101", helpers.open_case, helpers.record_case_event),
+                ("CMP-2026-000102", in_threads["open_case"], in_threads["record_case_event"])):
+            opened, events = under(reference, *case_inputs)
+            context = await _awaited(env.run(open_case, opened))
+            recorded = [await _awaited(env.run(record, event)) for event in events]
+            results[reference] = (context, [[(r.kind, r.stage, r.seq) for r in rec.letters]
+                                            for rec in recorded])
+        return results
+
+    results = asyncio.run(record_both())
     helped, threaded = results["CMP-2026-000101"], results["CMP-2026-000102"]
     assert helped[0] == threaded[0]
     assert helped[1] == threaded[1]
@@ -101,14 +114,23 @@ def test_a_case_recorded_in_helpers_matches_one_recorded_in_threads(
     assert min(_rows(settings, "CMP-2026-000101")) > 0
 
 
+async def _awaited(result: Any) -> Any:
+    """The result of a sync activity, or of an async one awaited."""
+    return await result if asyncio.iscoroutine(result) else result
+
+
 def test_an_event_recorded_twice_in_helpers_is_recorded_once(
         settings: Settings, helpers: RecordingProcesses,
         case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
     """A retry of an event through the helpers writes nothing twice."""
-    env, events = _opened(helpers, "CMP-2026-000103", case_inputs)
-    first = env.run(helpers.record_case_event, events[0])
-    before = _rows(settings, "CMP-2026-000103")
-    again = env.run(helpers.record_case_event, events[0])
+    async def twice() -> tuple[Any, Any, tuple[int, int, int]]:
+        env, events = await _opened(helpers, "CMP-2026-000103", case_inputs)
+        first = await env.run(helpers.record_case_event, events[0])
+        before = _rows(settings, "CMP-2026-000103")
+        again = await env.run(helpers.record_case_event, events[0])
+        return first, again, before
+
+    first, again, before = asyncio.run(twice())
     assert again.letters == first.letters
     assert _rows(settings, "CMP-2026-000103") == before
 
@@ -118,7 +140,7 @@ def test_a_domain_error_in_a_helper_comes_back_as_the_same_error(
     """An event of a case never opened is refused with the in-thread error, retryable."""
     _, events = under("CMP-2026-000104", *case_inputs)
     with pytest.raises(ApplicationError) as refused:
-        ActivityEnvironment().run(helpers.record_case_event, events[0])
+        _run(ActivityEnvironment(), helpers.record_case_event, events[0])
     assert refused.value.type == "IntakeNotRecorded"
     assert not refused.value.non_retryable
     assert "not recorded yet" in refused.value.message
@@ -128,22 +150,49 @@ def test_a_helper_that_died_is_replaced_and_the_attempt_retried(
         settings: Settings, helpers: RecordingProcesses,
         case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
     """A killed helper fails the attempt retryable; the next attempt runs in a new helper."""
-    env, events = _opened(helpers, "CMP-2026-000105", case_inputs)
-    env.run(helpers.record_case_event, events[0])
-    assert events[1].letters, "the second event (the acknowledgement) sends a letter"
-    # The helpers' processes are the executors' own (private: no public way to reach them).
-    for pool in helpers._pools:
-        for process in list(pool._processes.values()):  # type: ignore[union-attr]
-            assert process.pid is not None
-            os.kill(process.pid, signal.SIGKILL)
-            process.join(10)
-    with pytest.raises(ApplicationError) as lost:
-        env.run(helpers.record_case_event, events[1])
-    assert lost.value.type == "RecordingProcessLost"
-    assert not lost.value.non_retryable
-    recorded = env.run(helpers.record_case_event, events[1])
+    async def killed_then_retried() -> tuple[ApplicationError, Any, list[int]]:
+        env, events = await _opened(helpers, "CMP-2026-000105", case_inputs)
+        await env.run(helpers.record_case_event, events[0])
+        assert events[1].letters, "the second event (the acknowledgement) sends a letter"
+        killed = helpers.pids()
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ApplicationError) as lost:
+            await env.run(helpers.record_case_event, events[1])
+        return lost.value, await env.run(helpers.record_case_event, events[1]), killed
+
+    lost, recorded, killed = asyncio.run(killed_then_retried())
+    assert lost.type == "RecordingProcessLost"
+    assert not lost.non_retryable
     assert recorded.letters
     assert _rows(settings, "CMP-2026-000105")[1] == len(recorded.letters)
+    assert set(helpers.pids()) - set(killed), "the case's helper is a new process"
+
+
+def test_a_cancelled_wait_leaves_the_recording_to_finish(
+        settings: Settings, helpers: RecordingProcesses,
+        case_inputs: tuple[OpenCaseInput, list[CaseEvent]]) -> None:
+    """A cancelled attempt stops waiting only: the helper records it, and a retry finds it done."""
+    reference = "CMP-2026-000107"
+
+    async def cancelled_then_retried() -> tuple[Any, tuple[int, int, int], tuple[int, int, int]]:
+        env, events = await _opened(helpers, reference, case_inputs)
+        await env.run(helpers.record_case_event, events[0])
+        before = _rows(settings, reference)
+        attempt = asyncio.ensure_future(env.run(helpers.record_case_event, events[1]))
+        await asyncio.sleep(0.05)  # sent to the helper, which takes longer to record a letter
+        attempt.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await attempt
+        deadline = time.monotonic() + 30
+        while _rows(settings, reference) == before and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # the cancelled attempt's recording, finishing
+        finished = _rows(settings, reference)
+        return await env.run(helpers.record_case_event, events[1]), finished, before
+
+    retried, finished, before = asyncio.run(cancelled_then_retried())
+    assert finished[1] == before[1] + len(retried.letters) > before[1]
+    assert _rows(settings, reference) == finished  # the retry wrote nothing again
 
 
 #: A worker in miniature: helpers started, their process ids printed, then a long wait.
@@ -151,16 +200,14 @@ _WORKER = """
 import sys, time
 from pathlib import Path
 from activities import build_activities
-from activities.recording_processes import RecordingProcesses, _ready
+from activities.recording_processes import RecordingProcesses
 from complaints.settings import Settings
 folder = Path(sys.argv[1])
 settings = Settings(data_dir=folder, database_url=f"sqlite:///{folder}/c.db",
                     outbox_dir=folder / "outbox", smtp_host=None, webhook_url=None)
 build_activities(settings)
 helpers = RecordingProcesses(settings, 2)
-for pool in helpers._pools:
-    pool.submit(_ready).result()
-print(" ".join(str(pid) for pool in helpers._pools for pid in pool._processes), flush=True)
+print(" ".join(str(pid) for pid in helpers.pids()), flush=True)
 time.sleep(600)
 """
 
@@ -204,6 +251,6 @@ def test_a_helper_never_creates_a_missing_database(
     opened, _ = under("CMP-2026-000106", *case_inputs)
     with RecordingProcesses(settings, 1) as helpers, \
             pytest.raises(ApplicationError) as lost:
-        ActivityEnvironment().run(helpers.open_case, opened)
+        _run(ActivityEnvironment(), helpers.open_case, opened)
     assert lost.value.type == "RecordingProcessLost"
     assert not database.exists()
