@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -55,7 +53,7 @@ from activities.email_once import (
 from activities.heartbeats import heartbeat as _heartbeat
 from activities.mail import Mailer, message_id_for
 from activities.records import table_of
-from complaints.files import PRIVATE_FILE, make_private_dir
+from complaints.files import write_private_files
 from complaints.letters import (
     DEFAULT_TEMPLATE_SET,
     LetterIncomplete,
@@ -130,27 +128,6 @@ def outbox_paths(outbox_dir: Path, reference: str, letter_id: str) -> tuple[Path
 def outbox_pdf_path(outbox_dir: Path, reference: str, letter_id: str) -> Path:
     """Return where a letter's PDF goes in the outbox: beside its ``.txt`` and ``.html``."""
     return outbox_paths(outbox_dir, reference, letter_id)[0].with_suffix(".pdf")
-
-
-def _write_atomically(path: Path, content: str | bytes) -> None:
-    """Write ``content`` to ``path`` so that readers see the old file or the whole new one.
-
-    Text is written as UTF-8, bytes as they are. The file is ``0600`` and new folders
-    ``0700`` whatever the umask: letters hold residents' names and addresses.
-    """
-    make_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, PRIVATE_FILE)  # mkstemp's own mode, said rather than relied on
-        data = content.encode("utf-8") if isinstance(content, str) else content
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _print_now(letter: Letter) -> bool:
@@ -534,11 +511,13 @@ class LetterActivities:
         """
         if deliveries.get((OUTBOX, OUTBOX_RECIPIENT)) not in DELIVERED:
             text_path, html_path = outbox_paths(self.outbox_dir, input.reference, row.letter_id)
-            _write_atomically(text_path, row.text)
-            _write_atomically(html_path, row.html)
+            files: dict[str, str | bytes] = {text_path.name: row.text, html_path.name: row.html}
             if row.pdf is not None:
-                _write_atomically(outbox_pdf_path(self.outbox_dir, input.reference,
-                                                  row.letter_id), row.pdf)
+                files[outbox_pdf_path(self.outbox_dir, input.reference,
+                                      row.letter_id).name] = row.pdf
+            # Durable before the delivery is recorded: a power loss cannot leave a letter
+            # recorded as delivered without its files.
+            write_private_files(text_path.parent, files)
             self._record_delivery(row.letter_id, OUTBOX, OUTBOX_RECIPIENT)
             log.info("letter_written_to_outbox")
         return OUTBOX

@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import os
 import re
-import secrets
 import stat
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from complaints.casefile_checks import (
     require_case,
 )
 from complaints.casefile_filetypes import sanitise_file_name, sniff
-from complaints.files import create_private_file, make_private_dir, tighten
+from complaints.files import create_private_file, make_private_dir, tighten, write_private_files
 from models.tables import DocumentRow
 
 #: A document id: the first 16 hex digits of its SHA-256.
@@ -115,22 +114,11 @@ def document_path(data_dir: Path, row: DocumentRow) -> Path:
 
 
 def _store(folder: Path, name: str, data: bytes) -> None:
-    """Write ``data`` to ``folder/name`` (``0600``) whole or not at all, folders ``0700``."""
-    make_private_dir(folder)
+    """Write ``data`` to ``folder/name`` (``0600``) whole or not at all and durably."""
+    make_private_dir(folder, durable=True)
     for made in (folder.parent, folder):
         tighten(made)  # made by an earlier version, or by hand, with group access
-    temporary = folder / f".{name}.{secrets.token_hex(6)}.tmp"
-    create_private_file(temporary)
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, folder / name)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_private_files(folder, {name: data})
 
 
 def _intact(path: Path, row: DocumentRow) -> bool:

@@ -17,7 +17,8 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "private_umask",
     "secure_data_files",
     "sqlite_companions",
+    "sync_dir",
     "tighten",
+    "write_private_files",
 ]
 
 #: The mode of every data file the engine creates.
@@ -62,11 +65,17 @@ def private_umask() -> Iterator[None]:
         os.umask(old)
 
 
-def make_private_dir(path: Path) -> Path:
+def make_private_dir(path: Path, *, durable: bool = False) -> Path:
     """Create ``path`` and any missing parents as ``0700`` folders; return ``path``.
 
     Folders that exist already are left as they are (``tighten`` is for those): a parent
     such as ``/srv`` is not the engine's to change.
+
+    Args:
+        path: The folder.
+        durable: Flush each new folder's entry in its parent to disk (``sync_dir``), so
+            that a power loss cannot take away a folder whose files were flushed.
+
     """
     missing: list[Path] = []
     current = path
@@ -80,9 +89,56 @@ def make_private_dir(path: Path) -> Path:
             folder.mkdir(mode=PRIVATE_DIR)
             # mkdir's mode passes through the umask; set it exactly.
             os.chmod(folder, PRIVATE_DIR)
+            if durable:
+                sync_dir(folder.parent)
     if not path.is_dir():
         raise NotADirectoryError(f"{path} is not a folder")
     return path
+
+
+def sync_dir(folder: Path) -> None:
+    """Flush ``folder``'s entries to disk: files created or renamed into it, new folders.
+
+    A file's own ``fsync`` does not make its name durable. Until its folder is flushed
+    too, a power loss (not a killed process: the kernel has the name) can leave the old
+    file, or none, under that name.
+    """
+    handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def write_private_files(folder: Path, files: Mapping[str, str | bytes]) -> None:
+    """Write each file into ``folder`` whole or not at all, ``0600``, durably.
+
+    Each is written to a temporary name, flushed, and renamed into place, so a reader
+    sees the old file or the whole new one; then the folder is flushed once
+    (``sync_dir``), so that after a power loss each name still points at its whole new
+    file. The folder and its missing parents are made ``0700`` and flushed into theirs.
+    Text is written as UTF-8.
+
+    Args:
+        folder: Where the files go.
+        files: File name -> content.
+
+    """
+    make_private_dir(folder, durable=True)
+    for name, content in files.items():
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, PRIVATE_FILE)  # mkstemp's own mode, said rather than relied on
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, folder / name)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    sync_dir(folder)
 
 
 def create_private_file(path: Path) -> bool:
