@@ -199,7 +199,10 @@ class _Helper(asyncio.Protocol):
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(
                 loop.create_connection(lambda: self, sock=self._socket))
-        await asyncio.shield(self._connecting)
+        try:
+            await asyncio.shield(self._connecting)
+        except OSError:
+            raise _Lost from None  # its socket is unusable: a new helper takes its place
         if self.lost or self._transport is None:
             raise _Lost
         number = next(self._numbers)
