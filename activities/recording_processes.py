@@ -158,7 +158,6 @@ def _run(name: str, input: Any) -> tuple[Any, tuple[str, str, bool] | None]:
         return None, (type(exc).__name__, str(exc), False)
 
 
-
 class _Lost(Exception):
     """The helper a recording was sent to ended before answering."""
 

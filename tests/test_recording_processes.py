@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +68,6 @@ def _rows(settings: Settings, reference: str) -> tuple[int, int, int]:
 
 def _count(session: Session, table: type[AuditRow] | type[LetterRow], reference: str) -> int:
     return len(session.exec(select(table).where(table.reference == reference)).all())
-
-
-def _run(env: ActivityEnvironment, activity: Callable[..., Any], input: Any) -> Any:
-    """Run a sync activity, or an async one (the helpers') to its end."""
-    result = env.run(activity, input)
-    return asyncio.run(result) if asyncio.iscoroutine(result) else result
 
 
 async def _opened(helpers: RecordingProcesses, reference: str,
@@ -140,7 +134,7 @@ def test_a_domain_error_in_a_helper_comes_back_as_the_same_error(
     """An event of a case never opened is refused with the in-thread error, retryable."""
     _, events = under("CMP-2026-000104", *case_inputs)
     with pytest.raises(ApplicationError) as refused:
-        _run(ActivityEnvironment(), helpers.record_case_event, events[0])
+        asyncio.run(ActivityEnvironment().run(helpers.record_case_event, events[0]))
     assert refused.value.type == "IntakeNotRecorded"
     assert not refused.value.non_retryable
     assert "not recorded yet" in refused.value.message
@@ -251,6 +245,6 @@ def test_a_helper_never_creates_a_missing_database(
     opened, _ = under("CMP-2026-000106", *case_inputs)
     with RecordingProcesses(settings, 1) as helpers, \
             pytest.raises(ApplicationError) as lost:
-        _run(ActivityEnvironment(), helpers.open_case, opened)
+        asyncio.run(ActivityEnvironment().run(helpers.open_case, opened))
     assert lost.value.type == "RecordingProcessLost"
     assert not database.exists()
