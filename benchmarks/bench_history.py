@@ -350,7 +350,7 @@ async def main(cases: int, concurrency: int, in_process: bool = False) -> None:
             if in_process else contextlib.nullcontext()
         results: dict[bool, dict[str, Any]] = {
             kind: {"latencies": [], "starts": [], "wall": 0.0, "cpu": 0.0, "server cpu": 0.0,
-                   "handles": []}
+                   "handles": [], "rounds": []}
             for kind in (True, False)}
         async with worker:
             # Warm both (imports, the sandbox, the database) before measuring.
@@ -366,6 +366,7 @@ async def main(cases: int, concurrency: int, in_process: bool = False) -> None:
                         run_case(env.client, task_queue, kind, slot["latencies"],
                                  slot["starts"])
                         for _ in range(concurrency)))
+                    slot["rounds"].append(concurrency / (time.perf_counter() - wall))
                     slot["wall"] += time.perf_counter() - wall
                     slot["cpu"] += worker_cpu(child) - cpu
                     slot["server cpu"] += server_cpu() - server
@@ -412,6 +413,14 @@ async def main(cases: int, concurrency: int, in_process: bool = False) -> None:
         ratio = values[True] / values[False] if values[False] else float("inf")
         print(f"| {key} | {values[True]:,.1f} | {values[False]:,.1f} | {ratio:.2f}x |")
     thr = table["throughput (cases/s)"]
+    paired = sorted(p / b for p, b in zip(results[True]["rounds"], results[False]["rounds"],
+                                          strict=True))
+    if len(paired) >= 2:
+        low, middle, high = statistics.quantiles(paired, n=4, method="inclusive")
+        # Each round of one kind beside the other's round next to it in time: the machine's
+        # speed drifts between rounds, so the spread shows how far one run can be trusted.
+        print(f"\nthroughput, round by round ({len(paired)} pairs): median {middle:.2f}x, "
+              f"quartiles {low:.2f}x to {high:.2f}x")
     p99 = table["update p99 (ms)"]
     rep = table["replay of one history (ms)"]
     checks = [
