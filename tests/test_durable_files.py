@@ -21,14 +21,10 @@ from activities.letters import LetterActivities, outbox_paths
 from complaints.casefile_documents import attach_document, documents_dir
 from complaints.db import make_engine, session_factory, upgrade
 from complaints.files import write_private_files
-from complaints.policies import load_compliant_policy
-from models.case import ComplaintDefinition, Party
-from models.letters import Stage1Acknowledgement
 from models.messages import SendLetterInput
 from models.tables import ComplaintRow
 from tests.test_casefiles import PDF
-
-REFERENCE = "CMP-2026-000042"
+from tests.test_file_modes import REFERENCE, an_acknowledgement
 
 
 def _flushes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
@@ -54,17 +50,7 @@ def test_a_letter_is_durable_before_its_delivery_is_recorded(
     engine = make_engine(url)
     outbox = tmp_path / "outbox"
     outbox.mkdir()
-    policy = load_compliant_policy("connexus")
-    letter = Stage1Acknowledgement(
-        reference=REFERENCE, landlord=policy.landlord,
-        landlord_contact=policy.landlord_contact,
-        recipients=(Party(name="Alex Example", address=("1 Demo Street",)),),
-        letter_date=dt.date(2026, 11, 23), signed_by="Complaints team",
-        ombudsman=policy.ombudsman,
-        definition=ComplaintDefinition(summary="A leak", points=("The leak",),
-                                       outcomes_sought=("Repair it",)),
-        received_on=dt.date(2026, 11, 20), response_due=dt.date(2026, 12, 7),
-        handler="Sam Jones")
+    letter = an_acknowledgement()
     letter_id = f"{REFERENCE}:stage1_acknowledgement:1:1"
     activities = LetterActivities(session_factory(engine), outbox)
     seen = _flushes(monkeypatch)

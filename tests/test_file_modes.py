@@ -133,24 +133,28 @@ class _HandingOver(Mailer):
         self.sent += 1
 
 
-def test_letters_in_the_outbox_are_private(tmp_path: Path) -> None:
-    """The outbox, the case's folder, both letter files and the marker folder are private."""
-    url = f"sqlite:///{(tmp_path / 'complaints.db').as_posix()}"
-    upgrade(url)
-    engine = make_engine(url)
-    outbox = tmp_path / "outbox"
+def an_acknowledgement(email: str | None = None) -> Stage1Acknowledgement:
+    """A stage 1 acknowledgement of ``REFERENCE`` to one resident (fictional)."""
     policy = load_compliant_policy("connexus")
-    letter = Stage1Acknowledgement(
+    return Stage1Acknowledgement(
         reference=REFERENCE, landlord=policy.landlord,
         landlord_contact=policy.landlord_contact,
-        recipients=(Party(name="Alex Example", address=("1 Demo Street",),
-                          email="alex@example.invalid"),),
+        recipients=(Party(name="Alex Example", address=("1 Demo Street",), email=email),),
         letter_date=dt.date(2026, 11, 23), signed_by="Complaints team",
         ombudsman=policy.ombudsman,
         definition=ComplaintDefinition(summary="A leak", points=("The leak",),
                                        outcomes_sought=("Repair it",)),
         received_on=dt.date(2026, 11, 20), response_due=dt.date(2026, 12, 7),
         handler="Sam Jones")
+
+
+def test_letters_in_the_outbox_are_private(tmp_path: Path) -> None:
+    """The outbox, the case's folder, both letter files and the marker folder are private."""
+    url = f"sqlite:///{(tmp_path / 'complaints.db').as_posix()}"
+    upgrade(url)
+    engine = make_engine(url)
+    outbox = tmp_path / "outbox"
+    letter = an_acknowledgement(email="alex@example.invalid")
     letter_id = f"{REFERENCE}:stage1_acknowledgement:1:1"
     mailer = _HandingOver()
     ActivityEnvironment().run(
