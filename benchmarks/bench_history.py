@@ -433,19 +433,16 @@ def print_run(run: Measured, header: str) -> None:
               f"{middle:.2f}x, quartiles {low:.2f}x to {high:.2f}x")
 
 
-def print_medians(runs: list[Measured]) -> dict[str, float]:
-    """Each row's ratio over several runs (median and range); return the medians."""
+def print_medians(runs: list[Measured], medians: dict[str, float]) -> None:
+    """Each row's ratio over several runs: its median, lowest, highest and each run's."""
     print(f"\nproduct / bare over {len(runs)} runs (each on a dev server and worker of its "
           f"own)\n")
     print("| per full two-stage case | median | lowest | highest | each run |")
     print("|---|---:|---:|---:|---|")
-    medians = {}
-    for key in runs[0].table:
+    for key, median in medians.items():
         ratios = [ratio(run.table[key]) for run in runs]
-        medians[key] = statistics.median(ratios)
-        print(f"| {key} | {medians[key]:.2f}x | {min(ratios):.2f}x | {max(ratios):.2f}x | "
+        print(f"| {key} | {median:.2f}x | {min(ratios):.2f}x | {max(ratios):.2f}x | "
               + ", ".join(f"{r:.2f}" for r in ratios) + " |")
-    return medians
 
 
 async def main(cases: int, concurrency: int, in_process: bool = False, runs: int = 1) -> None:
@@ -467,10 +464,10 @@ async def main(cases: int, concurrency: int, in_process: bool = False, runs: int
         measured.append(await measure(cases, concurrency, in_process))
         print_run(measured[-1], f"run {number + 1} of {runs}: {cases} cases each, "
                   f"{concurrency} at a time, alternating batches, the worker {where}")
+    medians = {key: statistics.median(ratio(run.table[key]) for run in measured)
+               for key in measured[0].table}
     if runs > 1:
-        medians = print_medians(measured)
-    else:
-        medians = {key: ratio(values) for key, values in measured[0].table.items()}
+        print_medians(measured, medians)
     product = {key: statistics.median(run.table[key][True] for run in measured)
                for key in ("activities (local ones included)", "payload bytes")}
     judged = "the median over the runs" if runs > 1 else "this run"
@@ -488,8 +485,6 @@ async def main(cases: int, concurrency: int, in_process: bool = False, runs: int
         print(f"{'met    ' if ok else 'MISSED '} {name}")
 
 
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=60)
@@ -501,6 +496,8 @@ if __name__ == "__main__":
     parser.add_argument("--serve", nargs=3, metavar=("ADDRESS", "TASK_QUEUE", "FOLDER"),
                         help=argparse.SUPPRESS)  # the worker's own process (start_worker)
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     if args.serve:
         asyncio.run(serve(*args.serve))
     else:
