@@ -164,3 +164,13 @@ def patch_ids(path: Path) -> set[str]:
             for payload in marker["details"]["patch-data"]["payloads"]:
                 ids.add(json.loads(base64.b64decode(payload["data"]))["id"])
     return ids
+
+
+def test_only_the_first_types_signal_shapes_history_carries_its_marker() -> None:
+    """A first-type case signalled before ``SIGNAL_SHAPES_PATCH`` replays without refusing."""
+    from workflows.complaint_v1 import SIGNAL_SHAPES_PATCH
+
+    assert {"v1_signals", "v1_signal_shapes"} <= {p.stem for p in HISTORIES}
+    for path in HISTORIES:
+        marked = SIGNAL_SHAPES_PATCH in patch_ids(path)
+        assert marked == (path.stem == "v1_signal_shapes"), path.name

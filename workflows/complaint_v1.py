@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -124,6 +124,9 @@ RETRY_BRIEF = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffic
 #: has already passed (6.4, 6.15) and no action promised more than five years ahead.
 #: Cases started before it replay without any of these (``workflow.patched``).
 PATCH_HARDENED = "hardened-intake-guards-calendar-2026-11"
+#: Signals of any other shape than one JSON object under a known name are refused and
+#: recorded; before it they failed the workflow task or were dropped (see ``signal``).
+SIGNAL_SHAPES_PATCH = "v1-signal-shapes-2026-11"
 
 class _Effect:
     """A transition applied in a handler, waiting for the main loop's side effects."""
@@ -401,6 +404,36 @@ class ComplaintWorkflowV1:
                                                        "action": action.trigger,
                                                        "state": self.case.state})
         return self._applied
+
+    @workflow.signal(dynamic=True)
+    def signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Take a staff action sent as a signal: one JSON object, under a trigger's name.
+
+        Any other shape once failed the workflow task (no argument, or several: the named
+        handlers this replaced took exactly one) or was dropped unrecorded (a value that
+        is not an object, an unknown name). Since :data:`SIGNAL_SHAPES_PATCH` each is
+        refused on the audit trail; a history from before it replays as it ran.
+        """
+        problem = "" if name in ACTION_BY_TRIGGER else \
+            "unknown action; signals are: " + ", ".join(ACTION_BY_TRIGGER)
+        payload: Any = None
+        if not problem and len(args) != 1:
+            problem = f"takes one JSON object, {len(args)} arguments given"
+        if not problem:
+            try:
+                payload = workflow.payload_converter().from_payload(args[0].payload)
+            except Exception as exc:  # noqa: BLE001 - any undecodable payload is refused
+                if isinstance(exc, workflow.NondeterminismError):
+                    raise
+                problem = f"takes a JSON object ({type(exc).__name__})"
+        if not problem and not isinstance(payload, dict):
+            problem = f"takes a JSON object, not {type(payload).__name__}"
+        if not problem:
+            self._signalled(name, payload)
+        elif workflow.patched(SIGNAL_SHAPES_PATCH):
+            # The audit names a known action, never an unknown name: that is free text.
+            self._reject_signal(name if name in ACTION_BY_TRIGGER else "unknown", "unknown",
+                                problem)
 
     def _signalled(self, trigger: str, payload: Any) -> None:
         try:
@@ -881,18 +914,6 @@ def _update_handler(trigger: str, model: type[Action]) -> Callable[..., Any]:
     return update
 
 
-def _signal_handler(trigger: str) -> Callable[..., Any]:
-    """Build the fire-and-forget signal for one trigger; refusals go on the audit trail."""
-
-    def handler(self: ComplaintWorkflowV1, payload: dict[str, Any]) -> None:
-        self._signalled(trigger, payload)
-
-    handler.__annotations__ = {"payload": dict[str, Any], "return": None}
-    handler.__name__ = handler.__qualname__ = f"{trigger}_signal"
-    return workflow.signal(name=trigger)(handler)
-
-
 for _trigger, _model in ACTION_BY_TRIGGER.items():
     setattr(ComplaintWorkflowV1, _trigger, _update_handler(_trigger, _model))
-    setattr(ComplaintWorkflowV1, f"{_trigger}_signal", _signal_handler(_trigger))
 ComplaintWorkflowV1 = workflow.defn(name="ComplaintWorkflow")(ComplaintWorkflowV1)  # type: ignore[misc]

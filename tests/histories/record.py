@@ -5,7 +5,9 @@ deliberate, patched change to the workflow to add histories named
 ``PREFIX_<scenario>.json`` (every scenario, or those named); it never
 overwrites a file: the old histories stand for cases already running in production and are
 never regenerated to make a replay pass. The unprefixed ones are of the first workflow
-type (``ComplaintWorkflow``), ``complaint_*`` of the ``Complaint`` type.
+type (``ComplaintWorkflow``), ``complaint_*`` of the ``Complaint`` type. The prefix ``v1``
+starts the first type instead, for its scenarios in ``V1_SCENARIOS``
+(``python -m tests.histories.record v1 signals``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
@@ -54,7 +57,7 @@ from models.actions import (
 )
 from models.case import Adjustment, Channel, ExclusionGround, Party, PartyRole, RemedyKind
 from models.events import ActionResult
-from models.messages import CaseView
+from models.messages import CaseView, ComplaintInput
 from tests.cases import DEFINITION, STAGE1_HANDLER, STAGE2_HANDLER, path_to, respond_to
 from tests.conftest import SEARCH_KEYS, TEMPORAL_CLI, Stack, make_intake
 from workflows.complaint import ComplaintState, london_date
@@ -227,6 +230,52 @@ async def refused_then_breached(stack: Stack, handle: WorkflowHandle[Any, Any]) 
                               explanation="A claim was filed at court"))
 
 
+async def signals(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """First type: signals its named handlers took or dropped, then withdrawn.
+
+    A string where an object belongs and an unknown name, alone in their workflow task (so
+    that refusing them would be a new command: a replay without the patch would fail),
+    then accepted, refused and malformed actions: shapes that never failed a workflow task,
+    so a history of the code before ``SIGNAL_SHAPES_PATCH`` holds them all.
+    """
+    await handle.signal("acknowledge", "not an object")
+    await handle.signal("no_such_action", [1, 2, 3])
+    await _taken(handle)
+    await handle.signal("acknowledge", Acknowledge(by=STAGE1_HANDLER, handler_id=STAGE1_HANDLER,
+                                                   definition=DEFINITION))
+    await handle.signal("close", {"by": "staff-900"})
+    await handle.signal("respond", {"by": "integration", "decision": "maybe"})
+    await _taken(handle)
+    # The first type's updates answer with its own view: the result is not read.
+    await handle.execute_update("withdraw", Withdraw(by="staff-900", reason="Resolved",
+                                                     confirmed_via=Channel.PHONE))
+
+
+async def signal_shapes(stack: Stack, handle: WorkflowHandle[Any, Any]) -> None:
+    """First type, after ``SIGNAL_SHAPES_PATCH``: the shapes that failed a task, ``signals``."""
+    await handle.signal("acknowledge", args=[{"by": "a"}, {"by": "b"}])
+    await handle.signal("close", args=[])
+    await _taken(handle)
+    await signals(stack, handle)
+
+
+async def _taken(handle: WorkflowHandle[Any, Any]) -> None:
+    """Wait until a workflow task completed after the last signal in the history."""
+    for _ in range(200):
+        events = [e.event_type for e in (await handle.fetch_history()).events]
+        last_signal = max(i for i, e in enumerate(events)
+                          if e == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+        if EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in events[last_signal:]:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the signals were never taken")
+
+
+V1_SCENARIOS: dict[str, tuple[str, Scenario]] = {
+    "signals": ("connexus", signals),
+    "signal_shapes": ("connexus", signal_shapes),
+}
+
 SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "both_stages": ("connexus", both_stages),
     "declined": ("code-2024", declined),
@@ -249,8 +298,9 @@ async def main(prefix: str, names: list[str] | None = None) -> None:
         dev_server_extra_args=["--dynamic-config-value",
                                "frontend.WorkflowTimeSkippingEnabled=true"],
         data_converter=pydantic_data_converter, search_attributes=SEARCH_KEYS)
+    first_type = prefix == "v1"
     async with env:
-        for name, (policy, scenario) in SCENARIOS.items():
+        for name, (policy, scenario) in (V1_SCENARIOS if first_type else SCENARIOS).items():
             if names and name not in names:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
@@ -258,7 +308,11 @@ async def main(prefix: str, names: list[str] | None = None) -> None:
                                     database_url=f"sqlite:///{tmp}/c.db")
                 stack = Stack(env, f"tq-{uuid.uuid4()}", settings, build_activities(settings))
                 async with stack.worker():
-                    handle = await stack.lodge(make_intake(policy_name=policy))
+                    intake = make_intake(policy_name=policy)
+                    handle = await (stack.env.client.start_workflow(
+                        "ComplaintWorkflow", ComplaintInput(intake=intake), id=intake.reference,
+                        task_queue=stack.task_queue, result_type=CaseView)
+                        if first_type else stack.lodge(intake))
                     while not (await _view(handle)).deadlines:
                         await asyncio.sleep(0.1)
                     await scenario(stack, handle)
@@ -276,7 +330,9 @@ async def main(prefix: str, names: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or not set(sys.argv[2:]) <= set(SCENARIOS):
+    known = V1_SCENARIOS if sys.argv[1:2] == ["v1"] else SCENARIOS
+    if len(sys.argv) < 2 or not set(sys.argv[2:]) <= set(known):
         sys.exit("usage: python -m tests.histories.record PREFIX [SCENARIO ...] (e.g. "
-                 f"complaint_r3); scenarios: {', '.join(SCENARIOS)}")
+                 f"complaint_r3, or v1); scenarios: {', '.join(SCENARIOS)}; for v1: "
+                 f"{', '.join(V1_SCENARIOS)}")
     asyncio.run(main(sys.argv[1], sys.argv[2:]))
