@@ -414,20 +414,7 @@ class ComplaintWorkflowV1:
         is not an object, an unknown name). Since :data:`SIGNAL_SHAPES_PATCH` each is
         refused on the audit trail; a history from before it replays as it ran.
         """
-        problem = "" if name in ACTION_BY_TRIGGER else \
-            "unknown action; signals are: " + ", ".join(ACTION_BY_TRIGGER)
-        payload: Any = None
-        if not problem and len(args) != 1:
-            problem = f"takes one JSON object, {len(args)} arguments given"
-        if not problem:
-            try:
-                payload = workflow.payload_converter().from_payload(args[0].payload)
-            except Exception as exc:  # noqa: BLE001 - any undecodable payload is refused
-                if isinstance(exc, workflow.NondeterminismError):
-                    raise
-                problem = f"takes a JSON object ({type(exc).__name__})"
-        if not problem and not isinstance(payload, dict):
-            problem = f"takes a JSON object, not {type(payload).__name__}"
+        payload, problem = _one_object(name, args)
         if not problem:
             self._signalled(name, payload)
         elif workflow.patched(SIGNAL_SHAPES_PATCH):
@@ -912,6 +899,23 @@ def _update_handler(trigger: str, model: type[Action]) -> Callable[..., Any]:
     update = workflow.update(name=trigger)(handler)
     update.validator(validator)
     return update
+
+
+def _one_object(name: str, args: Sequence[RawValue]) -> tuple[Any, str]:
+    """A signal's one JSON object, and what is wrong with the signal ("" when nothing)."""
+    if name not in ACTION_BY_TRIGGER:
+        return None, "unknown action; signals are: " + ", ".join(ACTION_BY_TRIGGER)
+    if len(args) != 1:
+        return None, f"takes one JSON object, {len(args)} arguments given"
+    try:
+        payload = workflow.payload_converter().from_payload(args[0].payload)
+    except Exception as exc:  # noqa: BLE001 - any undecodable payload is refused
+        if isinstance(exc, workflow.NondeterminismError):
+            raise
+        return None, f"takes a JSON object ({type(exc).__name__})"
+    if not isinstance(payload, dict):
+        return None, f"takes a JSON object, not {type(payload).__name__}"
+    return payload, ""
 
 
 for _trigger, _model in ACTION_BY_TRIGGER.items():

@@ -291,6 +291,15 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
 }
 
 
+#: The prefix whose histories are of the first workflow type (``V1_SCENARIOS``).
+FIRST_TYPE_PREFIX = "v1"
+
+
+def scenarios_for(prefix: str) -> dict[str, tuple[str, Scenario]]:
+    """The scenarios a prefix records: the first type's for ``v1``, else the current type's."""
+    return V1_SCENARIOS if prefix == FIRST_TYPE_PREFIX else SCENARIOS
+
+
 async def main(prefix: str, names: list[str] | None = None) -> None:
     """Run each scenario (or those in ``names``) and save its history as ``PREFIX_<name>.json``."""
     env = await WorkflowEnvironment.start_time_skipping_v2(
@@ -298,9 +307,9 @@ async def main(prefix: str, names: list[str] | None = None) -> None:
         dev_server_extra_args=["--dynamic-config-value",
                                "frontend.WorkflowTimeSkippingEnabled=true"],
         data_converter=pydantic_data_converter, search_attributes=SEARCH_KEYS)
-    first_type = prefix == "v1"
+    first_type = prefix == FIRST_TYPE_PREFIX
     async with env:
-        for name, (policy, scenario) in (V1_SCENARIOS if first_type else SCENARIOS).items():
+        for name, (policy, scenario) in scenarios_for(prefix).items():
             if names and name not in names:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
@@ -330,8 +339,7 @@ async def main(prefix: str, names: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    known = V1_SCENARIOS if sys.argv[1:2] == ["v1"] else SCENARIOS
-    if len(sys.argv) < 2 or not set(sys.argv[2:]) <= set(known):
+    if len(sys.argv) < 2 or not set(sys.argv[2:]) <= set(scenarios_for(sys.argv[1])):
         sys.exit("usage: python -m tests.histories.record PREFIX [SCENARIO ...] (e.g. "
                  f"complaint_r3, or v1); scenarios: {', '.join(SCENARIOS)}; for v1: "
                  f"{', '.join(V1_SCENARIOS)}")
