@@ -38,6 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from complaints import remote
 from complaints.settings import Settings
+from complaints.updates import execute_update
 from models.actions import (
     ACTION_BY_TRIGGER,
     Action,
@@ -377,7 +378,7 @@ async def act(reference: str, action: Action) -> ActionResult | CaseView:
     handle = client.get_workflow_handle(reference)
     try:
         answer = await asyncio.wait_for(
-            handle.execute_update(action.trigger, action, rpc_timeout=ANSWER_TIMEOUT),
+            execute_update(handle, action.trigger, action, rpc_timeout=ANSWER_TIMEOUT),
             ANSWER_TIMEOUT.total_seconds())
         if isinstance(answer, dict) and "case" in answer:
             return CaseView.model_validate(answer)

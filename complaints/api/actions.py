@@ -40,6 +40,7 @@ from complaints.api.deps import ContextDep, CurrentUser, SessionDep, require
 from complaints.api.problems import Problem, from_validation
 from complaints.directory import check_staff
 from complaints.identity import Identity, record_view, relation_to
+from complaints.updates import execute_update
 from domain.lifecycle import TRIGGER_TEXT
 from domain.permissions import Permission
 from models.actions import ACTION_BY_TRIGGER, Action, Assign
@@ -82,7 +83,7 @@ async def perform(context: Any, session: Any, who: Identity, reference: str, tri
     handle = client.get_workflow_handle(reference)
     try:
         answer = await asyncio.wait_for(
-            handle.execute_update(trigger, action, rpc_timeout=ANSWER_TIMEOUT),
+            execute_update(handle, trigger, action, rpc_timeout=ANSWER_TIMEOUT),
             ANSWER_TIMEOUT.total_seconds())
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
